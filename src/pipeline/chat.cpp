@@ -1,0 +1,485 @@
+// The request pipeline for chat completions. The phases, in order:
+//
+//   1. decode        parse the caller's body in its API format (api/openai)
+//   2. route         resolve the model name to its plan: targets and fallback chain (runtime)
+//   3. pick upstream order the model's targets (weighted), then its fallbacks' targets
+//   4. send          one attempt: connection from the worker's pool, request, response head
+//   5. classify      an upstream error becomes an ErrorKind; retryable ones fail over to the
+//                    next target, the caller's own mistakes end the request at once
+//   6. stream        relay SSE events as they arrive; hold them back until the first token
+//                    so a failure before it fails over invisibly; a stream that breaks after
+//                    it ends with an explicit error event, never as a truncated success
+//   7. account & log usage from the answer that was served, metrics, the access log line
+//
+// Requests are confined to the worker that accepted them: no locks on this path.
+#include "pipeline/chat.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/field.hpp>
+#include <cstdio>
+#include <optional>
+#include <vector>
+
+#include "api/openai/chat.hpp"
+#include "providers/http/client.hpp"
+#include "providers/openai/openai.hpp"
+#include "telemetry/log.hpp"
+#include "telemetry/metrics.hpp"
+
+namespace bulwark::pipeline {
+namespace {
+
+namespace asio = boost::asio;
+namespace oa = providers::openai;
+namespace phttp = providers::http;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxUpstreamBody = 64 * 1024 * 1024;
+constexpr std::size_t kMaxUpstreamErrorBody = 1024 * 1024;
+
+struct AttemptRecord {
+  std::string target;
+  std::string_view outcome;  // "ok" or an ErrorKind name
+  Clock::duration took{};
+};
+
+// The small per-request state; everything else is read from the Runtime.
+struct Request {
+  IncomingRequest in;
+  api::openai::ChatRequest chat;
+  const RoutePlan* route = nullptr;
+  Clock::time_point deadline{};
+  std::vector<AttemptRecord> attempts;
+  const ModelPlan* served_model = nullptr;
+  const TargetPlan* served = nullptr;
+  oa::Usage usage;
+  Clock::duration upstream_time{};
+  std::optional<Clock::time_point> first_token;
+  unsigned status = 0;
+  bool client_gone = false;
+  phttp::Connection* active = nullptr;  // closed on hang-up to cancel the upstream call
+};
+
+enum class AttemptEnd : std::uint8_t { served, failed, failed_after_commit, client_gone };
+struct AttemptResult {
+  AttemptEnd end = AttemptEnd::failed;
+  Error error{};
+};
+
+std::chrono::microseconds us(Clock::duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d); }
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// A timeout from the transport names the phase whose deadline it was, unless the
+// request's own deadline was the tighter one.
+Error name_timeout(Error e, ErrorKind phase, Clock::time_point used, Clock::time_point request_deadline) {
+  if (e.kind == ErrorKind::total_timeout && used < request_deadline) e.kind = phase;
+  return e;
+}
+
+// 3. pick upstream: the model's targets, the first drawn by weight, the rest in weight order.
+std::vector<const TargetPlan*> order_targets(const ModelPlan& plan, Random& random) {
+  std::vector<const TargetPlan*> order;
+  order.reserve(plan.targets.size());
+  for (const TargetPlan& t : plan.targets) order.push_back(&t);
+  if (order.size() < 2) return order;
+  double total = 0;
+  for (const TargetPlan* t : order) total += t->target->weight;
+  if (total <= 0) return order;
+  double x = random.uniform() * total;
+  std::size_t pick = 0;
+  for (; pick + 1 < order.size(); ++pick) {
+    x -= order[pick]->target->weight;
+    if (x < 0) break;
+  }
+  std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(pick), order.begin() + static_cast<std::ptrdiff_t>(pick) + 1);
+  std::stable_sort(order.begin() + 1, order.end(),
+                   [](const TargetPlan* a, const TargetPlan* b) { return a->target->weight > b->target->weight; });
+  return order;
+}
+
+// 5. classify: whether another target may succeed where this one failed.
+bool worth_failing_over(const Error& e) {
+  if (is_callers_fault(e.kind)) return false;
+  return true;  // transport errors, 5xx, 429, overload, and a target's own auth or routing mistakes
+}
+
+struct OpenExchange {
+  std::unique_ptr<phttp::Connection> conn;
+  std::unique_ptr<phttp::Exchange> exchange;
+};
+
+// 4. send: connection, request, response head. A pooled connection the upstream had
+// already closed fails before any byte comes back; that is retried once on a fresh
+// connection and does not count as an attempt.
+asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const TargetPlan& tp,
+                                                    Clock::time_point head_deadline) {
+  const config::Endpoint& ep = tp.provider->endpoint;
+  const phttp::Destination dest{ep.tls, ep.host, ep.port, tp.tls};
+  auto body = api::openai::upstream_body(r.chat, tp.target->model);
+  for (int round = 0; round < 2; ++round) {
+    const auto now = Clock::now();
+    const auto connect_by = std::min({now + tp.timeouts.connect, head_deadline, r.deadline});
+    auto conn = co_await w.pool.acquire(dest, connect_by);
+    if (!conn) co_return std::unexpected(name_timeout(std::move(conn.error()), ErrorKind::connect_timeout, connect_by, r.deadline));
+    OpenExchange ox{std::move(*conn), nullptr};
+    const bool reused = ox.conn->reused();
+    r.active = ox.conn.get();
+    auto req = oa::build_request(*tp.provider, round == 0 ? body : std::string(body), r.chat.stream);
+    ox.exchange = std::make_unique<phttp::Exchange>(*ox.conn);
+    auto sent = co_await ox.exchange->write(req, std::min(head_deadline, r.deadline));
+    Status head = std::move(sent);
+    if (head) head = co_await ox.exchange->read_head(std::min(head_deadline, r.deadline), kMaxUpstreamBody);
+    if (head) co_return ox;
+    r.active = nullptr;
+    ox.conn->close();
+    if (r.client_gone) co_return std::unexpected(Error::client(ErrorKind::bad_request, "client closed the connection"));
+    Error e = name_timeout(std::move(head.error()), ErrorKind::first_token_timeout, std::min(head_deadline, r.deadline), r.deadline);
+    if (!(reused && e.kind == ErrorKind::connection_reset && !ox.exchange->received_anything())) co_return std::unexpected(std::move(e));
+  }
+  co_return std::unexpected(Error::transport(ErrorKind::connection_reset, "upstream closed the connection"));
+}
+
+// 5. classify an error answer: read its (bounded) body and map it.
+asio::awaitable<Error> read_error_answer(Request& r, Worker& w, const TargetPlan& tp, OpenExchange& ox) {
+  const unsigned status = ox.exchange->status();
+  auto body = co_await ox.exchange->read_all(std::min(Clock::now() + tp.timeouts.idle, r.deadline), kMaxUpstreamErrorBody);
+  Error e = oa::classify_error(status, body ? std::string_view(*body) : std::string_view{}, tp.target->id);
+  if (body && ox.exchange->keep_alive()) w.pool.release(std::move(ox.conn));
+  co_return e;
+}
+
+std::vector<std::string> response_headers(const Request& r) {
+  std::vector<std::string> h;
+  h.reserve(10);
+  h.emplace_back("x-bulwark-request-id");
+  h.push_back(r.in.request_id);
+  h.emplace_back("x-bulwark-attempts");
+  h.push_back(std::to_string(r.attempts.size()));
+  if (r.served) {
+    h.emplace_back("x-bulwark-model");
+    h.push_back(r.served_model->model->name);
+    h.emplace_back("x-bulwark-target");
+    h.push_back(r.served->target->id);
+  }
+  if (!r.attempts.empty()) {
+    std::string log;
+    for (const AttemptRecord& a : r.attempts) {
+      if (!log.empty()) log += ", ";
+      log += a.target;
+      log += ';';
+      log += a.outcome;
+      log += ';';
+      log += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(a.took).count());
+      log += "ms";
+    }
+    h.emplace_back("x-bulwark-attempt-log");
+    h.push_back(std::move(log));
+  }
+  return h;
+}
+
+std::vector<Header> as_views(const std::vector<std::string>& h) {
+  std::vector<Header> v;
+  v.reserve(h.size() / 2);
+  for (std::size_t i = 0; i + 1 < h.size(); i += 2) v.emplace_back(h[i], h[i + 1]);
+  return v;
+}
+
+asio::awaitable<void> respond_error(Request& r, Downstream& ds, const Error& e) {
+  r.status = static_cast<unsigned>(http_status_of(e.kind));
+  auto h = response_headers(r);
+  if (e.retry_after) {
+    h.emplace_back("retry-after");
+    h.push_back(std::to_string((e.retry_after->count() + 999) / 1000));
+  }
+  co_await ds.send(r.status, as_views(h), "application/json", api::openai::error_body(e));
+}
+
+// One non-streamed attempt, answered to the caller when it succeeds.
+asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelPlan& mp, const TargetPlan& tp,
+                                             Downstream& ds) {
+  const auto start = Clock::now();
+  auto ox = co_await open_exchange(r, w, tp, start + tp.timeouts.first_token);
+  if (!ox) co_return AttemptResult{AttemptEnd::failed, std::move(ox.error())};
+  if (ox->exchange->status() != 200) {
+    Error e = co_await read_error_answer(r, w, tp, *ox);
+    co_return AttemptResult{AttemptEnd::failed, std::move(e)};
+  }
+  const auto body_deadline = std::min(Clock::now() + tp.timeouts.idle, r.deadline);
+  auto body = co_await ox->exchange->read_all(body_deadline, kMaxUpstreamBody);
+  r.active = nullptr;
+  if (!body) {
+    ox->conn->close();
+    co_return AttemptResult{AttemptEnd::failed, name_timeout(std::move(body.error()), ErrorKind::idle_timeout, body_deadline, r.deadline)};
+  }
+  if (ox->exchange->keep_alive()) w.pool.release(std::move(ox->conn));
+  r.usage = oa::read_usage(*body);
+  r.served_model = &mp;
+  r.served = &tp;
+  r.status = 200;
+  r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
+  r.upstream_time += Clock::now() - start;
+  auto h = response_headers(r);
+  const bool sent = co_await ds.send(200, as_views(h), "application/json", std::move(*body));
+  if (!sent) r.client_gone = true;
+  co_return AttemptResult{AttemptEnd::served, {}};
+}
+
+std::string stream_error_event(const Error& e) {
+  return "data: " + api::openai::error_body(e) + "\n\n";
+}
+
+// One streamed attempt (phase 6). Events are held back until the first token so that a
+// failure before it can fail over without the caller seeing anything.
+asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const ModelPlan& mp, const TargetPlan& tp,
+                                              Downstream& ds) {
+  const auto start = Clock::now();
+  const auto first_token_by = std::min(start + tp.timeouts.first_token, r.deadline);
+  auto ox = co_await open_exchange(r, w, tp, first_token_by);
+  if (!ox) co_return AttemptResult{AttemptEnd::failed, std::move(ox.error())};
+  if (ox->exchange->status() != 200) {
+    Error e = co_await read_error_answer(r, w, tp, *ox);
+    co_return AttemptResult{AttemptEnd::failed, std::move(e)};
+  }
+
+  oa::SseSplitter splitter;
+  std::string held;  // events not yet sent: everything before the first token
+  std::string out;
+  bool committed = false, saw_done = false, saw_token = false;
+  std::optional<Error> failure;
+  std::vector<std::string> headers;
+
+  for (;;) {
+    const auto deadline = saw_token ? std::min(Clock::now() + tp.timeouts.idle, r.deadline) : first_token_by;
+    auto piece = co_await ox->exchange->read_some(deadline);
+    if (r.client_gone) break;
+    if (!piece) {
+      failure = name_timeout(std::move(piece.error()), saw_token ? ErrorKind::idle_timeout : ErrorKind::first_token_timeout,
+                             deadline, r.deadline);
+      break;
+    }
+    if (piece->empty()) {
+      if (!saw_done)
+        failure = Error::transport(ErrorKind::stream_truncated, "upstream " + tp.target->id + " ended the stream before [DONE]");
+      break;
+    }
+    out.clear();
+    splitter.feed(*piece, [&](std::string_view event) {
+      if (failure || saw_done) return;
+      const oa::StreamEvent ev = oa::inspect_event(event);
+      switch (ev.kind) {
+        case oa::StreamEvent::Kind::comment:
+          if (committed) out += event;
+          return;
+        case oa::StreamEvent::Kind::done:
+          saw_done = true;
+          saw_token = true;
+          out += event;
+          return;
+        case oa::StreamEvent::Kind::error:
+          failure = Error::transport(ErrorKind::upstream_server_error,
+                                     "upstream " + tp.target->id + " sent an error in the stream: " + ev.error_message);
+          return;
+        case oa::StreamEvent::Kind::malformed:
+          failure = Error::transport(ErrorKind::upstream_protocol, "upstream " + tp.target->id + " sent a malformed stream event");
+          return;
+        case oa::StreamEvent::Kind::data:
+          if (ev.usage.present) r.usage = ev.usage;
+          if (ev.content_deltas > 0 || ev.has_finish) saw_token = true;
+          if (ev.usage_only && !r.chat.include_usage) return;  // we asked for it, the caller did not
+          out += event;
+          return;
+      }
+    });
+    if (!committed) {
+      held += out;
+      if (saw_token && !failure) {
+        committed = true;
+        r.first_token = Clock::now();
+        r.served_model = &mp;
+        r.served = &tp;
+        r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
+        headers = response_headers(r);
+        r.status = 200;
+        bool ok = co_await ds.begin_stream(200, as_views(headers), "text/event-stream");
+        if (ok) ok = co_await ds.write(held);
+        if (!ok) {
+          r.client_gone = true;
+          break;
+        }
+        held.clear();
+      }
+    } else if (!out.empty()) {
+      const bool ok = co_await ds.write(out);
+      if (!ok) {
+        r.client_gone = true;
+        break;
+      }
+    }
+    if (failure || saw_done) break;
+  }
+
+  // After [DONE], read what is left of the body so the connection can be reused.
+  if (saw_done && !failure && !r.client_gone && !ox->exchange->done()) {
+    auto rest = co_await ox->exchange->read_some(std::min(Clock::now() + tp.timeouts.idle, r.deadline));
+    if (rest && rest->empty() && ox->exchange->done()) {}
+  }
+  r.active = nullptr;
+  r.upstream_time += Clock::now() - start;
+  if (saw_done && !failure && !r.client_gone && ox->exchange->keep_alive()) w.pool.release(std::move(ox->conn));
+  else ox->conn->close();
+
+  if (r.client_gone) {
+    if (!committed) r.attempts.push_back({tp.target->id, "client_gone", Clock::now() - start});
+    co_return AttemptResult{AttemptEnd::client_gone, {}};
+  }
+  if (!failure) {
+    const bool ok = co_await ds.end_stream();
+    if (!ok) r.client_gone = true;
+    co_return AttemptResult{AttemptEnd::served, {}};
+  }
+  if (!committed) co_return AttemptResult{AttemptEnd::failed, std::move(*failure)};
+  // The caller already has part of the answer: say plainly that it is incomplete.
+  r.attempts.back().outcome = name_of(failure->kind);
+  r.status = static_cast<unsigned>(http_status_of(failure->kind));
+  const bool ok = co_await ds.write(stream_error_event(*failure));
+  if (ok) co_await ds.end_stream();
+  co_return AttemptResult{AttemptEnd::failed_after_commit, std::move(*failure)};
+}
+
+std::string summarize(const std::vector<AttemptRecord>& attempts, const std::vector<Error>& errors) {
+  std::string msg = "All " + std::to_string(errors.size()) + " upstream attempt(s) failed: ";
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    if (i) msg += "; ";
+    msg += attempts.size() > i ? attempts[i].target : std::string("?");
+    msg += " -> ";
+    msg += name_of(errors[i].kind);
+  }
+  msg += ". Last error: " + errors.back().message;
+  return msg;
+}
+
+// Phases 3 to 6: the attempts, in order, until one serves the caller.
+asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
+  std::vector<Error> errors;
+  for (const ModelPlan& mp : r.route->chain) {
+    for (const TargetPlan* tp : order_targets(mp, w.random)) {
+      if (Clock::now() >= r.deadline) {
+        errors.push_back(Error::gateway(ErrorKind::total_timeout, "the request's total timeout passed"));
+        goto exhausted;
+      }
+      const auto started = Clock::now();
+      AttemptResult res;
+      if (r.chat.stream) res = co_await attempt_stream(r, w, mp, *tp, ds);
+      else res = co_await attempt_unary(r, w, mp, *tp, ds);
+      const auto took = Clock::now() - started;
+      w.metrics.inc(telemetry::CounterId::upstream_attempts,
+                    telemetry::label_key({tp->target->id, res.end == AttemptEnd::served ? "ok" : name_of(res.error.kind)}));
+      w.metrics.observe(telemetry::HistogramId::upstream_duration, tp->target->id, seconds(took));
+      switch (res.end) {
+        case AttemptEnd::served:
+        case AttemptEnd::failed_after_commit:
+          co_return;
+        case AttemptEnd::client_gone:
+          r.status = 499;
+          co_return;
+        case AttemptEnd::failed:
+          r.upstream_time += res.error.origin == Origin::transport ? Clock::duration{} : Clock::duration{};
+          r.attempts.push_back({tp->target->id, name_of(res.error.kind), took});
+          log::warn("upstream_attempt_failed", {{"request_id", r.in.request_id},
+                                                {"target", tp->target->id},
+                                                {"error", name_of(res.error.kind)},
+                                                {"upstream_status", res.error.upstream_status},
+                                                {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()}});
+          errors.push_back(std::move(res.error));
+          if (!worth_failing_over(errors.back())) {
+            co_await respond_error(r, ds, errors.back());
+            co_return;
+          }
+          break;
+      }
+    }
+  }
+exhausted:
+  Error final = errors.back();
+  if (errors.size() > 1 || final.origin != Origin::client) final.message = summarize(r.attempts, errors);
+  co_await respond_error(r, ds, final);
+}
+
+// Races the attempts against the caller hanging up: a hang-up closes the live upstream
+// connection, which ends the upstream request at once instead of generating for nobody.
+asio::awaitable<void> watch_hangup(Request& r, Downstream& ds) {
+  const bool hung_up = co_await ds.wait_hangup();
+  if (!hung_up) co_return;
+  r.client_gone = true;
+  if (r.active) r.active->close();
+}
+
+// 7. account & log.
+void account(const Request& r, Worker& w, Clock::time_point done) {
+  const std::string_view model = r.chat.model.empty() ? std::string_view("-") : std::string_view(r.chat.model);
+  const std::string_view known = r.route ? model : std::string_view("(unknown)");
+  w.metrics.inc(telemetry::CounterId::requests, telemetry::label_key({known, std::to_string(r.status)}));
+  const auto total = done - r.in.received;
+  w.metrics.observe(telemetry::HistogramId::request_duration, known, seconds(total));
+  if (r.route) w.metrics.observe(telemetry::HistogramId::overhead, known, seconds(total - r.upstream_time));
+  if (r.first_token) w.metrics.observe(telemetry::HistogramId::ttft, known, seconds(*r.first_token - r.in.received));
+  // Failures are always logged; successes only with the access log on.
+  if (r.status >= 400 ? log::enabled(log::Level::info) : (w.access_log && log::enabled(log::Level::info))) {
+    log::emit(r.status >= 500 ? log::Level::warn : log::Level::info, "request", {{"request_id", r.in.request_id},
+                          {"model", model},
+                          {"served_by", r.served ? std::string_view(r.served->target->id) : std::string_view("-")},
+                          {"status", r.status},
+                          {"stream", r.chat.stream},
+                          {"attempts", r.attempts.size()},
+                          {"prompt_tokens", r.usage.prompt_tokens},
+                          {"completion_tokens", r.usage.completion_tokens},
+                          {"usage_reported", r.usage.present},
+                          {"us", us(total).count()},
+                          {"upstream_us", us(r.upstream_time).count()}});
+  }
+}
+
+}  // namespace
+
+std::string Worker::next_request_id() {
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(random.next()),
+                static_cast<unsigned long long>(++requests));
+  return std::string(buf, 32);
+}
+
+asio::awaitable<void> handle_chat_completion(std::shared_ptr<const Runtime> runtime, Worker& worker, IncomingRequest in,
+                                             Downstream& downstream) {
+  using namespace asio::experimental::awaitable_operators;
+  Request r;
+  r.in = std::move(in);
+  worker.metrics.add(telemetry::GaugeId::in_flight, 1);
+
+  // 1. decode
+  auto chat = api::openai::decode_chat_request(std::move(r.in.body));
+  if (!chat) {
+    co_await respond_error(r, downstream, chat.error());
+  } else {
+    r.chat = std::move(*chat);
+    // 2. route
+    r.route = runtime->route(r.chat.model);
+    if (!r.route) {
+      co_await respond_error(r, downstream,
+                             Error::client(ErrorKind::model_not_found,
+                                           "The model `" + r.chat.model + "` does not exist or you do not have access to it.", "model"));
+    } else {
+      r.deadline = r.in.received + r.route->timeouts.total;
+      // 3-6. attempts; a streamed answer is also raced against the caller hanging up
+      if (r.chat.stream) co_await (run_attempts(r, worker, downstream) || watch_hangup(r, downstream));
+      else co_await run_attempts(r, worker, downstream);
+    }
+  }
+  // 7. account & log
+  account(r, worker, Clock::now());
+  worker.metrics.add(telemetry::GaugeId::in_flight, -1);
+}
+
+}  // namespace bulwark::pipeline

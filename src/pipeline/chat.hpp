@@ -1,0 +1,23 @@
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string>
+
+#include "pipeline/downstream.hpp"
+#include "pipeline/runtime.hpp"
+#include "pipeline/worker.hpp"
+
+namespace bulwark::pipeline {
+
+struct IncomingRequest {
+  std::string body;
+  std::string request_id;
+  std::chrono::steady_clock::time_point received;
+};
+
+// Runs one OpenAI chat completion request through the pipeline's phases (see chat.cpp)
+// and answers it on downstream. Never throws: every failure becomes an answer.
+boost::asio::awaitable<void> handle_chat_completion(std::shared_ptr<const Runtime> runtime, Worker& worker,
+                                                    IncomingRequest request, Downstream& downstream);
+
+}  // namespace bulwark::pipeline
