@@ -234,6 +234,9 @@ asio::awaitable<void> run_session(WorkerCtx& wc, tcp::socket socket) {
       if (hec == http::error::header_limit) {
         log::warn("request_rejected", {{"reason", "headers_too_large"}});
         co_await send_error(ds, Error::client(ErrorKind::headers_too_large, "Request headers exceed " + std::to_string(limits.max_header_bytes) + " bytes."), wc.worker.next_request_id());
+      } else if (hec == http::error::body_limit) {  // a Content-Length over the limit fails at the header
+        log::warn("request_rejected", {{"reason", "payload_too_large"}});
+        co_await send_error(ds, Error::client(ErrorKind::payload_too_large, "Request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes."), wc.worker.next_request_id());
       } else if (hec == beast::error::timeout && partial) {
         log::warn("request_rejected", {{"reason", "read_timeout"}});
         co_await send_error(ds, Error::client(ErrorKind::request_timeout, "Timed out reading the request."), wc.worker.next_request_id());

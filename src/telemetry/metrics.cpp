@@ -183,8 +183,10 @@ std::string Registry::render() const {
 
 std::string label_key(std::initializer_list<std::string_view> values) {
   std::string key;
-  for (auto v : values) {
-    if (!key.empty() || &v != values.begin()) key.push_back('\x1f');
+  bool first = true;
+  for (std::string_view v : values) {
+    if (!first) key.push_back('\x1f');
+    first = false;
     key += v;
   }
   return key;
