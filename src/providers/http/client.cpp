@@ -87,7 +87,7 @@ std::size_t Pool::idle_count() const noexcept {
   return n;
 }
 
-asio::awaitable<Result<std::unique_ptr<Connection>>> Pool::acquire(const Destination& dest, Clock::time_point connect_by) {
+asio::awaitable<Result<std::unique_ptr<Connection>>> Pool::acquire(Destination dest, Clock::time_point connect_by) {
   if (auto it = idle_.find(dest.key()); it != idle_.end()) {
     auto& list = it->second;
     const auto now = Clock::now();
@@ -113,7 +113,7 @@ void Pool::release(std::unique_ptr<Connection> conn) {
   list.push_back(std::move(conn));
 }
 
-asio::awaitable<Result<std::unique_ptr<Connection>>> Pool::connect(const Destination& dest, Clock::time_point connect_by) {
+asio::awaitable<Result<std::unique_ptr<Connection>>> Pool::connect(Destination dest, Clock::time_point connect_by) {
   using namespace asio::experimental::awaitable_operators;
   std::vector<tcp::endpoint> endpoints;
   boost::system::error_code ec;

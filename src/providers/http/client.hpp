@@ -71,15 +71,16 @@ class Connection {
 class Pool {
  public:
   Pool(asio::any_io_executor executor, std::size_t max_idle_per_destination, std::chrono::milliseconds idle_ttl);
-  // A connection to dest: a live idle one if any, else a new one. connect_by bounds DNS,
+  // A connection to dest (by value: coroutine parameters must not dangle): a live idle
+  // one if any, else a new one. connect_by bounds DNS,
   // TCP connect and the TLS handshake together.
-  asio::awaitable<Result<std::unique_ptr<Connection>>> acquire(const Destination& dest, Clock::time_point connect_by);
+  asio::awaitable<Result<std::unique_ptr<Connection>>> acquire(Destination dest, Clock::time_point connect_by);
   // Returns a connection whose last exchange completed cleanly, for reuse.
   void release(std::unique_ptr<Connection> conn);
   std::size_t idle_count() const noexcept;
 
  private:
-  asio::awaitable<Result<std::unique_ptr<Connection>>> connect(const Destination& dest, Clock::time_point connect_by);
+  asio::awaitable<Result<std::unique_ptr<Connection>>> connect(Destination dest, Clock::time_point connect_by);
   asio::any_io_executor executor_;
   std::size_t max_idle_;
   std::chrono::milliseconds idle_ttl_;

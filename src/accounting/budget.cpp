@@ -1,0 +1,175 @@
+#include "accounting/budget.hpp"
+
+#include <utility>
+
+namespace bulwark::accounting {
+
+struct Reservation::State {
+  std::mutex mu;
+  storage::BudgetPeriod period = storage::BudgetPeriod::month;
+  storage::UnixMillis period_start = 0;
+  std::int64_t budget = 0;
+  std::int64_t spent = 0;
+  std::int64_t reserved = 0;
+};
+
+storage::UnixMillis period_start(storage::BudgetPeriod period,
+                                 std::chrono::system_clock::time_point t) noexcept {
+  using namespace std::chrono;
+  const sys_days day = floor<days>(t);
+  switch (period) {
+    case storage::BudgetPeriod::day:
+      return duration_cast<milliseconds>(day.time_since_epoch()).count();
+    case storage::BudgetPeriod::week: {
+      const weekday wd{day};
+      const sys_days monday = day - days{(wd.c_encoding() + 6) % 7};
+      return duration_cast<milliseconds>(monday.time_since_epoch()).count();
+    }
+    case storage::BudgetPeriod::month: {
+      const year_month_day ymd{day};
+      const sys_days first{ymd.year() / ymd.month() / 1};
+      return duration_cast<milliseconds>(first.time_since_epoch()).count();
+    }
+    case storage::BudgetPeriod::total: return 0;
+  }
+  return 0;
+}
+
+Reservation::Reservation(Reservation&& o) noexcept
+    : tracker_(std::exchange(o.tracker_, nullptr)), amount_(o.amount_), states_(std::move(o.states_)) {}
+
+Reservation& Reservation::operator=(Reservation&& o) noexcept {
+  if (this != &o) {
+    if (tracker_ != nullptr) tracker_->release(*this, 0, false);
+    tracker_ = std::exchange(o.tracker_, nullptr);
+    amount_ = o.amount_;
+    states_ = std::move(o.states_);
+  }
+  return *this;
+}
+
+Reservation::~Reservation() {
+  if (tracker_ != nullptr) tracker_->release(*this, 0, false);
+}
+
+std::string BudgetTracker::key_of(storage::SpendScope scope, std::string_view id) {
+  std::string k = scope == storage::SpendScope::key ? "k:" : "t:";
+  k += id;
+  return k;
+}
+
+void BudgetTracker::roll(State& st, storage::UnixMillis now_start) noexcept {
+  if (st.period_start != now_start) {
+    st.period_start = now_start;
+    st.spent = 0;
+  }
+}
+
+Result<std::shared_ptr<BudgetTracker::State>> BudgetTracker::state_for(const BudgetSubject& s) {
+  const std::string key = key_of(s.scope, s.id);
+  {
+    std::shared_lock lock(mu_);
+    if (auto it = states_.find(key); it != states_.end() && it->second->period == s.period) {
+      return it->second;
+    }
+  }
+  // First sight (or the period kind changed): recover this period's spend. The store is
+  // read outside the map lock; a racing first request for the same subject finds the
+  // entry the winner inserted.
+  auto st = std::make_shared<State>();
+  st->period = s.period;
+  st->period_start = period_start(s.period, clock_.wall());
+  if (store_ != nullptr) {
+    auto spent = store_->spent_since(s.scope, s.id, st->period_start);
+    if (!spent) return std::unexpected(spent.error());
+    st->spent = *spent;
+  }
+  std::unique_lock lock(mu_);
+  auto [it, inserted] = states_.try_emplace(key, st);
+  if (!inserted && it->second->period != s.period) {
+    // Reservations in flight keep a pointer to the old state; they settle against it.
+    it->second = st;
+  }
+  return it->second;
+}
+
+Result<Reservation> BudgetTracker::reserve(std::span<const BudgetSubject> subjects,
+                                           std::int64_t amount) {
+  amount = std::max<std::int64_t>(amount, 0);
+  Reservation r;
+  r.amount_ = amount;
+  r.states_.reserve(subjects.size());
+  const auto now = clock_.wall();
+  for (const auto& s : subjects) {
+    auto st = state_for(s);
+    if (!st) {
+      r.tracker_ = this;  // release what was taken so far
+      return std::unexpected(st.error());
+    }
+    State& state = **st;
+    std::lock_guard lock(state.mu);
+    roll(state, period_start(s.period, now));
+    state.budget = s.budget_nano_usd;
+    if (state.spent + state.reserved + amount > state.budget) {
+      r.tracker_ = this;
+      Error e = Error::client(ErrorKind::budget_exceeded,
+                              std::string(s.scope == storage::SpendScope::key ? "key" : "team") +
+                                  " budget exceeded for this " + std::string(storage::to_string(s.period)));
+      return std::unexpected(std::move(e));
+    }
+    state.reserved += amount;
+    r.states_.push_back(std::move(*st));
+  }
+  r.tracker_ = this;
+  return r;
+}
+
+void BudgetTracker::release(Reservation& r, std::int64_t actual, bool add_spend) noexcept {
+  const auto now = clock_.wall();
+  for (auto& st : r.states_) {
+    std::lock_guard lock(st->mu);
+    roll(*st, period_start(st->period, now));
+    st->reserved -= r.amount_;
+    if (add_spend) st->spent += actual;
+  }
+  r.states_.clear();
+  r.tracker_ = nullptr;
+}
+
+void BudgetTracker::settle(Reservation& r, std::int64_t actual) {
+  if (r.tracker_ == nullptr) return;
+  release(r, std::max<std::int64_t>(actual, 0), true);
+}
+
+void BudgetTracker::charge(std::span<const BudgetSubject> subjects, std::int64_t nano_usd) {
+  const auto now = clock_.wall();
+  for (const auto& s : subjects) {
+    auto st = state_for(s);
+    if (!st) continue;  // the ledger still records it; recovery will count it
+    std::lock_guard lock((*st)->mu);
+    roll(**st, period_start(s.period, now));
+    (*st)->spent += nano_usd;
+  }
+}
+
+Status BudgetTracker::recover(std::span<const BudgetSubject> subjects) {
+  for (const auto& s : subjects) {
+    if (auto st = state_for(s); !st) return std::unexpected(st.error());
+  }
+  return {};
+}
+
+std::optional<BudgetUsage> BudgetTracker::usage(storage::SpendScope scope, std::string_view id) {
+  std::shared_ptr<State> st;
+  {
+    std::shared_lock lock(mu_);
+    auto it = states_.find(key_of(scope, id));
+    if (it == states_.end()) return std::nullopt;
+    st = it->second;
+  }
+  std::lock_guard lock(st->mu);
+  roll(*st, period_start(st->period, clock_.wall()));
+  return BudgetUsage{st->spent, st->reserved, st->budget, st->period_start};
+}
+
+}  // namespace bulwark::accounting

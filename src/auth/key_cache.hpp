@@ -1,0 +1,67 @@
+#pragma once
+// Resolves a presented key on the request path without touching the database.
+//
+// The cache holds an immutable snapshot (all keys and teams, indexed by secret hash)
+// behind an atomic shared_ptr. A refresh builds a new snapshot and swaps it in; readers
+// never wait on a refresh. Each reading thread also keeps the snapshot it last used and
+// only re-reads the shared pointer when a generation counter moved, so the steady-state
+// read is one atomic load, one SHA-256 and one hash-map probe.
+//
+// Invalidation: every key or team change bumps the store's keys_version in the same
+// transaction. KeyService calls refresh() after its own changes; refresh_if_changed()
+// polls the version (one indexed read) to pick up changes made by other processes.
+// With a shared Postgres store the same version row works for polling, and LISTEN/NOTIFY
+// on it (or a Redis pub/sub message) would let instances refresh at once.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "storage/store.hpp"
+
+namespace bulwark::auth {
+
+struct ResolvedKey {
+  storage::KeyRecord key;
+  std::optional<storage::TeamRecord> team;
+  bool allows_model(std::string_view model) const noexcept;
+};
+
+class KeyCache {
+ public:
+  KeyCache(storage::Store& store, const Clock& clock);
+  ~KeyCache();
+  KeyCache(const KeyCache&) = delete;
+  KeyCache& operator=(const KeyCache&) = delete;
+
+  // Reloads everything from the store and publishes a new snapshot.
+  Status refresh();
+  // Reloads only when the store's keys_version differs from the snapshot's. Returns
+  // whether it reloaded.
+  Result<bool> refresh_if_changed();
+
+  // The presented secret (e.g. from "Authorization: Bearer bwk_..."). Fails with
+  // unauthenticated for unknown, revoked and expired keys, and for a rotated-out secret
+  // past its grace period. Never touches the store.
+  Result<std::shared_ptr<const ResolvedKey>> resolve(std::string_view presented) const;
+
+  std::uint64_t store_version() const noexcept;
+  std::size_t size() const noexcept;
+
+ private:
+  struct Snapshot;
+  std::shared_ptr<const Snapshot> current() const;
+
+  storage::Store& store_;
+  const Clock& clock_;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  std::atomic<std::uint64_t> generation_;
+  std::mutex publish_mu_;
+};
+
+}  // namespace bulwark::auth

@@ -1,0 +1,100 @@
+#include "auth/virtual_key.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <array>
+
+namespace bulwark::auth {
+namespace {
+
+constexpr std::string_view kBase62 =
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+bool is_base62(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+Error rng_error() {
+  return Error::gateway(ErrorKind::internal, "CSPRNG failure (RAND_bytes)");
+}
+
+}  // namespace
+
+Result<GeneratedSecret> generate_secret() {
+  GeneratedSecret g;
+  g.secret.reserve(kKeyPrefix.size() + kKeyBodyLength);
+  g.secret = kKeyPrefix;
+  std::array<unsigned char, 64> buf{};
+  std::size_t used = buf.size();
+  while (g.secret.size() < kKeyPrefix.size() + kKeyBodyLength) {
+    if (used == buf.size()) {
+      if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) return std::unexpected(rng_error());
+      used = 0;
+    }
+    const unsigned char b = buf[used++];
+    // Rejection sampling: 248 = 4 * 62, so b % 62 is uniform over the accepted bytes.
+    if (b < 248) g.secret.push_back(kBase62[b % 62]);
+  }
+  OPENSSL_cleanse(buf.data(), buf.size());
+  g.hash = sha256(g.secret);
+  g.display_prefix = g.secret.substr(0, kKeyPrefix.size() + kDisplayPrefixBodyChars);
+  return g;
+}
+
+std::string sha256(std::string_view data) {
+  // OpenSSL 3's one-shot SHA256() looks the algorithm up on every call; fetching it once
+  // and reusing a per-thread context keeps key resolution cheap.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct Ctx {
+    EVP_MD_CTX* p = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(p); }
+  };
+  thread_local Ctx ctx;
+  std::string out(SHA256_DIGEST_LENGTH, '\0');
+  unsigned int n = 0;
+  if (md == nullptr || ctx.p == nullptr || EVP_DigestInit_ex2(ctx.p, md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.p, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.p, reinterpret_cast<unsigned char*>(out.data()), &n) != 1) {
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+           reinterpret_cast<unsigned char*>(out.data()));
+  }
+  return out;
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char c : bytes) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(kHex[u >> 4]);
+    out.push_back(kHex[u & 0xf]);
+  }
+  return out;
+}
+
+bool looks_like_key(std::string_view s) noexcept {
+  if (s.size() != kKeyPrefix.size() + kKeyBodyLength || !s.starts_with(kKeyPrefix)) return false;
+  for (const char c : s.substr(kKeyPrefix.size())) {
+    if (!is_base62(c)) return false;
+  }
+  return true;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Result<std::string> random_id(std::string_view prefix) {
+  std::array<unsigned char, 16> buf{};
+  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) return std::unexpected(rng_error());
+  std::string out(prefix);
+  out += to_hex(std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
+  return out;
+}
+
+}  // namespace bulwark::auth

@@ -1,0 +1,174 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace cfg = bulwark::config;
+
+namespace {
+
+cfg::EnvLookup env(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+constexpr std::string_view kValid = R"(listen: 0.0.0.0:9090
+workers: 3
+limits:
+  max_body_bytes: 2MiB
+  read_timeout: 5s
+timeouts:
+  connect: 500ms
+  total: 1m
+providers:
+  openai:
+    kind: openai
+    base_url: https://api.example.com/v1/
+    api_key: ${KEY}
+    headers:
+      OpenAI-Organization: org-1
+    timeouts:
+      first_token: 10s
+models:
+  small:
+    targets:
+      - provider: openai
+        model: gpt-4o-mini
+        weight: 3
+        timeouts: {idle: 2s}
+    fallbacks: [big]
+  big:
+    targets:
+      - provider: openai
+        model: gpt-4o
+)";
+
+const cfg::ConfigError* find_error(const std::vector<cfg::ConfigError>& errors, std::string_view needle) {
+  for (const auto& e : errors)
+    if (e.message.find(needle) != std::string::npos) return &e;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(Config, LoadsAValidFile) {
+  auto r = cfg::load_string(kValid, env({{"KEY", "sk-test"}}));
+  ASSERT_TRUE(r.has_value()) << (r ? "" : r.error().front().to_string());
+  const cfg::Config& c = **r;
+  EXPECT_EQ(c.listen.host, "0.0.0.0");
+  EXPECT_EQ(c.listen.port, 9090);
+  EXPECT_EQ(c.workers, 3u);
+  EXPECT_EQ(c.limits.max_body_bytes, 2u * 1024 * 1024);
+  EXPECT_EQ(c.limits.read_timeout, std::chrono::seconds(5));
+  const cfg::Provider* p = c.find_provider("openai");
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(p->endpoint.tls);
+  EXPECT_EQ(p->endpoint.port, 443);
+  EXPECT_EQ(p->endpoint.path_prefix, "/v1");
+  EXPECT_EQ(p->endpoint.authority(), "api.example.com");
+  EXPECT_EQ(p->api_key.reveal(), "sk-test");
+  ASSERT_EQ(p->headers.size(), 1u);
+  ASSERT_EQ(c.models.size(), 2u);
+  EXPECT_EQ(c.models[0].targets[0].id, "openai/gpt-4o-mini");
+  EXPECT_EQ(c.models[0].targets[0].weight, 3);
+  EXPECT_EQ(c.models[0].fallbacks, std::vector<std::string>{"big"});
+  // Timeouts inherit: global <- provider <- model <- target.
+  const auto t = c.timeouts.with(p->timeouts).with(c.models[0].timeouts).with(c.models[0].targets[0].timeouts);
+  EXPECT_EQ(t.connect, std::chrono::milliseconds(500));
+  EXPECT_EQ(t.first_token, std::chrono::seconds(10));
+  EXPECT_EQ(t.idle, std::chrono::seconds(2));
+  EXPECT_EQ(t.total, std::chrono::minutes(1));
+}
+
+TEST(Config, ReportsEveryErrorWithLineAndColumn) {
+  constexpr std::string_view yaml = R"(listen: nowhere
+providers:
+  p:
+    kind: grpc
+    base_url: ftp://x
+    surprise: 1
+models:
+  m:
+    targets:
+      - provider: missing
+        model: x
+        weight: -1
+    fallbacks: [ghost]
+  empty: {}
+)";
+  auto r = cfg::load_string(yaml, env({}));
+  ASSERT_FALSE(r.has_value());
+  const auto& errors = r.error();
+  struct Want { std::string_view text; int line; };
+  for (const Want& w : {Want{"listen must be host:port", 1}, Want{"kind must be openai, anthropic or bedrock", 4},
+                        Want{"scheme must be http or https", 5}, Want{"unknown key 'surprise'", 6},
+                        Want{"no provider named 'missing'", 10}, Want{"weight must be a number", 12},
+                        Want{"fallback 'ghost' is not a model", 13}, Want{"targets must be a non-empty list", 14}}) {
+    const auto* e = find_error(errors, w.text);
+    ASSERT_NE(e, nullptr) << "missing error: " << w.text;
+    EXPECT_EQ(e->line, w.line) << w.text;
+    EXPECT_GT(e->column, 0);
+  }
+  for (std::size_t i = 1; i < errors.size(); ++i) EXPECT_LE(errors[i - 1].line, errors[i].line) << "sorted by line";
+}
+
+TEST(Config, UnsetEnvironmentVariableIsAnErrorAtItsPlace) {
+  auto r = cfg::load_string("providers:\n  p:\n    kind: openai\n    base_url: http://h\n    api_key: ${NOPE}\nmodels:\n  m: {targets: [{provider: p, model: x}]}\n",
+                            env({}));
+  ASSERT_FALSE(r.has_value());
+  const auto* e = find_error(r.error(), "NOPE is not set");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->line, 5);
+}
+
+TEST(Config, FallbackCyclesAreRejected) {
+  auto r = cfg::load_string(R"(providers: {p: {kind: openai, base_url: "http://h"}}
+models:
+  a: {targets: [{provider: p, model: x}], fallbacks: [b]}
+  b: {targets: [{provider: p, model: y}], fallbacks: [a]}
+)",
+                            env({}));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(find_error(r.error(), "cycle"), nullptr);
+}
+
+TEST(Config, YamlSyntaxErrorsCarryTheirPosition) {
+  auto r = cfg::load_string("models:\n  m: [unclosed\n", env({}));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_GT(r.error().front().line, 0);
+}
+
+TEST(Config, InterpolationSupportsDefaultsAndEscapes) {
+  auto e = env({{"A", "1"}, {"EMPTY", ""}});
+  EXPECT_EQ(cfg::interpolate("x${A}y", e).value(), "x1y");
+  EXPECT_EQ(cfg::interpolate("${B:-fallback}", e).value(), "fallback");
+  EXPECT_EQ(cfg::interpolate("${EMPTY:-d}", e).value(), "d");
+  EXPECT_EQ(cfg::interpolate("$${A}", e).value(), "${A}");
+  EXPECT_FALSE(cfg::interpolate("${B}", e).has_value());
+  EXPECT_FALSE(cfg::interpolate("${A", e).has_value());
+}
+
+TEST(Config, DurationsAndSizesNeedUnits) {
+  EXPECT_EQ(cfg::parse_duration("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(cfg::parse_duration("1.5s"), std::chrono::milliseconds(1500));
+  EXPECT_EQ(cfg::parse_duration("2m"), std::chrono::minutes(2));
+  EXPECT_EQ(cfg::parse_duration("1h"), std::chrono::hours(1));
+  EXPECT_FALSE(cfg::parse_duration("30").has_value());
+  EXPECT_FALSE(cfg::parse_duration("-1s").has_value());
+  EXPECT_FALSE(cfg::parse_duration("5 parsecs").has_value());
+  EXPECT_EQ(cfg::parse_size("512"), 512u);
+  EXPECT_EQ(cfg::parse_size("16KiB"), 16u * 1024);
+  EXPECT_EQ(cfg::parse_size("4MiB"), 4u * 1024 * 1024);
+  EXPECT_FALSE(cfg::parse_size("lots").has_value());
+}
+
+TEST(Config, SecretsDoNotAppearInErrors) {
+  auto r = cfg::load_string("providers:\n  p:\n    kind: openai\n    base_url: http://h\n    api_key: sk-live-SECRET\n    verify_tls: maybe\nmodels:\n  m: {targets: [{provider: p, model: x}]}\n",
+                            env({}));
+  ASSERT_FALSE(r.has_value());
+  for (const auto& e : r.error()) EXPECT_EQ(e.message.find("sk-live-SECRET"), std::string::npos);
+}
