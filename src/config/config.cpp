@@ -259,6 +259,75 @@ TimeoutOverrides read_timeouts(Ctx& ctx, const YAML::Node& node, const std::stri
   return t;
 }
 
+// A `resilience:` section (top level or per model): fields left out keep `base`.
+ResilienceSettings read_resilience(Ctx& ctx, const YAML::Node& node, const std::string& where, ResilienceSettings base) {
+  ResilienceSettings s = std::move(base);
+  if (!node.IsDefined() || node.IsNull()) return s;
+  MapReader r(ctx, node, where);
+  if (!r.ok()) return s;
+  auto whole = [&](MapReader& m, const std::string& key, double min, double max, std::uint32_t& out) {
+    YAML::Node n = m.get(key);
+    auto v = m.number(key, min, max);
+    if (!v) return;
+    if (*v != std::floor(*v)) {
+      ctx.error(n, m.where() + "." + key + " must be a whole number");
+      return;
+    }
+    out = static_cast<std::uint32_t>(*v);
+  };
+  if (YAML::Node b = r.get("breaker"); b.IsDefined() && !b.IsNull()) {
+    MapReader m(ctx, b, where + ".breaker");
+    if (m.ok()) {
+      BreakerSettings& x = s.breaker;
+      whole(m, "window", 1, 100'000, x.window);
+      whole(m, "minimum_calls", 1, 100'000, x.minimum_calls);
+      if (auto v = m.number("failure_rate", 0.01, 1)) x.failure_rate = *v;
+      if (auto v = m.duration("slow_call_duration")) x.slow_call_duration = *v;
+      if (auto v = m.number("slow_call_rate", 0.01, 1)) x.slow_call_rate = *v;
+      if (auto v = m.duration("open_for")) x.open_for = *v;
+      if (auto v = m.number("open_multiplier", 1, 100)) x.open_multiplier = *v;
+      if (auto v = m.duration("open_max")) x.open_max = *v;
+      if (auto v = m.number("open_jitter", 0, 0.99)) x.open_jitter = *v;
+      whole(m, "probes", 1, 1000, x.probes);
+      whole(m, "probes_to_close", 1, 1000, x.probes_to_close);
+      if (YAML::Node f = m.get("failures"); f.IsDefined() && !f.IsNull()) {
+        if (!f.IsSequence() || f.size() == 0) {
+          ctx.error(f, where + ".breaker.failures must be a non-empty list of failure classes");
+        } else {
+          x.failures.clear();
+          for (const auto& item : f)
+            if (auto name = ctx.string(item, where + ".breaker.failures")) x.failures.push_back(*name);
+          const YAML::Mark mark = f.Mark();
+          x.failures_line = mark.line >= 0 ? mark.line + 1 : 0;
+          x.failures_column = mark.column >= 0 ? mark.column + 1 : 0;
+        }
+      }
+      if (x.minimum_calls > x.window) ctx.error(b, where + ".breaker.minimum_calls must not exceed window");
+      if (x.open_for.count() <= 0) ctx.error(b, where + ".breaker.open_for must be positive");
+      if (x.open_max < x.open_for) ctx.error(b, where + ".breaker.open_max must not be shorter than open_for");
+      if (x.slow_call_duration && x.slow_call_duration->count() <= 0)
+        ctx.error(b, where + ".breaker.slow_call_duration must be positive");
+    }
+  }
+  if (YAML::Node t = r.get("retry"); t.IsDefined() && !t.IsNull()) {
+    MapReader m(ctx, t, where + ".retry");
+    if (m.ok()) {
+      RetrySettings& x = s.retry;
+      whole(m, "max_attempts_per_target", 1, 100, x.max_attempts_per_target);
+      whole(m, "max_attempts_per_request", 1, 100, x.max_attempts_per_request);
+      if (auto v = m.duration("backoff_base")) x.backoff_base = *v;
+      if (auto v = m.duration("backoff_cap")) x.backoff_cap = *v;
+      if (auto v = m.duration("max_retry_after")) x.max_retry_after = *v;
+      if (auto v = m.number("budget_ratio", 0, 100)) x.budget_ratio = *v;
+      if (auto v = m.number("budget_min_per_second", 0, 1e6)) x.budget_min_per_second = *v;
+      if (x.max_attempts_per_target > x.max_attempts_per_request)
+        ctx.error(t, where + ".retry.max_attempts_per_target must not exceed max_attempts_per_request");
+      if (x.backoff_cap < x.backoff_base) ctx.error(t, where + ".retry.backoff_cap must not be shorter than backoff_base");
+    }
+  }
+  return s;
+}
+
 void read_listen(Ctx& ctx, const YAML::Node& n, Config& cfg) {
   auto s = ctx.string(n, "listen");
   if (!s) return;
@@ -339,7 +408,8 @@ void read_provider(Ctx& ctx, const std::string& name, const YAML::Node& node, Co
 }
 
 void read_model(Ctx& ctx, const std::string& name, const YAML::Node& node, Config& cfg,
-                std::vector<std::pair<YAML::Node, std::string>>& refs_to_check) {
+                std::vector<std::pair<YAML::Node, std::string>>& refs_to_check,
+                std::vector<std::pair<YAML::Node, std::string>>& filter_refs) {
   MapReader r(ctx, node, "models." + name);
   if (!r.ok()) return;
   Model m;
@@ -359,6 +429,13 @@ void read_model(Ctx& ctx, const std::string& name, const YAML::Node& node, Confi
       }
       if (auto mid = t.required_string("model")) target.model = *mid;
       if (auto w = t.number("weight", 0, 1e6)) target.weight = *w;
+      {
+        YAML::Node cw = t.get("context_window");
+        if (auto v = t.number("context_window", 1, 1e12)) {
+          if (*v != std::floor(*v)) ctx.error(cw, t.where() + ".context_window must be a whole number of tokens");
+          else target.context_window = static_cast<std::uint64_t>(*v);
+        }
+      }
       target.timeouts = read_timeouts(ctx, t.get("timeouts"), t.where() + ".timeouts");
       target.id = target.provider + "/" + target.model;
       m.targets.push_back(std::move(target));
@@ -374,7 +451,19 @@ void read_model(Ctx& ctx, const std::string& name, const YAML::Node& node, Confi
           refs_to_check.emplace_back(item, *s);
         }
   }
+  YAML::Node cf = r.get("fallbacks_on_content_filter");
+  if (cf.IsDefined() && !cf.IsNull()) {
+    if (!cf.IsSequence()) ctx.error(cf, "models." + name + ".fallbacks_on_content_filter must be a list of model names");
+    else
+      for (const auto& item : cf)
+        if (auto s = ctx.string(item, "models." + name + ".fallbacks_on_content_filter")) {
+          if (*s == name) ctx.error(item, "models." + name + ".fallbacks_on_content_filter must not name the model itself");
+          m.fallbacks_on_content_filter.push_back(*s);
+          filter_refs.emplace_back(item, *s);
+        }
+  }
   m.timeouts = read_timeouts(ctx, r.get("timeouts"), "models." + name + ".timeouts");
+  m.resilience = read_resilience(ctx, r.get("resilience"), "models." + name + ".resilience", cfg.resilience);
   cfg.models.push_back(std::move(m));
 }
 
@@ -417,6 +506,14 @@ void read_config(Ctx& ctx, const YAML::Node& root, Config& cfg) {
     if (auto v = l.boolean("access")) cfg.log.access = *v;
   }
   cfg.timeouts = Timeouts{}.with(read_timeouts(ctx, r.get("timeouts"), "timeouts"));
+  cfg.resilience = read_resilience(ctx, r.get("resilience"), "resilience", ResilienceSettings{});
+  if (YAML::Node n = r.get("admin"); n.IsDefined() && !n.IsNull()) {
+    MapReader a(ctx, n, "admin");
+    if (auto key = a.string("master_key"); key && !key->empty()) {
+      if (key->size() < 32) ctx.error(a.get("master_key"), "admin.master_key must be at least 32 characters long");
+      cfg.admin.master_key = Secret(std::move(*key));
+    }
+  }
 
   YAML::Node providers = r.get("providers");
   if (providers.IsDefined() && !providers.IsNull()) {
@@ -424,15 +521,17 @@ void read_config(Ctx& ctx, const YAML::Node& root, Config& cfg) {
     else
       for (const auto& kv : providers) read_provider(ctx, kv.first.Scalar(), kv.second, cfg);
   }
-  std::vector<std::pair<YAML::Node, std::string>> fallback_refs;
+  std::vector<std::pair<YAML::Node, std::string>> fallback_refs, filter_refs;
   YAML::Node models = r.get("models");
   if (!models.IsDefined() || models.IsNull() || !models.IsMap() || models.size() == 0) {
     ctx.error(models.IsDefined() ? models : root, "models must be a non-empty mapping of model names");
   } else {
-    for (const auto& kv : models) read_model(ctx, kv.first.Scalar(), kv.second, cfg, fallback_refs);
+    for (const auto& kv : models) read_model(ctx, kv.first.Scalar(), kv.second, cfg, fallback_refs, filter_refs);
   }
   for (const auto& [node, name] : fallback_refs)
     if (!cfg.find_model(name)) ctx.error(node, "fallback '" + name + "' is not a model in models:");
+  for (const auto& [node, name] : filter_refs)
+    if (!cfg.find_model(name)) ctx.error(node, "content-filter fallback '" + name + "' is not a model in models:");
   if (ctx.errors().empty()) check_fallback_cycles(ctx, cfg);
 }
 

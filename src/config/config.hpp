@@ -61,10 +61,52 @@ struct Provider {
   TimeoutOverrides timeouts;
 };
 
+// Resilience settings (see docs/resilience.md). Each field left unset inherits: model ->
+// top-level `resilience:` -> built-in default. Names of failure classes are checked when
+// the Runtime is built (config does not depend on the resilience library); their place
+// in the file is kept for the message.
+struct BreakerSettings {
+  std::uint32_t window = 20;          // calls in the sliding window
+  std::uint32_t minimum_calls = 10;   // no verdict before this many calls
+  double failure_rate = 0.5;          // trip at failures / calls >= this
+  std::optional<Millis> slow_call_duration;  // unset: slow-call tripping off
+  double slow_call_rate = 1.0;        // trip at slow calls / calls >= this
+  Millis open_for{5'000};             // first open period
+  double open_multiplier = 2.0;       // growth per consecutive trip
+  Millis open_max{60'000};
+  double open_jitter = 0.2;           // open time shortened by up to this fraction
+  std::uint32_t probes = 1;           // concurrent half-open trial calls
+  std::uint32_t probes_to_close = 1;  // successful probes needed to close
+  std::vector<std::string> failures;  // failure classes that count; empty: the defaults
+  int failures_line = 0, failures_column = 0;  // where `failures` was given (messages only)
+  // Same settings, wherever in the file they were written.
+  bool same_policy(const BreakerSettings& o) const {
+    return window == o.window && minimum_calls == o.minimum_calls && failure_rate == o.failure_rate &&
+           slow_call_duration == o.slow_call_duration && slow_call_rate == o.slow_call_rate && open_for == o.open_for &&
+           open_multiplier == o.open_multiplier && open_max == o.open_max && open_jitter == o.open_jitter &&
+           probes == o.probes && probes_to_close == o.probes_to_close && failures == o.failures;
+  }
+};
+struct RetrySettings {
+  std::uint32_t max_attempts_per_target = 2;
+  std::uint32_t max_attempts_per_request = 4;
+  Millis backoff_base{200};
+  Millis backoff_cap{5'000};
+  Millis max_retry_after{30'000};  // a longer Retry-After fails over instead of waiting
+  double budget_ratio = 0.1;       // retries per request, over a 10 s window
+  double budget_min_per_second = 1.0;
+  friend bool operator==(const RetrySettings&, const RetrySettings&) = default;
+};
+struct ResilienceSettings {
+  BreakerSettings breaker;
+  RetrySettings retry;
+};
+
 struct Target {
   std::string provider;
   std::string model;  // the provider's own model id
   double weight = 1.0;
+  std::optional<std::uint64_t> context_window;  // tokens; used by context-length failover
   TimeoutOverrides timeouts;
   std::string id;  // "provider/model": the name in metrics, logs and headers
 };
@@ -73,7 +115,10 @@ struct Model {
   std::string name;
   std::vector<Target> targets;
   std::vector<std::string> fallbacks;  // other models, tried in order
+  // Models tried when a target refuses the request by its content filter (default: none).
+  std::vector<std::string> fallbacks_on_content_filter;
   TimeoutOverrides timeouts;
+  ResilienceSettings resilience;  // resolved: top-level `resilience:` <- the model's own
 };
 
 struct Listen {
@@ -94,12 +139,18 @@ struct LogConfig {
   bool access = true;
 };
 
+struct AdminConfig {
+  Secret master_key;  // empty: BULWARK_MASTER_KEY, else the admin API is closed
+};
+
 struct Config {
   Listen listen;
   unsigned workers = 0;  // 0: one per core
   Limits limits;
   LogConfig log;
   Timeouts timeouts;
+  ResilienceSettings resilience;  // the top-level defaults
+  AdminConfig admin;
   std::map<std::string, Provider, std::less<>> providers;
   std::vector<Model> models;  // in file order: /v1/models lists them so
   std::string source;         // file path, for messages

@@ -4,8 +4,13 @@
 //   2. route         resolve the model name to its plan: targets and fallback chain (runtime)
 //   3. pick upstream order the model's targets (weighted), then its fallbacks' targets
 //   4. send          one attempt: connection from the worker's pool, request, response head
-//   5. classify      an upstream error becomes an ErrorKind; retryable ones fail over to the
-//                    next target, the caller's own mistakes end the request at once
+//   5. classify      an upstream error becomes an ErrorKind and a FailureClass, recorded on
+//                    the target's circuit breaker; the retry policy then decides: retry the
+//                    same target after a delay, fail over to the next target / fallback
+//                    model, or give up. A target whose breaker refuses is skipped without
+//                    spending an attempt. The caller's own mistakes end the request at once
+//                    (context-length and content-filter errors have their own fallback
+//                    rules; see docs/resilience.md)
 //   6. stream        relay SSE events as they arrive; hold them back until the first token
 //                    so a failure before it fails over invisibly; a stream that breaks after
 //                    it ends with an explicit error event, never as a truncated success
@@ -14,8 +19,11 @@
 // Requests are confined to the worker that accepted them: no locks on this path.
 #include "pipeline/chat.hpp"
 
+#include "pipeline/failover.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/field.hpp>
 #include <cstdio>
@@ -25,6 +33,8 @@
 #include "api/openai/chat.hpp"
 #include "providers/http/client.hpp"
 #include "providers/openai/openai.hpp"
+#include "resilience/retry_after.hpp"
+#include "resilience/retry_policy.hpp"
 #include "telemetry/log.hpp"
 #include "telemetry/metrics.hpp"
 
@@ -34,6 +44,7 @@ namespace {
 namespace asio = boost::asio;
 namespace oa = providers::openai;
 namespace phttp = providers::http;
+namespace res = resilience;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxUpstreamBody = 64 * 1024 * 1024;
@@ -41,13 +52,15 @@ constexpr std::size_t kMaxUpstreamErrorBody = 1024 * 1024;
 
 struct AttemptRecord {
   std::string target;
-  std::string_view outcome;  // "ok" or an ErrorKind name
+  std::string_view outcome;  // "ok", an ErrorKind name, or "breaker_open" (skipped)
   Clock::duration took{};
+  bool counted = true;  // false: the breaker refused, no request was sent
 };
 
 // The small per-request state; everything else is read from the Runtime.
 struct Request {
   IncomingRequest in;
+  const Runtime* runtime = nullptr;
   api::openai::ChatRequest chat;
   const RoutePlan* route = nullptr;
   Clock::time_point deadline{};
@@ -99,12 +112,6 @@ std::vector<const TargetPlan*> order_targets(const ModelPlan& plan, Random& rand
   return order;
 }
 
-// 5. classify: whether another target may succeed where this one failed.
-bool worth_failing_over(const Error& e) {
-  if (is_callers_fault(e.kind)) return false;
-  return true;  // transport errors, 5xx, 429, overload, and a target's own auth or routing mistakes
-}
-
 struct OpenExchange {
   std::unique_ptr<phttp::Connection> conn;
   std::unique_ptr<phttp::Exchange> exchange;
@@ -144,8 +151,19 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
 // 5. classify an error answer: read its (bounded) body and map it.
 asio::awaitable<Error> read_error_answer(Request& r, Worker& w, const TargetPlan& tp, OpenExchange& ox) {
   const unsigned status = ox.exchange->status();
+  // How long the upstream asks us to wait (Retry-After, retry-after-ms, x-ratelimit-reset-*):
+  // the requested value, unclamped, so the retry policy's max_retry_after decides.
+  const auto& head = ox.exchange->head();
+  const res::HeaderLookup lookup = [&head](std::string_view name) -> std::optional<std::string_view> {
+    auto it = head.find(name);
+    if (it == head.end()) return std::nullopt;
+    return std::string_view(it->value().data(), it->value().size());
+  };
+  const auto wait = res::parse_retry_after(lookup, static_cast<int>(status), std::chrono::system_clock::now(),
+                                           res::kRetryAfterSaturation);
   auto body = co_await ox.exchange->read_all(std::min(Clock::now() + tp.timeouts.idle, r.deadline), kMaxUpstreamErrorBody);
   Error e = oa::classify_error(status, body ? std::string_view(*body) : std::string_view{}, tp.target->id);
+  if (wait) e.retry_after = std::chrono::duration_cast<std::chrono::milliseconds>(wait->requested);
   if (body && ox.exchange->keep_alive()) w.pool.release(std::move(ox.conn));
   co_return e;
 }
@@ -156,7 +174,7 @@ std::vector<std::string> response_headers(const Request& r) {
   h.emplace_back("x-bulwark-request-id");
   h.push_back(r.in.request_id);
   h.emplace_back("x-bulwark-attempts");
-  h.push_back(std::to_string(r.attempts.size()));
+  h.push_back(std::to_string(std::count_if(r.attempts.begin(), r.attempts.end(), [](const AttemptRecord& a) { return a.counted; })));
   if (r.served) {
     h.emplace_back("x-bulwark-model");
     h.push_back(r.served_model->model->name);
@@ -350,10 +368,13 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
 }
 
 std::string summarize(const std::vector<AttemptRecord>& attempts, const std::vector<Error>& errors) {
+  std::vector<const AttemptRecord*> made;
+  for (const AttemptRecord& a : attempts)
+    if (a.counted) made.push_back(&a);
   std::string msg = "All " + std::to_string(errors.size()) + " upstream attempt(s) failed: ";
   for (std::size_t i = 0; i < errors.size(); ++i) {
     if (i) msg += "; ";
-    msg += attempts.size() > i ? attempts[i].target : std::string("?");
+    msg += made.size() > i ? made[i]->target : std::string("?");
     msg += " -> ";
     msg += name_of(errors[i].kind);
   }
@@ -361,50 +382,160 @@ std::string summarize(const std::vector<AttemptRecord>& attempts, const std::vec
   return msg;
 }
 
+void add_candidates(std::vector<Candidate>& out, const ModelPlan& mp, Random& random) {
+  for (const TargetPlan* tp : order_targets(mp, random)) out.push_back({&mp, tp});
+}
+
+// Waits for a retry's delay, never past the request's deadline.
+asio::awaitable<void> wait_for_retry(Worker& w, Clock::time_point until) {
+  asio::steady_timer timer(w.executor);
+  timer.expires_at(until);
+  auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  (void)ec;
+}
+
 // Phases 3 to 6: the attempts, in order, until one serves the caller.
 asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
   std::vector<Error> errors;
-  for (const ModelPlan& mp : r.route->chain) {
-    for (const TargetPlan* tp : order_targets(mp, w.random)) {
+  const res::RetryPolicy& policy = r.route->retry;
+  res::RetryState state(policy, r.deadline);
+  std::vector<Candidate> cands;
+  for (const ModelPlan& mp : r.route->chain) add_candidates(cands, mp, w.random);
+  FailoverFilter filter;
+  bool content_fallback_used = false;
+  std::optional<Duration> soonest_half_open;  // of the breakers that refused
+
+  for (std::size_t i = next_allowed(cands, 0, filter); i < cands.size();) {
+    const Candidate c = cands[i];
+    const TargetPlan& tp = *c.target;
+    const TargetHealth& health = *tp.health;
+    std::size_t next = cands.size();
+    bool recorded_request = false;
+    for (;;) {  // attempts on this target
       if (Clock::now() >= r.deadline) {
         errors.push_back(Error::gateway(ErrorKind::total_timeout, "the request's total timeout passed"));
         goto exhausted;
       }
+      auto permit = health.breaker->try_acquire();
+      if (!permit) {
+        // Refused without a request: not an attempt, move on.
+        r.attempts.push_back({tp.target->id, "breaker_open", {}, false});
+        health.counters->breaker_rejections.fetch_add(1, std::memory_order_relaxed);
+        if (permit.error().retry_in && (!soonest_half_open || *permit.error().retry_in < *soonest_half_open))
+          soonest_half_open = *permit.error().retry_in;
+        next = next_allowed(cands, i + 1, filter);
+        break;
+      }
+      if (!recorded_request) {
+        health.budget->record_request();
+        recorded_request = true;
+      }
       const auto started = Clock::now();
-      AttemptResult res;
-      if (r.chat.stream) res = co_await attempt_stream(r, w, mp, *tp, ds);
-      else res = co_await attempt_unary(r, w, mp, *tp, ds);
+      AttemptResult result;
+      if (r.chat.stream) result = co_await attempt_stream(r, w, *c.model, tp, ds);
+      else result = co_await attempt_unary(r, w, *c.model, tp, ds);
       const auto took = Clock::now() - started;
       w.metrics.inc(telemetry::CounterId::upstream_attempts,
-                    telemetry::label_key({tp->target->id, res.end == AttemptEnd::served ? "ok" : name_of(res.error.kind)}));
-      w.metrics.observe(telemetry::HistogramId::upstream_duration, tp->target->id, seconds(took));
-      switch (res.end) {
+                    telemetry::label_key({tp.target->id, result.end == AttemptEnd::served ? "ok" : name_of(result.error.kind)}));
+      w.metrics.observe(telemetry::HistogramId::upstream_duration, tp.target->id, seconds(took));
+      switch (result.end) {
         case AttemptEnd::served:
+          permit->record(res::FailureClass::success, took);
+          health.latency->record(took);
+          co_return;
         case AttemptEnd::failed_after_commit:
+          permit->record(res::classify(result.error), took);
           co_return;
         case AttemptEnd::client_gone:
+          permit->release();  // says nothing about the target
           r.status = 499;
           co_return;
         case AttemptEnd::failed:
-          r.upstream_time += res.error.origin == Origin::transport ? Clock::duration{} : Clock::duration{};
-          r.attempts.push_back({tp->target->id, name_of(res.error.kind), took});
-          log::warn("upstream_attempt_failed", {{"request_id", r.in.request_id},
-                                                {"target", tp->target->id},
-                                                {"error", name_of(res.error.kind)},
-                                                {"upstream_status", res.error.upstream_status},
-                                                {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()}});
-          errors.push_back(std::move(res.error));
-          if (!worth_failing_over(errors.back())) {
-            co_await respond_error(r, ds, errors.back());
-            co_return;
-          }
           break;
       }
+      const res::FailureClass cls = res::classify(result.error);
+      permit->record(cls, took);
+      r.attempts.push_back({tp.target->id, name_of(result.error.kind), took});
+      log::warn("upstream_attempt_failed", {{"request_id", r.in.request_id},
+                                            {"target", tp.target->id},
+                                            {"error", name_of(result.error.kind)},
+                                            {"upstream_status", result.error.upstream_status},
+                                            {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()}});
+      errors.push_back(std::move(result.error));
+      const Error& err = errors.back();
+
+      // The caller's own mistake: no other target would take it either.
+      if (cls == res::FailureClass::client_fault) {
+        co_await respond_error(r, ds, err);
+        co_return;
+      }
+      // Refused by the target's content filter: never retried; tried elsewhere only on
+      // the models the failed model names for it. The provider's reason goes back.
+      if (cls == res::FailureClass::content_filter) {
+        const auto& alternatives = c.model->model->fallbacks_on_content_filter;
+        if (!content_fallback_used && !alternatives.empty() && errors.size() < policy.max_attempts_per_request) {
+          content_fallback_used = true;
+          std::vector<Candidate> alt;
+          for (const std::string& name : alternatives)
+            if (const RoutePlan* route = r.runtime->route(name)) add_candidates(alt, route->chain.front(), w.random);
+          if (!alt.empty()) {
+            health.counters->failovers.fetch_add(1, std::memory_order_relaxed);
+            cands = std::move(alt);
+            filter = FailoverFilter{};
+            i = 0;
+            goto next_candidate;
+          }
+        }
+        co_await respond_error(r, ds, err);
+        co_return;
+      }
+      // Prompt too long for this target: only a larger context window can help.
+      if (cls == res::FailureClass::context_length) {
+        filter.context = true;
+        filter.failed_window = tp.target->context_window;
+      }
+      {
+        const std::size_t after = next_allowed(cands, i + 1, filter);
+        const res::RetryDecision decision =
+            state.on_failure(err, after < cands.size(), Clock::now(), w.random, health.budget.get());
+        if (const auto* retry = std::get_if<res::RetrySame>(&decision)) {
+          health.counters->retries.fetch_add(1, std::memory_order_relaxed);
+          const auto until = std::min(Clock::now() + std::chrono::duration_cast<Clock::duration>(retry->delay), r.deadline);
+          co_await wait_for_retry(w, until);
+          if (r.client_gone) {
+            r.status = 499;
+            co_return;
+          }
+          continue;  // same target
+        }
+        if (std::holds_alternative<res::FailOver>(decision)) {
+          health.counters->failovers.fetch_add(1, std::memory_order_relaxed);
+          next = after;
+          break;
+        }
+        log::info("upstream_give_up", {{"request_id", r.in.request_id},
+                                       {"target", tp.target->id},
+                                       {"reason", res::to_string(std::get<res::GiveUp>(decision).reason)}});
+        goto exhausted;
+      }
     }
+    i = next;
+  next_candidate:;
   }
 exhausted:
+  if (errors.empty()) {
+    // Every target was skipped by its breaker.
+    Error e = Error::gateway(ErrorKind::no_healthy_target,
+                             "No healthy upstream for model `" + r.chat.model + "`: every target's circuit breaker is open.");
+    if (soonest_half_open)
+      e.retry_after = std::max(std::chrono::milliseconds(1), std::chrono::ceil<std::chrono::milliseconds>(*soonest_half_open));
+    co_await respond_error(r, ds, e);
+    co_return;
+  }
   Error final = errors.back();
-  if (errors.size() > 1 || final.origin != Origin::client) final.message = summarize(r.attempts, errors);
+  // A context-length or content-filter refusal keeps the provider's explanation.
+  if (!is_callers_fault(final.kind) && (errors.size() > 1 || final.origin != Origin::client))
+    final.message = summarize(r.attempts, errors);
   co_await respond_error(r, ds, final);
 }
 
@@ -464,6 +595,7 @@ asio::awaitable<void> handle_chat_completion(std::shared_ptr<const Runtime> runt
     co_await respond_error(r, downstream, chat.error());
   } else {
     r.chat = std::move(*chat);
+    r.runtime = runtime.get();
     // 2. route
     r.route = runtime->route(r.chat.model);
     if (!r.route) {

@@ -7,10 +7,37 @@
 
 namespace bulwark::pipeline {
 
-Result<std::shared_ptr<const Runtime>> Runtime::build(std::shared_ptr<const config::Config> config) {
+Result<std::shared_ptr<const Runtime>> Runtime::build(std::shared_ptr<const config::Config> config,
+                                                     HealthRegistry& health, const config::EnvLookup& env) {
   auto rt = std::make_shared<Runtime>();
   rt->config_ = std::move(config);
+  rt->health_ = &health;
   const config::Config& cfg = *rt->config_;
+
+  // The admin master key: config first, then the environment.
+  {
+    std::optional<std::string> env_key = env("BULWARK_MASTER_KEY");
+    if (!cfg.admin.master_key.empty() || (env_key && !env_key->empty())) {
+      std::optional<std::string_view> from_config;
+      if (!cfg.admin.master_key.empty()) from_config = cfg.admin.master_key.reveal();
+      auto key = auth::MasterKey::from(from_config, env_key ? env_key->c_str() : nullptr);
+      if (!key) return std::unexpected(Error::gateway(ErrorKind::internal, "admin master key: " + key.error().message));
+      rt->master_key_ = std::move(*key);
+    }
+  }
+
+  // Each target's health, with the resilience settings of the first model (in file
+  // order) that declares it.
+  std::map<std::string, std::shared_ptr<const TargetHealth>, std::less<>> health_of;
+  for (const config::Model& m : cfg.models) {
+    auto policy = breaker_policy(m.resilience.breaker, cfg.source);
+    if (!policy) return std::unexpected(Error::gateway(ErrorKind::internal, "models." + m.name + ".resilience: " + policy.error().message));
+    const auto retry = retry_policy(m.resilience.retry);
+    if (auto ok = retry.validate(); !ok)
+      return std::unexpected(Error::gateway(ErrorKind::internal, "models." + m.name + ".resilience: " + ok.error().message));
+    for (const config::Target& t : m.targets)
+      if (!health_of.contains(t.id)) health_of.emplace(t.id, health.get(t.id, *policy, m.resilience.breaker, m.resilience.retry));
+  }
 
   for (const auto& [name, provider] : cfg.providers) {
     if (!provider.endpoint.tls) continue;
@@ -25,7 +52,7 @@ Result<std::shared_ptr<const Runtime>> Runtime::build(std::shared_ptr<const conf
     ModelPlan plan{&m, {}};
     for (const config::Target& t : m.targets) {
       const config::Provider* p = cfg.find_provider(t.provider);
-      TargetPlan tp{&t, p, cfg.timeouts.with(p->timeouts).with(m.timeouts).with(t.timeouts), nullptr};
+      TargetPlan tp{&t, p, cfg.timeouts.with(p->timeouts).with(m.timeouts).with(t.timeouts), nullptr, health_of.at(t.id)};
       if (auto it = rt->tls_.find(t.provider); it != rt->tls_.end()) tp.tls = it->second.get();
       plan.targets.push_back(tp);
     }
@@ -37,6 +64,7 @@ Result<std::shared_ptr<const Runtime>> Runtime::build(std::shared_ptr<const conf
   for (const config::Model& m : cfg.models) {
     RoutePlan route;
     route.timeouts = cfg.timeouts.with(m.timeouts);
+    route.retry = retry_policy(m.resilience.retry);
     // Depth-first over fallbacks, each model once: A -> [B, C], B -> [D] gives A, B, D, C.
     std::set<std::string> seen;
     std::vector<const config::Model*> stack{&m};

@@ -12,6 +12,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
 
 namespace bulwark::providers::http {
 
@@ -34,15 +36,18 @@ std::shared_ptr<asio::ssl::context> make_client_tls_context(bool verify, const s
   return ctx;
 }
 
-Connection::Connection(Plain plain, std::string key) : stream_(std::move(plain)), key_(std::move(key)) {}
-Connection::Connection(Tls tls, std::string key) : stream_(std::move(tls)), key_(std::move(key)) {}
+Connection::Connection(asio::any_io_executor ex, std::string key)
+    : deadline(ex, [this] { close(); }), stream_(std::in_place_type<Plain>, ex), key_(std::move(key)) {}
+Connection::Connection(asio::any_io_executor ex, asio::ssl::context& tls, std::string key)
+    : deadline(ex, [this] { close(); }), stream_(std::in_place_type<Tls>, ex, tls), key_(std::move(key)) {}
 
-beast::tcp_stream& Connection::lowest() noexcept {
-  return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
+tcp::socket& Connection::lowest() noexcept {
+  if (auto* t = std::get_if<Tls>(&stream_)) return t->next_layer();
+  return std::get<Plain>(stream_);
 }
 
 bool Connection::looks_alive() noexcept {
-  auto& sock = lowest().socket();
+  auto& sock = lowest();
   if (!sock.is_open()) return false;
   char probe;
   const ssize_t n = ::recv(sock.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -52,8 +57,8 @@ bool Connection::looks_alive() noexcept {
 
 void Connection::close() noexcept {
   boost::system::error_code ec;
-  lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
-  lowest().socket().close(ec);
+  lowest().shutdown(tcp::socket::shutdown_both, ec);
+  lowest().close(ec);
 }
 
 Error transport_error(const boost::system::error_code& ec, std::string_view during) {
@@ -94,7 +99,10 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> Pool::acquire(Destination d
     while (!list.empty()) {
       std::unique_ptr<Connection> c = std::move(list.back());
       list.pop_back();
-      if (now - c->idle_since < idle_ttl_ && c->looks_alive()) co_return c;
+      // Under load a connection comes back within microseconds; those skip the liveness
+      // probe (a syscall), and if the peer did close one, the exchange's retry-once covers it.
+      const auto idle = now - c->idle_since;
+      if (idle < idle_ttl_ && (idle < std::chrono::milliseconds(100) || c->looks_alive())) co_return c;
       c->close();
     }
   }
@@ -109,6 +117,7 @@ void Pool::release(std::unique_ptr<Connection> conn) {
     return;
   }
   ++conn->uses_;
+  conn->deadline.disarm();
   conn->idle_since = Clock::now();
   list.push_back(std::move(conn));
 }
@@ -132,38 +141,54 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> Pool::connect(Destination d
     for (const auto& r : results) endpoints.push_back(r.endpoint());
   }
 
-  beast::tcp_stream stream(executor_);
-  stream.expires_at(connect_by);
-  auto [cec, ep] = co_await stream.async_connect(endpoints, use_tuple);
+  auto conn = dest.tls ? std::make_unique<Connection>(executor_, *dest.tls_context, dest.key())
+                      : std::make_unique<Connection>(executor_, dest.key());
+  conn->deadline.arm(connect_by);
+  auto [cec, ep] = co_await asio::async_connect(conn->lowest(), endpoints, use_tuple);
   if (cec) {
-    Error e = transport_error(cec, "connect");
-    if (cec == beast::error::timeout) e.kind = ErrorKind::connect_timeout;
+    Error e = transport_error(conn->deadline.expired() ? beast::error::timeout : cec, "connect");
+    if (conn->deadline.expired()) e.kind = ErrorKind::connect_timeout;
     co_return std::unexpected(std::move(e));
   }
-  stream.socket().set_option(tcp::no_delay(true), ec);
-
-  if (!dest.tls) co_return std::make_unique<Connection>(std::move(stream), dest.key());
-
-  Connection::Tls tls(std::move(stream), *dest.tls_context);
-  if (!SSL_set_tlsext_host_name(tls.native_handle(), dest.host.c_str()))
-    co_return std::unexpected(Error::transport(ErrorKind::connect_failed, "upstream TLS: cannot set SNI"));
-  tls.set_verify_callback(asio::ssl::host_name_verification(dest.host));
-  beast::get_lowest_layer(tls).expires_at(connect_by);
-  auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, use_tuple);
-  if (hec) {
-    Error e = transport_error(hec, "TLS handshake");
-    if (hec == beast::error::timeout) e.kind = ErrorKind::connect_timeout;
-    // A certificate that does not verify will not verify on the next try either.
-    if (hec.category() == asio::error::get_ssl_category()) e.retryable = false;
-    co_return std::unexpected(std::move(e));
+  conn->lowest().set_option(tcp::no_delay(true), ec);
+  if (auto* tls = conn->tls()) {
+    if (!SSL_set_tlsext_host_name(tls->native_handle(), dest.host.c_str()))
+      co_return std::unexpected(Error::transport(ErrorKind::connect_failed, "upstream TLS: cannot set SNI"));
+    tls->set_verify_callback(asio::ssl::host_name_verification(dest.host));
+    auto [hec] = co_await tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    if (hec) {
+      Error e = transport_error(conn->deadline.expired() ? beast::error::timeout : hec, "TLS handshake");
+      if (conn->deadline.expired()) e.kind = ErrorKind::connect_timeout;
+      // A certificate that does not verify will not verify on the next try either.
+      else if (hec.category() == asio::error::get_ssl_category()) e.retryable = false;
+      co_return std::unexpected(std::move(e));
+    }
   }
-  co_return std::make_unique<Connection>(std::move(tls), dest.key());
+  co_return conn;
+}
+
+Error Exchange::fail(const boost::system::error_code& ec, std::string_view during) const {
+  return transport_error(conn_.deadline.expired() ? beast::error::timeout : ec, during);
 }
 
 asio::awaitable<Status> Exchange::write(bhttp::request<bhttp::string_body>& req, Clock::time_point deadline) {
-  conn_.lowest().expires_at(deadline);
-  auto [ec, n] = co_await conn_.visit([&](auto& s) { return bhttp::async_write(s, req, use_tuple); });
-  if (ec) co_return std::unexpected(transport_error(ec, "write"));
+  // The head is a handful of fields: writing it by hand costs less than Beast's serializer.
+  head_.clear();
+  head_ += req.method_string();
+  head_ += ' ';
+  head_ += req.target();
+  head_ += " HTTP/1.1\r\n";
+  for (const auto& field : req) {
+    head_ += field.name_string();
+    head_ += ": ";
+    head_ += field.value();
+    head_ += "\r\n";
+  }
+  head_ += "\r\n";
+  const std::array<asio::const_buffer, 2> bufs{asio::buffer(head_), asio::buffer(req.body())};
+  conn_.deadline.arm(deadline);
+  auto [ec, n] = co_await conn_.visit([&](auto& s) { return asio::async_write(s, bufs, use_tuple); });
+  if (ec) co_return std::unexpected(fail(ec, "write"));
   co_return Status{};
 }
 
@@ -171,28 +196,38 @@ asio::awaitable<Status> Exchange::read_head(Clock::time_point deadline, std::siz
   parser_.emplace();
   parser_->header_limit(64 * 1024);
   parser_->body_limit(body_limit);
-  conn_.lowest().expires_at(deadline);
+  conn_.deadline.arm(deadline);
   auto [ec, n] = co_await conn_.visit([&](auto& s) { return bhttp::async_read_header(s, conn_.buffer, *parser_, use_tuple); });
-  if (ec) co_return std::unexpected(transport_error(ec, "response headers"));
+  if (ec) co_return std::unexpected(fail(ec, "response headers"));
   received_ = true;
   co_return Status{};
 }
 
 asio::awaitable<Result<std::string_view>> Exchange::read_some(Clock::time_point deadline) {
   auto& body = parser_->get().body();
+  char* const chunk = conn_.chunk.data();
+  const std::size_t cap = conn_.chunk.size();
   while (!parser_->is_done()) {
-    body.data = chunk_.data();
-    body.size = chunk_.size();
-    conn_.lowest().expires_at(deadline);
+    body.data = chunk;
+    body.size = cap;
+    conn_.deadline.arm(deadline);
     auto [ec, n] = co_await conn_.visit([&](auto& s) { return bhttp::async_read_some(s, conn_.buffer, *parser_, use_tuple); });
     if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) co_return std::unexpected(transport_error(ec, "response body"));
-    const std::size_t got = chunk_.size() - body.size;
-    if (got > 0) co_return std::string_view(chunk_.data(), got);
+    if (ec) co_return std::unexpected(fail(ec, "response body"));
+    // Parse whatever else one socket read brought in, so a burst of stream events goes
+    // out to the caller in one write instead of one write per event.
+    while (!parser_->is_done() && body.size > 0 && conn_.buffer.size() > 0) {
+      boost::system::error_code pec;
+      const std::size_t used = parser_->put(conn_.buffer.data(), pec);
+      conn_.buffer.consume(used);
+      if (pec == bhttp::error::need_more || pec == bhttp::error::need_buffer || used == 0) break;
+      if (pec) co_return std::unexpected(fail(pec, "response body"));
+    }
+    const std::size_t got = cap - body.size;
+    if (got > 0) co_return std::string_view(chunk, got);
   }
   co_return std::string_view{};
 }
-
 asio::awaitable<Result<std::string>> Exchange::read_all(Clock::time_point deadline, std::size_t limit) {
   std::string out;
   if (auto len = parser_->content_length()) out.reserve(std::min<std::uint64_t>(*len, limit) + 64);

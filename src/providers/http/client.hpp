@@ -5,13 +5,13 @@
 // caller decides which timeout (connect, first token, idle, total) that deadline encodes.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "providers/http/deadline.hpp"
 
 namespace bulwark::providers::http {
 
@@ -41,17 +42,18 @@ std::shared_ptr<asio::ssl::context> make_client_tls_context(bool verify, const s
 
 class Connection {
  public:
-  using Plain = beast::tcp_stream;
-  using Tls = beast::ssl_stream<beast::tcp_stream>;
+  using Plain = asio::ip::tcp::socket;
+  using Tls = asio::ssl::stream<asio::ip::tcp::socket>;
 
-  explicit Connection(Plain plain, std::string key);
-  Connection(Tls tls, std::string key);
+  Connection(asio::any_io_executor ex, std::string key);                              // plain
+  Connection(asio::any_io_executor ex, asio::ssl::context& tls, std::string key);     // TLS
 
-  beast::tcp_stream& lowest() noexcept;
+  asio::ip::tcp::socket& lowest() noexcept;
   template <class F>
   decltype(auto) visit(F&& f) {
     return std::visit(std::forward<F>(f), stream_);
   }
+  Tls* tls() noexcept { return std::get_if<Tls>(&stream_); }
   const std::string& key() const noexcept { return key_; }
   bool reused() const noexcept { return uses_ > 0; }
   // A pooled connection the peer has closed (or that has unread bytes) must not be reused.
@@ -59,6 +61,8 @@ class Connection {
   void close() noexcept;
 
   beast::flat_buffer buffer;
+  std::array<char, 16 * 1024> chunk;  // body bytes land here; deliberately not zero-filled
+  Deadline deadline;                  // closes the socket when it passes
   Clock::time_point idle_since{};
 
  private:
@@ -106,8 +110,11 @@ class Exchange {
 
  private:
   Connection& conn_;
+  // A failed operation is a timeout when the connection's deadline closed the socket.
+  Error fail(const boost::system::error_code& ec, std::string_view during) const;
+
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_;
-  std::array<char, 16 * 1024> chunk_{};
+  std::string head_;
   bool received_ = false;
 };
 

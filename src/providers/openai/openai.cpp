@@ -91,6 +91,30 @@ Error classify_error(unsigned status, std::string_view body, std::string_view ta
 
 Usage read_usage(std::string_view body) {
   Usage usage;
+  // The usage object comes last in every answer we know: parse just that object instead
+  // of the whole answer. If the text is not where expected, parse the whole document.
+  if (const auto key = body.rfind("\"usage\""); key != std::string_view::npos) {
+    const auto open = body.find_first_not_of(" \t\r\n:", key + 7);
+    if (open != std::string_view::npos && body[open] == '{') {
+      // usage nests one level (prompt_tokens_details): take the span up to the brace that
+      // balances the opening one.
+      int depth = 0;
+      std::size_t end = open;
+      for (; end < body.size(); ++end) {
+        if (body[end] == '{') ++depth;
+        else if (body[end] == '}' && --depth == 0) break;
+        else if (body[end] == '"') {
+          for (++end; end < body.size() && body[end] != '"'; ++end)
+            if (body[end] == '\\') ++end;
+        }
+      }
+      simdjson::dom::element u;
+      if (end < body.size() && !dom_parser().parse(body.data() + open, end - open + 1).get(u)) {
+        read_usage_object(u, usage);
+        return usage;
+      }
+    }
+  }
   simdjson::dom::element doc;
   if (dom_parser().parse(body.data(), body.size()).get(doc)) return usage;
   simdjson::dom::element u;

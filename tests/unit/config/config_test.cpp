@@ -172,3 +172,109 @@ TEST(Config, SecretsDoNotAppearInErrors) {
   ASSERT_FALSE(r.has_value());
   for (const auto& e : r.error()) EXPECT_EQ(e.message.find("sk-live-SECRET"), std::string::npos);
 }
+
+namespace {
+constexpr std::string_view kResilience = R"(providers: {p: {kind: openai, base_url: "http://h"}}
+resilience:
+  breaker:
+    window: 30
+    minimum_calls: 5
+    failure_rate: 0.25
+    open_for: 1s
+    open_max: 10s
+    probes: 2
+    probes_to_close: 2
+    failures: [http_5xx, overloaded]
+  retry:
+    max_attempts_per_target: 3
+    max_retry_after: 5s
+admin:
+  master_key: ${MK}
+models:
+  big:
+    targets: [{provider: p, model: big, context_window: 200000}]
+  small:
+    targets: [{provider: p, model: small, context_window: 8000}]
+    fallbacks: [big]
+    fallbacks_on_content_filter: [big]
+    resilience:
+      breaker: {open_for: 2s}
+      retry: {max_attempts_per_request: 6, backoff_base: 50ms}
+)";
+}  // namespace
+
+TEST(ConfigResilience, DefaultsWhenAbsent) {
+  auto r = cfg::load_string("providers: {p: {kind: openai, base_url: \"http://h\"}}\nmodels: {m: {targets: [{provider: p, model: x}]}}\n",
+                            env({}));
+  ASSERT_TRUE(r.has_value());
+  const cfg::Model& m = (*r)->models[0];
+  EXPECT_EQ(m.resilience.breaker.window, 20u);
+  EXPECT_EQ(m.resilience.breaker.minimum_calls, 10u);
+  EXPECT_DOUBLE_EQ(m.resilience.breaker.failure_rate, 0.5);
+  EXPECT_FALSE(m.resilience.breaker.slow_call_duration.has_value());
+  EXPECT_EQ(m.resilience.breaker.open_for, std::chrono::seconds(5));
+  EXPECT_EQ(m.resilience.breaker.open_max, std::chrono::seconds(60));
+  EXPECT_EQ(m.resilience.retry.max_attempts_per_target, 2u);
+  EXPECT_EQ(m.resilience.retry.max_attempts_per_request, 4u);
+  EXPECT_EQ(m.resilience.retry.backoff_base, std::chrono::milliseconds(200));
+  EXPECT_EQ(m.resilience.retry.max_retry_after, std::chrono::seconds(30));
+  EXPECT_DOUBLE_EQ(m.resilience.retry.budget_ratio, 0.1);
+  EXPECT_FALSE(m.targets[0].context_window.has_value());
+  EXPECT_TRUE((*r)->admin.master_key.empty());
+}
+
+TEST(ConfigResilience, TopLevelDefaultsAndPerModelOverrides) {
+  auto r = cfg::load_string(kResilience, env({{"MK", std::string(40, 'k')}}));
+  ASSERT_TRUE(r.has_value()) << r.error().front().to_string();
+  const cfg::Model& big = *(*r)->find_model("big");
+  const cfg::Model& small = *(*r)->find_model("small");
+  EXPECT_EQ(big.resilience.breaker.window, 30u);
+  EXPECT_EQ(big.resilience.breaker.open_for, std::chrono::seconds(1));
+  EXPECT_EQ(big.resilience.breaker.failures, (std::vector<std::string>{"http_5xx", "overloaded"}));
+  EXPECT_EQ(big.resilience.retry.max_attempts_per_target, 3u);
+  EXPECT_EQ(big.resilience.retry.max_attempts_per_request, 4u);
+  // small inherits the top level and overrides two fields
+  EXPECT_EQ(small.resilience.breaker.window, 30u);
+  EXPECT_EQ(small.resilience.breaker.open_for, std::chrono::seconds(2));
+  EXPECT_EQ(small.resilience.retry.max_attempts_per_target, 3u);
+  EXPECT_EQ(small.resilience.retry.max_attempts_per_request, 6u);
+  EXPECT_EQ(small.resilience.retry.backoff_base, std::chrono::milliseconds(50));
+  EXPECT_EQ(small.resilience.retry.max_retry_after, std::chrono::seconds(5));
+  EXPECT_EQ(small.targets[0].context_window, std::optional<std::uint64_t>(8000));
+  EXPECT_EQ(small.fallbacks_on_content_filter, (std::vector<std::string>{"big"}));
+  EXPECT_EQ((*r)->admin.master_key.reveal(), std::string(40, 'k'));
+}
+
+TEST(ConfigResilience, InvalidValuesAreReportedWithLineAndColumn) {
+  auto r = cfg::load_string(R"(providers: {p: {kind: openai, base_url: "http://h"}}
+resilience:
+  breaker:
+    window: 5
+    minimum_calls: 10
+    failure_rate: 2
+    bogus: 1
+  retry:
+    max_attempts_per_target: 5
+    max_attempts_per_request: 2
+    backoff_base: 10
+admin: {master_key: short}
+models:
+  m:
+    targets: [{provider: p, model: x, context_window: 1.5}]
+    fallbacks_on_content_filter: [nope]
+)", env({}));
+  ASSERT_FALSE(r.has_value());
+  std::string all;
+  for (const auto& e : r.error()) {
+    EXPECT_GT(e.line, 0) << e.message;
+    all += e.to_string() + "\n";
+  }
+  EXPECT_NE(all.find("6:19: resilience.breaker.failure_rate must be a number from 0.01 to 1"), std::string::npos) << all;
+  EXPECT_NE(all.find("7:5: unknown key 'bogus' in resilience.breaker"), std::string::npos) << all;
+  EXPECT_NE(all.find("resilience.breaker.minimum_calls must not exceed window"), std::string::npos) << all;
+  EXPECT_NE(all.find("max_attempts_per_target must not exceed max_attempts_per_request"), std::string::npos) << all;
+  EXPECT_NE(all.find("11:19: resilience.retry.backoff_base must be a duration"), std::string::npos) << all;
+  EXPECT_NE(all.find("12:21: admin.master_key must be at least 32 characters"), std::string::npos) << all;
+  EXPECT_NE(all.find("context_window must be a whole number"), std::string::npos) << all;
+  EXPECT_NE(all.find("16:35: content-filter fallback 'nope' is not a model"), std::string::npos) << all;
+}

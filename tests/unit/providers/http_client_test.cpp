@@ -54,6 +54,20 @@ asio::awaitable<std::string> one_exchange(http::Pool& pool, const http::Destinat
   co_return *body;
 }
 
+// Runs the coroutine to completion, then stops the loop: idle pooled connections keep a
+// lazily re-armed deadline wait pending, so run() alone would linger until it fires.
+template <class T>
+T run(asio::io_context& io, asio::awaitable<T> task) {
+  std::optional<T> result;
+  asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
+    if (e) std::rethrow_exception(e);
+    result = std::move(value);
+    io.stop();
+  });
+  io.run();
+  return std::move(*result);
+}
+
 }  // namespace
 
 TEST(UpstreamPool, ReusesKeptAliveConnections) {
@@ -64,7 +78,7 @@ TEST(UpstreamPool, ReusesKeptAliveConnections) {
   http::Pool pool(io.get_executor(), 4, std::chrono::seconds(30));
   const http::Destination dest{false, "127.0.0.1", acc.local_endpoint().port(), nullptr};
   std::vector<bool> reused(3);
-  auto f = asio::co_spawn(
+  const std::string all_answers = run(
       io,
       [&]() -> asio::awaitable<std::string> {
         std::string all;
@@ -74,10 +88,8 @@ TEST(UpstreamPool, ReusesKeptAliveConnections) {
           reused[static_cast<std::size_t>(i)] = r;
         }
         co_return all;
-      },
-      asio::use_future);
-  io.run();
-  EXPECT_EQ(f.get(), "okokok");
+      }());
+  EXPECT_EQ(all_answers, "okokok");
   EXPECT_EQ(accepted, 1);
   EXPECT_EQ(reused, (std::vector<bool>{false, true, true}));
 }
@@ -89,19 +101,17 @@ TEST(UpstreamPool, DoesNotReuseAConnectionThePeerClosed) {
   asio::co_spawn(io, tiny_server(acc, 2, 1, accepted), asio::detached);  // closes after each answer
   http::Pool pool(io.get_executor(), 4, std::chrono::seconds(30));
   const http::Destination dest{false, "127.0.0.1", acc.local_endpoint().port(), nullptr};
-  auto f = asio::co_spawn(
+  const std::string outcome = run(
       io,
       [&]() -> asio::awaitable<std::string> {
         bool r1 = false, r2 = false;
         std::string a = co_await one_exchange(pool, dest, r1);
-        asio::steady_timer t(io, std::chrono::milliseconds(50));  // let the FIN arrive
+        asio::steady_timer t(io, std::chrono::milliseconds(200));  // idle long enough to be probed
         co_await t.async_wait(asio::use_awaitable);
         std::string b = co_await one_exchange(pool, dest, r2);
         co_return a + b + (r2 ? "-reused" : "-fresh");
-      },
-      asio::use_future);
-  io.run();
-  EXPECT_EQ(f.get(), "okok-fresh");
+      }());
+  EXPECT_EQ(outcome, "okok-fresh");
   EXPECT_EQ(accepted, 2);
 }
 
@@ -111,10 +121,7 @@ TEST(UpstreamPool, ConnectionRefusedIsARetryableConnectFailure) {
   const auto port = acc.local_endpoint().port();
   acc.close();
   http::Pool pool(io.get_executor(), 4, std::chrono::seconds(30));
-  auto f = asio::co_spawn(io, pool.acquire({false, "127.0.0.1", port, nullptr}, http::Clock::now() + std::chrono::seconds(2)),
-                          asio::use_future);
-  io.run();
-  auto r = f.get();
+  auto r = run(io, pool.acquire({false, "127.0.0.1", port, nullptr}, http::Clock::now() + std::chrono::seconds(2)));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().kind, bulwark::ErrorKind::connect_failed);
   EXPECT_TRUE(r.error().retryable);
