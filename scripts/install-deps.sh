@@ -2,7 +2,7 @@
 # Installs the Debian packages Bulwark builds, tests and benchmarks with. Idempotent.
 set -euo pipefail
 packages=(
-  g++ cmake ninja-build pkg-config git
+  g++ cmake ninja-build pkg-config git openssl
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libnghttp2-dev libsimdjson-dev libyaml-cpp-dev libsqlite3-dev libre2-dev
   libhiredis-dev libpq-dev
