@@ -10,7 +10,7 @@
 #include <sstream>
 #include <utility>
 
-#include "mock/json.hpp"
+#include "core/json_write.hpp"
 
 namespace bulwark::mock {
 namespace {

@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "core/random.hpp"
-#include "mock/json.hpp"
+#include "core/json_write.hpp"
 
 namespace bulwark::mock {
 namespace {

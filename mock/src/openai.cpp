@@ -3,7 +3,7 @@
 #include <simdjson.h>
 
 #include "mock/answer.hpp"
-#include "mock/json.hpp"
+#include "core/json_write.hpp"
 
 namespace bulwark::mock {
 namespace {

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "core/random.hpp"
-#include "mock/json.hpp"
+#include "core/json_write.hpp"
 #include "mock/openai.hpp"
 
 namespace bulwark::mock {

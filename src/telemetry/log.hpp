@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <variant>
 
+#include "core/json_write.hpp"
+
 namespace bulwark::log {
 
 enum class Level : std::uint8_t { debug, info, warn, error };
@@ -40,6 +42,6 @@ inline void warn(std::string_view e, std::initializer_list<Field> f = {}) { if (
 inline void error(std::string_view e, std::initializer_list<Field> f = {}) { if (enabled(Level::error)) emit(Level::error, e, f); }
 
 // JSON string escaping shared by the log and other hand-written JSON on hot paths.
-void append_json_string(std::string& out, std::string_view s);
+inline void append_json_string(std::string& out, std::string_view s) { json::append_string(out, s); }
 
 }  // namespace bulwark::log

@@ -11,7 +11,7 @@
 
 #include "auth/virtual_key.hpp"
 #include "storage/sqlite_store.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace bulwark::accounting {
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "storage/sqlite_store.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace bulwark::accounting {
 namespace {

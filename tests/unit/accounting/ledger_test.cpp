@@ -10,7 +10,7 @@
 
 #include "gated_store.hpp"
 #include "storage/sqlite_store.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace bulwark::accounting {
 namespace {

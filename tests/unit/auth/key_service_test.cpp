@@ -8,7 +8,7 @@
 #include "auth/key_cache.hpp"
 #include "auth/virtual_key.hpp"
 #include "storage/sqlite_store.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace bulwark::auth {
 namespace {

@@ -6,7 +6,7 @@
 #include <array>
 
 #include "storage/sqlite_store.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace bulwark::storage {
 namespace {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace bulwark::storage {
 namespace {

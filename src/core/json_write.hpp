@@ -1,13 +1,14 @@
 #pragma once
-// Minimal JSON writing into a caller-owned buffer: the hot path appends responses into
-// one pre-sized string instead of building a DOM.
+// Minimal JSON writing into a caller-owned buffer: hot paths (the gateway's logs and
+// error bodies, the fake provider's answers) append into one pre-sized string instead
+// of building a DOM.
 #include <charconv>
 #include <concepts>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-namespace bulwark::mock::json {
+namespace bulwark::json {
 
 // Appends `s` as a JSON string literal, quotes included.
 inline void append_string(std::string& out, std::string_view s) {
@@ -52,4 +53,4 @@ inline void append_double(std::string& out, double v) {
 
 inline void append_bool(std::string& out, bool v) { out += v ? "true" : "false"; }
 
-}  // namespace bulwark::mock::json
+}  // namespace bulwark::json
