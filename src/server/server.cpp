@@ -187,8 +187,10 @@ asio::awaitable<void> send_error(ClientDownstream& ds, const Error& e, const std
   co_await ds.send(static_cast<unsigned>(http_status_of(e.kind)), h, "application/json", api::openai::error_body(e));
 }
 
-asio::awaitable<void> send_json(ClientDownstream& ds, unsigned status, std::string body, std::string_view type = "application/json") {
-  co_await ds.send(status, {}, type, std::move(body));
+asio::awaitable<void> send_json(ClientDownstream& ds, const std::string& request_id, unsigned status, std::string body,
+                                std::string_view type = "application/json") {
+  const pipeline::Header h[] = {{"x-bulwark-request-id", request_id}};
+  co_await ds.send(status, h, type, std::move(body));
 }
 
 // Routes one request. Everything under /v1 speaks OpenAI's error shape.
@@ -208,17 +210,17 @@ asio::awaitable<void> dispatch(WorkerCtx& wc, http::request<http::string_body>& 
     pipeline::IncomingRequest in{std::move(req.body()), wc.worker.next_request_id(), received};
     co_await pipeline::handle_chat_completion(rt, wc.worker, std::move(in), ds);
   } else if (target == "/v1/models" && only(http::verb::get)) {
-    co_await send_json(ds, 200, rt->models_json());
+    co_await send_json(ds, wc.worker.next_request_id(), 200, rt->models_json());
   } else if (target == "/healthz" && only(http::verb::get)) {
-    co_await send_json(ds, 200, "{\"status\":\"ok\"}");
+    co_await send_json(ds, wc.worker.next_request_id(), 200, "{\"status\":\"ok\"}");
   } else if (target == "/readyz" && only(http::verb::get)) {
-    if (wc.draining) co_await send_json(ds, 503, "{\"status\":\"draining\"}");
-    else co_await send_json(ds, 200, "{\"status\":\"ready\"}");
+    if (wc.draining) co_await send_json(ds, wc.worker.next_request_id(), 503, "{\"status\":\"draining\"}");
+    else co_await send_json(ds, wc.worker.next_request_id(), 200, "{\"status\":\"ready\"}");
   } else if (target == "/admin/targets" && only(http::verb::get)) {
     auto [status, body] = pipeline::admin_targets(*rt, req[http::field::authorization]);
-    co_await send_json(ds, status, std::move(body));
+    co_await send_json(ds, wc.worker.next_request_id(), status, std::move(body));
   } else if (target == "/metrics" && only(http::verb::get)) {
-    co_await send_json(ds, 200, wc.registry.render(), "text/plain; version=0.0.4; charset=utf-8");
+    co_await send_json(ds, wc.worker.next_request_id(), 200, wc.registry.render(), "text/plain; version=0.0.4; charset=utf-8");
   } else {
     const std::string id = wc.worker.next_request_id();
     log::info("route_not_found", {{"request_id", id}, {"method", std::string_view(req.method_string())}, {"path", target}});

@@ -61,9 +61,12 @@ describe('a running gateway', () => {
     await h.stopProcess(mock);
   });
 
-  it('answers health and readiness probes', async () => {
-    assert.equal((await fetch(`${base}/healthz`)).status, 200);
-    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  it('answers health and readiness probes, each response with a request id', async () => {
+    for (const p of ['/healthz', '/readyz', '/v1/models', '/metrics']) {
+      const r = await fetch(`${base}${p}`);
+      assert.equal(r.status, 200, p);
+      assert.match(r.headers.get('x-bulwark-request-id') ?? '', /^[0-9a-f]{32}$/, p);
+    }
   });
 
   it('reloads a valid configuration on SIGHUP and keeps the old one when the new is invalid', async () => {
