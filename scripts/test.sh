@@ -39,7 +39,7 @@ run_suite optimised "$root/build"
 # Sanitizers: halt on the first report so a memory error fails the suite.
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-"$root/scripts/build.sh" build-asan -DBULWARK_SANITIZE=ON -DBULWARK_BENCH=OFF
+"$root/scripts/build.sh" build-asan -DCMAKE_BUILD_TYPE=Debug -DBULWARK_SANITIZE=ON -DBULWARK_BENCH=OFF
 run_suite "asan+ubsan" "$root/build-asan"
 
 echo "$passed passed, $failed failed"
