@@ -27,6 +27,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/field.hpp>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -216,8 +217,10 @@ asio::awaitable<void> respond_error(Request& r, Downstream& ds, const Error& e) 
 }
 
 // One non-streamed attempt, answered to the caller when it succeeds.
+// on_served runs before the answer goes out: the breaker must hear of a success (say, a
+// half-open probe's) before the caller can send its next request.
 asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelPlan& mp, const TargetPlan& tp,
-                                             Downstream& ds) {
+                                             Downstream& ds, const std::function<void(Clock::duration)>& on_served) {
   const auto start = Clock::now();
   auto ox = co_await open_exchange(r, w, tp, start + tp.timeouts.first_token);
   if (!ox) co_return AttemptResult{AttemptEnd::failed, std::move(ox.error())};
@@ -239,6 +242,7 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
   r.status = 200;
   r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
   r.upstream_time += Clock::now() - start;
+  on_served(Clock::now() - start);
   auto h = response_headers(r);
   const bool sent = co_await ds.send(200, as_views(h), "application/json", std::move(*body));
   if (!sent) r.client_gone = true;
@@ -431,17 +435,22 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
         recorded_request = true;
       }
       const auto started = Clock::now();
+      bool verdict_recorded = false;
+      const std::function<void(Clock::duration)> record_success = [&](Clock::duration upstream_took) {
+        permit->record(res::FailureClass::success, upstream_took);
+        health.latency->record(upstream_took);
+        verdict_recorded = true;
+      };
       AttemptResult result;
       if (r.chat.stream) result = co_await attempt_stream(r, w, *c.model, tp, ds);
-      else result = co_await attempt_unary(r, w, *c.model, tp, ds);
+      else result = co_await attempt_unary(r, w, *c.model, tp, ds, record_success);
       const auto took = Clock::now() - started;
       w.metrics.inc(telemetry::CounterId::upstream_attempts,
                     telemetry::label_key({tp.target->id, result.end == AttemptEnd::served ? "ok" : name_of(result.error.kind)}));
       w.metrics.observe(telemetry::HistogramId::upstream_duration, tp.target->id, seconds(took));
       switch (result.end) {
         case AttemptEnd::served:
-          permit->record(res::FailureClass::success, took);
-          health.latency->record(took);
+          if (!verdict_recorded) record_success(took);
           co_return;
         case AttemptEnd::failed_after_commit:
           permit->record(res::classify(result.error), took);
