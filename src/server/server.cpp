@@ -75,7 +75,13 @@ struct WorkerCtx {
 };
 
 struct Session {
-  Session(WorkerCtx& w, tcp::socket s) : wc(w), stream(std::move(s)), deadline(wc.io.get_executor(), [this] { close(); }) {}
+  // On expiry the pending operation is cancelled, not the socket closed: a request that
+  // stopped arriving still gets its 408 before the connection closes.
+  Session(WorkerCtx& w, tcp::socket s) : wc(w), stream(std::move(s)), deadline(wc.io.get_executor(), [this] { cancel(); }) {}
+  void cancel() noexcept {
+    boost::system::error_code ignored;
+    stream.cancel(ignored);
+  }
   void close() noexcept {
     boost::system::error_code ignored;
     stream.close(ignored);

@@ -1,6 +1,7 @@
 // Bad input and upstream failures: always an OpenAI-shaped error with the right status.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import OpenAI from 'openai';
 import * as h from './harness.mjs';
 
@@ -8,7 +9,7 @@ describe('errors in the caller\'s API format', () => {
   let mock, gw, client, base;
   before(async () => {
     mock = await h.startMock();
-    gw = await h.startGateway(h.writeConfig(h.gatewayConfig(mock.port, { top: 'limits:\n  max_body_bytes: 64KiB\n  max_header_bytes: 8KiB' })));
+    gw = await h.startGateway(h.writeConfig(h.gatewayConfig(mock.port, { top: 'limits:\n  max_body_bytes: 64KiB\n  max_header_bytes: 8KiB\n  read_timeout: 1s\n  keepalive_idle_timeout: 1500ms' })));
     base = `http://127.0.0.1:${gw.port}`;
     client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'k', maxRetries: 0 });
   });
@@ -60,6 +61,30 @@ describe('errors in the caller\'s API format', () => {
     const h2 = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'x-big': 'y'.repeat(9000) }, body: '{}' });
     assert.equal(h2.status, 431);
     assertShape(await h2.json());
+  });
+
+  // Sends raw bytes and returns everything the gateway answers before it closes.
+  function rawExchange(bytes) {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect(gw.port, '127.0.0.1', () => sock.write(bytes));
+      let data = '';
+      sock.on('data', (d) => (data += d));
+      sock.on('end', () => resolve(data));
+      sock.on('error', reject);
+      sock.setTimeout(10_000, () => reject(new Error('the gateway never closed the connection')));
+    });
+  }
+
+  it('408 for a request that stops arriving, in headers or in the body', async () => {
+    const headers = await rawExchange('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Ty');
+    assert.match(headers, /^HTTP\/1\.1 408 /);
+    assert.equal(JSON.parse(headers.slice(headers.indexOf('\r\n\r\n') + 4)).error.code, 'request_timeout');
+    const body = await rawExchange('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"model":');
+    assert.match(body, /^HTTP\/1\.1 408 /);
+  });
+
+  it('closes an idle keep-alive connection quietly', async () => {
+    assert.equal(await rawExchange(''), '');
   });
 
   it('404 for unknown routes and 405 for the wrong method, in the same shape', async () => {
