@@ -259,7 +259,7 @@ std::string today_utc() {
 }
 
 struct Args {
-  fs::path data_dir = "/work/shared/data/routing";
+  fs::path data_dir;  // default: ../shared/data/routing beside the checkout
   fs::path out_weights;
   fs::path report;
   std::size_t folds = 5;
@@ -283,6 +283,7 @@ std::vector<double> number_list(const std::string& s) {
 Args parse_args(int argc, char** argv) {
   Args a;
 #ifdef BULWARK_SOURCE_DIR
+  a.data_dir = fs::path(BULWARK_SOURCE_DIR).parent_path() / "shared/data/routing";
   a.out_weights = fs::path(BULWARK_SOURCE_DIR) / "data/router" / kWeightsFileName;
   a.report = fs::path(BULWARK_SOURCE_DIR) / "data/router/complexity-v1-report.md";
 #endif

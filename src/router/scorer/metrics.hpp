@@ -1,5 +1,5 @@
 #pragma once
-// Router quality metrics exactly as /work/shared/data/routing/README.md defines them
+// Router quality metrics exactly as shared/data/routing/README.md (beside the checkout) defines them
 // (RouteLLM's PGR / APGR / CPT): prompts with score >= t go strong; the quality curve is
 // linear between achievable points, and a block of tied scores switches over at once, so
 // the curve is linear across it (the expectation under random tie-breaking).
