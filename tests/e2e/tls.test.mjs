@@ -72,7 +72,9 @@ models:
   wrong-host: {targets: [{provider: wrong-host, model: m3}]}
   unverified: {targets: [{provider: unverified, model: m4}]}
 `;
-    gw = await h.startGateway(h.writeConfig(cfg));
+    // One worker: every provider shares one connection pool, so a pooled connection
+    // verified for one provider would be offered to the others if the pool mixed them.
+    gw = await h.startGateway(h.writeConfig(cfg), { workers: 1 });
     client = new OpenAI({ baseURL: `http://127.0.0.1:${gw.port}/v1`, apiKey: 'k', maxRetries: 0 });
   });
   after(async () => {

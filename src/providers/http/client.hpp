@@ -13,6 +13,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -34,7 +35,13 @@ struct Destination {
   std::string host;
   std::uint16_t port = 0;
   asio::ssl::context* tls_context = nullptr;  // required when tls
-  std::string key() const { return (tls ? "https://" : "http://") + host + ":" + std::to_string(port); }
+  // Connections are shared only between destinations with the same trust settings: a
+  // connection verified against one provider's CA bundle must never serve another's.
+  std::string key() const {
+    std::string k = (tls ? "https://" : "http://") + host + ":" + std::to_string(port);
+    if (tls) k += "#" + std::to_string(reinterpret_cast<std::uintptr_t>(tls_context));
+    return k;
+  }
 };
 
 // A TLS context that verifies peers against the system store or a CA bundle.
