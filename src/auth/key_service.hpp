@@ -10,6 +10,7 @@
 
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "core/glob.hpp"
 #include "storage/store.hpp"
 
 namespace bulwark::auth {
@@ -82,7 +83,6 @@ class KeyService {
   std::function<void()> on_change_;
 };
 
-// Glob match: '*' matches any run of characters, '?' any single one.
-bool glob_match(std::string_view pattern, std::string_view text) noexcept;
+using bulwark::glob_match;  // case-sensitive model globs (core/glob.hpp)
 
 }  // namespace bulwark::auth

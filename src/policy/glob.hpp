@@ -1,10 +1,13 @@
 #pragma once
-// Model allow-list globs: '*' matches any run of bytes (including none), '?' exactly one
-// byte, everything else itself, ASCII case-insensitively ("gpt-4o*", "anthropic.*").
+// Policy model allow-lists match ASCII case-insensitively ("GPT-4o" allows "gpt-4o").
 #include <string_view>
+
+#include "core/glob.hpp"
 
 namespace bulwark::policy {
 
-bool glob_match(std::string_view pattern, std::string_view text) noexcept;
+inline bool glob_match(std::string_view pattern, std::string_view text) noexcept {
+  return bulwark::glob_match(pattern, text, GlobCase::ascii_insensitive);
+}
 
 }  // namespace bulwark::policy

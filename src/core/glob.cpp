@@ -1,21 +1,22 @@
-#include "policy/glob.hpp"
+#include "core/glob.hpp"
 
 #include <cstddef>
 
-namespace bulwark::policy {
+namespace bulwark {
 namespace {
 char fold(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 }  // namespace
 
-bool glob_match(std::string_view p, std::string_view t) noexcept {
-  // Greedy with one backtrack point: linear for the patterns an allow-list holds.
+bool glob_match(std::string_view p, std::string_view t, GlobCase mode) noexcept {
+  const bool insensitive = mode == GlobCase::ascii_insensitive;
+  const auto same = [insensitive](char a, char b) { return insensitive ? fold(a) == fold(b) : a == b; };
   std::size_t pi = 0, ti = 0;
   std::size_t star = std::string_view::npos, resume = 0;
   while (ti < t.size()) {
     if (pi < p.size() && p[pi] == '*') {
       star = pi++;
       resume = ti;
-    } else if (pi < p.size() && (p[pi] == '?' || fold(p[pi]) == fold(t[ti]))) {
+    } else if (pi < p.size() && (p[pi] == '?' || same(p[pi], t[ti]))) {
       ++pi;
       ++ti;
     } else if (star != std::string_view::npos) {
@@ -29,4 +30,4 @@ bool glob_match(std::string_view p, std::string_view t) noexcept {
   return pi == p.size();
 }
 
-}  // namespace bulwark::policy
+}  // namespace bulwark
