@@ -166,6 +166,16 @@ http {
 EOF
 }
 
+# launch_nginx DIR PORT: runs DIR/nginx.conf in the foreground (tracked for cleanup) -> NGX_ADDR, NGX_PID
+launch_nginx() {
+  local dir="$1" port="$2"
+  "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/stdout" 2>&1 &
+  NGX_PID=$!
+  BENCH_PIDS+=("$NGX_PID")
+  wait_port "$port"
+  NGX_ADDR="127.0.0.1:$port"
+}
+
 # start_nginx_canned NAME -> sets NGX_ADDR, NGX_PID (1 worker, like the brief's upstream)
 start_nginx_canned() {
   local name="$1" dir="$BENCH_TMP/$1" port
@@ -185,11 +195,7 @@ start_nginx_canned() {
 }
 EOF
   } >"$dir/nginx.conf"
-  "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/stdout" 2>&1 &
-  NGX_PID=$!
-  BENCH_PIDS+=("$NGX_PID")
-  wait_port "$port"
-  NGX_ADDR="127.0.0.1:$port"
+  launch_nginx "$dir" "$port"
 }
 
 # start_nginx_proxy NAME UPSTREAM_ADDR WORKERS [buffering on|off] -> sets NGX_ADDR, NGX_PID
@@ -217,11 +223,7 @@ start_nginx_proxy() {
 }
 EOF
   } >"$dir/nginx.conf"
-  "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/stdout" 2>&1 &
-  NGX_PID=$!
-  BENCH_PIDS+=("$NGX_PID")
-  wait_port "$port"
-  NGX_ADDR="127.0.0.1:$port"
+  launch_nginx "$dir" "$port"
 }
 
 # CPU time (clock ticks, utime+stime) of a process and, for an nginx master, its workers.

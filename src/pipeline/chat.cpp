@@ -343,11 +343,10 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     if (failure || saw_done) break;
   }
 
-  // After [DONE], read what is left of the body so the connection can be reused.
-  if (saw_done && !failure && !r.client_gone && !ox->exchange->done()) {
-    auto rest = co_await ox->exchange->read_some(std::min(Clock::now() + tp.timeouts.idle, r.deadline));
-    if (rest && rest->empty() && ox->exchange->done()) {}
-  }
+  // After [DONE], read the end of the chunked body so the connection can be reused;
+  // keep_alive() below only holds if that completed the response.
+  if (saw_done && !failure && !r.client_gone && !ox->exchange->done())
+    co_await ox->exchange->read_some(std::min(Clock::now() + tp.timeouts.idle, r.deadline));
   r.active = nullptr;
   r.upstream_time += Clock::now() - start;
   if (saw_done && !failure && !r.client_gone && ox->exchange->keep_alive()) w.pool.release(std::move(ox->conn));

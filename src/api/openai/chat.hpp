@@ -19,7 +19,7 @@ struct ChatRequest {
   std::optional<std::int64_t> max_tokens;  // max_completion_tokens or max_tokens
   // Byte range of the model's JSON string token (quotes included) in body.
   std::size_t model_begin = 0, model_end = 0;
-  // Where stream_options sits, if the caller sent it (value range), for the rewrite.
+  // The caller sent stream_options (its edit then takes the slow path in upstream_body).
   bool has_stream_options = false;
   std::size_t object_begin = 0;  // offset of the top-level '{'
 };
