@@ -11,7 +11,9 @@
 #   c  nginx proxy -> a    nginx as a plain keep-alive reverse proxy (--workers workers) in front of a
 #   d  bulwark -> a        bulwark (--workers workers) in front of a
 #   e  nginx proxy -> b    the same nginx proxy in front of the mock
-#   f  bulwark -> b        bulwark in front of the mock
+#   f  bulwark -> b        bulwark in front of the mock (governance off: a plain resilient proxy)
+#   g  governed -> b       f with governance on: virtual key, team, rate limits, budget, PII policy,
+#                          spend ledger and audit trail (compared with f in the same run)
 # then bench/stream.sh (64 concurrent streams of 500 tokens; CPU time per relayed token).
 # Each configuration runs --repeat times back to back; the run with the most requests/s is kept.
 # Writes bench/results/latest.md and prints it. Everything listens on 127.0.0.1, free ports,
@@ -59,16 +61,33 @@ start_nginx_proxy px-nginx "$A_ADDR" "$WORKERS"; C_ADDR="$NGX_ADDR"; C_PID="$NGX
 start_bulwark gw-nginx "$A_ADDR" "$WORKERS";     D_ADDR="$GW_ADDR";  D_PID="$GW_PID"
 start_nginx_proxy px-mock "$B_ADDR" "$WORKERS";  E_ADDR="$NGX_ADDR"; E_PID="$NGX_PID"
 start_bulwark gw-mock "$B_ADDR" "$WORKERS";      F_ADDR="$GW_ADDR";  F_PID="$GW_PID"
-declare -A ADDR=([a]="$A_ADDR" [b]="$B_ADDR" [c]="$C_ADDR" [d]="$D_ADDR" [e]="$E_ADDR" [f]="$F_ADDR")
-declare -A PROXY_PID=([c]="$C_PID" [d]="$D_PID" [e]="$E_PID" [f]="$F_PID")
+# g: the same as f with governance on: a virtual key (team, rate limits, budget), a policy
+# profile with PII detectors, spend ledger and audit trail.
+GOV_YAML='governance:
+  auth: keys
+  default_policy: bench
+  policies:
+    bench:
+      pii: {email: redact, phone: redact, card: block, secret: block}'
+start_bulwark gw-gov "$B_ADDR" "$WORKERS" "$GOV_YAML"; G_ADDR="$GW_ADDR"; G_PID="$GW_PID"
+"$BULWARK_BIN" teams create --config "$BENCH_TMP/gw-gov.yaml" --id bench --name bench --rpm 1000000000 --tpm 1000000000 \
+  --budget 1000000 >/dev/null || die "could not create the bench team"
+GOV_KEY="$("$BULWARK_BIN" keys create --config "$BENCH_TMP/gw-gov.yaml" --name bench --team bench --rpm 1000000000 \
+  --tpm 1000000000 --budget 1000000 2>/dev/null | sed -n 's/.*"secret":"\(bwk_[0-9A-Za-z]*\)".*/\1/p')"
+[[ -n "$GOV_KEY" ]] || die "could not create the bench key"
+sleep 1.5  # the gateway picks up keys made by other processes within governance.key_refresh
+declare -A ADDR=([a]="$A_ADDR" [b]="$B_ADDR" [c]="$C_ADDR" [d]="$D_ADDR" [e]="$E_ADDR" [f]="$F_ADDR" [g]="$G_ADDR")
+declare -A PROXY_PID=([c]="$C_PID" [d]="$D_PID" [e]="$E_PID" [f]="$F_PID" [g]="$G_PID")
+declare -A HDR=([g]="authorization: Bearer $GOV_KEY")
 declare -A NAME=([a]="nginx canned (upstream alone)" [b]="bulwark-mock direct (upstream alone)"
                  [c]="nginx proxy -> nginx canned" [d]="bulwark -> nginx canned"
-                 [e]="nginx proxy -> bulwark-mock" [f]="bulwark -> bulwark-mock")
+                 [e]="nginx proxy -> bulwark-mock" [f]="bulwark -> bulwark-mock"
+                 [g]="bulwark governed -> bulwark-mock")
 log "nginx canned $A_ADDR, mock $B_ADDR, nginx proxies $C_ADDR/$E_ADDR, bulwark $D_ADDR/$F_ADDR ($WORKERS workers)"
 
 # Sanity: every path answers the request with a 200 chat completion.
-for s in a b c d e f; do
-  code="$(curl -s -o "$BENCH_TMP/check.$s" -w '%{http_code}' -H 'content-type: application/json' \
+for s in a b c d e f g; do
+  code="$(curl -s -o "$BENCH_TMP/check.$s" -w '%{http_code}' -H 'content-type: application/json' -H "${HDR[$s]:-x-none: 1}" \
           --data '{"model":"bench","messages":[{"role":"user","content":"hi"}]}' "http://${ADDR[$s]}/v1/chat/completions")"
   [[ "$code" == 200 ]] && grep -q '"chat.completion"' "$BENCH_TMP/check.$s" || die "scenario $s answered $code: $(head -c 300 "$BENCH_TMP/check.$s")"
 done
@@ -94,8 +113,8 @@ run_wrk() {
     echo 0 >"$peak_file"
     if [[ -n "$pid" ]]; then sample_rss_start "$pid" "$peak_file"; before="$(cpu_ticks "${fam[@]}")"; fi
     local ovh_before="" ovh_after=""
-    [[ "$s" == d || "$s" == f ]] && ovh_before="$(overhead_stats "${ADDR[$s]}")"
-    line="$(wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 5s --latency -s "$LUA" "http://${ADDR[$s]}/v1/chat/completions" \
+    [[ "$s" == d || "$s" == f || "$s" == g ]] && ovh_before="$(overhead_stats "${ADDR[$s]}")"
+    line="$(wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 5s --latency -H "${HDR[$s]:-x-none: 1}" -s "$LUA" "http://${ADDR[$s]}/v1/chat/completions" \
             | tee "$BENCH_TMP/wrk.$key.$r.txt" | grep '^BENCH_RESULT')" || die "wrk failed for $key: $(cat "$BENCH_TMP/wrk.$key.$r.txt")"
     if [[ -n "$pid" ]]; then after="$(cpu_ticks "${fam[@]}")"; sample_rss_stop; fi
     [[ -n "$ovh_before" ]] && ovh_after="$(overhead_stats "${ADDR[$s]}")"
@@ -120,9 +139,9 @@ run_wrk() {
   done
 }
 
-for s in a b c d e f; do
+for s in a b c d e f g; do
   # warm up: open connections and upstream pools, touch the allocator
-  wrk -t2 -c64 -d1s -s "$LUA" "http://${ADDR[$s]}/v1/chat/completions" >/dev/null 2>&1 || true
+  wrk -t2 -c64 -d1s -H "${HDR[$s]:-x-none: 1}" -s "$LUA" "http://${ADDR[$s]}/v1/chat/completions" >/dev/null 2>&1 || true
   run_wrk "$s" 1 1
   run_wrk "$s" 64 2
 done
@@ -152,7 +171,7 @@ verdict() { awk -v v="$1" -v lim="$2" -v dir="$3" 'BEGIN { if (v == "n/a") print
   echo
   echo "| Scenario | Conns | Requests/s | p50 (ms) | p99 (ms) | Errors | Proxy CPU µs/req | Proxy peak RSS |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-  for s in a b c d e f; do
+  for s in a b c d e f g; do
     for c in 1 64; do
       k="${s}_$c"
       cpu="${CPU_US[$k]:--}"; peak="-"
@@ -177,6 +196,19 @@ verdict() { awk -v v="$1" -v lim="$2" -v dir="$3" 'BEGIN { if (v == "n/a") print
     declare "TR_$up=$tr" "LR_$up=$lr"
   done
   echo
+  echo "### Governance cost, same run (g against f)"
+  echo
+  gov_p50=$((P50[g_1] - P50[f_1]))
+  gov_ovh="$(awk -v g="${OVH[g_1]:-n/a}" -v f="${OVH[f_1]:-n/a}" 'BEGIN { if (g == "n/a" || f == "n/a") print "n/a"; else printf "%.0f", g - f }')"
+  rejected="$(curl -fsS "http://$G_ADDR/metrics" | awk '/^bulwark_ledger_rejected_total/ { print $NF }')"
+  recorded="$(curl -fsS "http://$G_ADDR/metrics" | awk '/^bulwark_ledger_recorded_total/ { print $NF }')"
+  echo "| Measure | Value |"
+  echo "|---|---:|"
+  echo "| Added p50 at c1 (wrk, µs resolution) | ${gov_p50} µs |"
+  echo "| Added mean gateway overhead at c1 (bulwark's own histogram) | ${gov_ovh} µs |"
+  echo "| Throughput c64: governed / plain | $(ratio "${RPS[g_64]}" "${RPS[f_64]}") |"
+  echo "| Ledger records accepted / refused during the run | ${recorded} / ${rejected} |"
+  echo
   echo "### Targets"
   echo
   echo "| Target | Measured | Result |"
@@ -186,6 +218,8 @@ verdict() { awk -v v="$1" -v lim="$2" -v dir="$3" 'BEGIN { if (v == "n/a") print
   echo "| Added p50 latency at 1 connection <= 1.25x nginx's (-> nginx canned) | ${LR_a}x | $(verdict "$LR_a" 1.25 le) |"
   echo "| Added p50 latency at 1 connection <= 1.25x nginx's (-> bulwark-mock) | ${LR_b}x | $(verdict "$LR_b" 1.25 le) |"
   peak_d="${PEAK[d_64]:-0}"; peak_f="${PEAK[f_64]:-0}"
+  echo "| Governance adds <= 5 µs at p50 (c1, wrk) | ${gov_p50} µs | $(verdict "$gov_p50" 5 le) |"
+  echo "| The ledger keeps up: no record refused at full throughput | ${rejected} refused | $(verdict "$rejected" 0 le) |"
   echo "| Bulwark RSS idle < 30 MB | $(mb "$IDLE_D") / $(mb "$IDLE_F") MB | $(verdict "$(mb "$((IDLE_D > IDLE_F ? IDLE_D : IDLE_F))")" 29.999 le) |"
   echo "| Bulwark RSS at 64 connections < 80 MB | $(mb "$peak_d") / $(mb "$peak_f") MB | $(verdict "$(mb "$((peak_d > peak_f ? peak_d : peak_f))")" 79.999 le) |"
   echo

@@ -5,6 +5,7 @@ packages=(
   g++ cmake ninja-build pkg-config git openssl
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libnghttp2-dev libsimdjson-dev libyaml-cpp-dev libsqlite3-dev libre2-dev
+  sqlite3
   libhiredis-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nodejs

@@ -30,7 +30,21 @@ constexpr std::array kErrorRows{
     ErrorRow{ErrorType::content_filter, "content_filter", 400},
     ErrorRow{ErrorType::invalid_request, "invalid_request", 400},
     ErrorRow{ErrorType::auth, "auth", 401},
+    ErrorRow{ErrorType::permission, "permission", 403},
+    ErrorRow{ErrorType::not_found, "not_found", 404},
+    ErrorRow{ErrorType::model_timeout, "model_timeout", 408},
+    ErrorRow{ErrorType::model_error, "model_error", 424},
+    ErrorRow{ErrorType::model_not_ready, "model_not_ready", 429},
 };
+
+std::string error_names() {
+  std::string list;
+  for (const auto& r : kErrorRows) {
+    if (!list.empty()) list += ", ";
+    list += r.name;
+  }
+  return list;
+}
 
 // Parsing failures unwind to the entry point as this, carrying the key path.
 struct ParseError {
@@ -137,9 +151,11 @@ Action parse_action(const YAML::Node& node, const std::string& path) {
   check_keys(node, path,
              {"status", "error", "retry_after_s", "retry_after_ms", "reset", "hang",
               "cut_after_tokens", "stall_after_tokens", "malformed_after_tokens", "omit_done",
-              "latency_ms", "first_token_ms", "token_delay_ms"});
+              "error_after_tokens", "latency_ms", "first_token_ms", "token_delay_ms"});
   Action a;
   int kinds = 0;
+  // error_after_tokens takes status/error as its error, not as a separate fault.
+  const bool in_stream = static_cast<bool>(node["error_after_tokens"]);
   auto set_kind = [&](ActionKind k) {
     if (a.kind != k) ++kinds;
     a.kind = k;
@@ -148,20 +164,23 @@ Action parse_action(const YAML::Node& node, const std::string& path) {
     const auto s = get_uint(n, join(path, "status"), 599);
     if (s < 400) fail(join(path, "status"), "must be an error status (400-599)");
     a.status = static_cast<int>(s);
-    set_kind(ActionKind::error);
+    if (!in_stream) set_kind(ActionKind::error);
   }
   if (auto n = node["error"]) {
     const auto& s = scalar(n, join(path, "error"), "an error name", true);
     const auto t = error_type_from_name(s);
     if (!t)
-      fail(join(path, "error"),
-           "unknown error '" + s +
-               "' (expected one of: rate_limit, overloaded, server_error, bad_gateway, "
-               "unavailable, context_length, content_filter, invalid_request, auth)");
+      fail(join(path, "error"), "unknown error '" + s + "' (expected one of: " + error_names() + ")");
     a.error = *t;
-    set_kind(ActionKind::error);
+    if (!in_stream) set_kind(ActionKind::error);
   }
-  if (a.kind == ActionKind::error) {
+  if (in_stream) {
+    a.after_tokens = static_cast<std::uint32_t>(
+        get_uint(node["error_after_tokens"], join(path, "error_after_tokens"), kMaxTokens));
+    if (!node["error"] && !node["status"]) a.error = ErrorType::overloaded;
+    set_kind(ActionKind::stream_error);
+  }
+  if (a.kind == ActionKind::error || a.kind == ActionKind::stream_error) {
     if (a.status == 0) a.status = default_status(a.error);
     else if (!node["error"]) a.error = error_type_for_status(a.status);
   }
@@ -173,7 +192,7 @@ Action parse_action(const YAML::Node& node, const std::string& path) {
     a.retry_after = get_ms(n, join(path, "retry_after_ms"));
     a.retry_after_in_ms = true;
   }
-  if (a.retry_after && a.kind != ActionKind::error)
+  if (a.retry_after && a.kind != ActionKind::error && a.kind != ActionKind::stream_error)
     fail(path, "retry_after_s/retry_after_ms need status or error");
   auto flag = [&](const char* key, ActionKind k) {
     if (auto n = node[key]) {
@@ -197,13 +216,14 @@ Action parse_action(const YAML::Node& node, const std::string& path) {
   if (kinds > 1)
     fail(path,
          "choose one of status/error, reset, hang, cut_after_tokens, stall_after_tokens, "
-         "malformed_after_tokens, omit_done");
+         "malformed_after_tokens, omit_done, error_after_tokens");
   if (auto n = node["latency_ms"]) a.latency = get_ms(n, join(path, "latency_ms"));
   if (auto n = node["first_token_ms"]) a.first_token = get_ms(n, join(path, "first_token_ms"));
   if (auto n = node["token_delay_ms"]) a.token_delay = get_ms(n, join(path, "token_delay_ms"));
   if (a.kind == ActionKind::none && !a.latency && !a.first_token && !a.token_delay)
     fail(path, "an action needs a fault (status, error, reset, hang, cut_after_tokens, "
-               "stall_after_tokens, malformed_after_tokens, omit_done) or a timing override");
+               "stall_after_tokens, malformed_after_tokens, omit_done, error_after_tokens) or a "
+               "timing override");
   return a;
 }
 
@@ -311,6 +331,23 @@ void append_action(std::string& out, const Action& a) {
         }
       }
       break;
+    case ActionKind::stream_error:
+      body += "\"error_after_tokens\":";
+      json::append_int(body, a.after_tokens);
+      body += ",\"status\":";
+      json::append_int(body, a.status);
+      body += ",\"error\":";
+      json::append_string(body, name_of(a.error));
+      if (a.retry_after) {
+        if (a.retry_after_in_ms) {
+          body += ",\"retry_after_ms\":";
+          json::append_int(body, a.retry_after->count());
+        } else {
+          body += ",\"retry_after_s\":";
+          json::append_int(body, a.retry_after->count() / 1000);
+        }
+      }
+      break;
     case ActionKind::reset: body += "\"reset\":true"; break;
     case ActionKind::hang: body += "\"hang\":true"; break;
     case ActionKind::omit_done: body += "\"omit_done\":true"; break;
@@ -379,6 +416,7 @@ std::string_view name_of(ActionKind k) noexcept {
     case ActionKind::stall: return "stall";
     case ActionKind::malformed: return "malformed";
     case ActionKind::omit_done: return "omit_done";
+    case ActionKind::stream_error: return "stream_error";
   }
   return "ok";
 }

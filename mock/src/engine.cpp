@@ -79,6 +79,7 @@ Plan Engine::plan(const ChatRequest& req, const AuthState& auth) {
   p.first_token = b.first_token;
   p.token_delay = b.token_delay;
   p.tokens = b.tokens;
+  p.context_window = b.context_window;
 
   auto error = [&](ErrorType type, std::string msg) {
     p.kind = ActionKind::error;
@@ -89,8 +90,12 @@ Plan Engine::plan(const ChatRequest& req, const AuthState& auth) {
 
   if (auth.required && !auth.valid) {
     // Real providers reject bad credentials at once, before any modelled latency.
-    error(ErrorType::auth, auth.present ? "Incorrect API key provided."
-                                        : "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
+    if (!auth.message.empty()) error(ErrorType::auth, std::string(auth.message));
+    else
+      error(ErrorType::auth, auth.present ? "Incorrect API key provided."
+                                          : "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
+    p.status = auth.status;
+    p.provider_type = auth.provider_type;
     p.latency = p.first_token = Millis{0};
   } else {
     for (std::size_t i = 0; i < b.faults.size(); ++i) {
@@ -98,7 +103,7 @@ Plan Engine::plan(const ChatRequest& req, const AuthState& auth) {
       if (!fires(f.when, TriggerInput{p.attempt, now, entry->set_at, seed_, req.model, i})) continue;
       const Action& a = f.action;
       p.kind = a.kind;
-      if (a.kind == ActionKind::error) {
+      if (a.kind == ActionKind::error || a.kind == ActionKind::stream_error) {
         p.status = a.status;
         p.error = a.error;
         p.retry_after = a.retry_after;
@@ -122,7 +127,13 @@ Plan Engine::plan(const ChatRequest& req, const AuthState& auth) {
         if (req.last_is_assistant && !req.last_content.empty())
           if (auto r = match_prefill(req.last_content, b.tokens)) p.resume = *r;
         p.completion_tokens = p.resume.remaining(b.tokens);
+        if (req.max_tokens && *req.max_tokens < p.completion_tokens) {
+          p.completion_tokens = *req.max_tokens;
+          p.max_tokens_reached = true;
+        }
         if (p.kind == ActionKind::omit_done && !req.stream) p.kind = ActionKind::none;
+        // A mid-stream error has no stream to happen in: the error is the whole answer.
+        if (p.kind == ActionKind::stream_error && !req.stream) p.kind = ActionKind::error;
       }
     }
     if (p.kind == ActionKind::error && p.message.empty() && p.error == ErrorType::context_length)
@@ -133,19 +144,102 @@ Plan Engine::plan(const ChatRequest& req, const AuthState& auth) {
   rec.attempt = p.attempt;
   rec.at_unix_ms = wall_ms;
   rec.outcome = name_of(p.kind);
-  rec.status = (p.kind == ActionKind::reset || p.kind == ActionKind::hang) ? 0 : p.status;
-  if (p.kind == ActionKind::error) rec.error = p.error;
+  rec.status = (p.kind == ActionKind::reset || p.kind == ActionKind::hang) ? 0
+               : p.kind == ActionKind::stream_error                         ? 200
+                                                                            : p.status;
+  if (p.kind == ActionKind::error || p.kind == ActionKind::stream_error) rec.error = p.error;
   rec.stream = req.stream;
   rec.authorization = auth.present;
+  rec.format = req.format;
+  {
+    auto fit = formats_.find(req.format);
+    if (fit == formats_.end()) fit = formats_.emplace(std::string(req.format), FormatCounts{}).first;
+    ++fit->second.requests;
+  }
   ++st.stats.attempts;
   if (st.stats.records.size() < record_limit_) st.stats.records.push_back(rec);
   else ++st.stats.records_dropped;
   return p;
 }
 
-void Engine::note_rejected() {
+void Engine::note_rejected(std::string_view format) {
   std::lock_guard lock(mu_);
   ++rejected_;
+  auto fit = formats_.find(format);
+  if (fit == formats_.end()) fit = formats_.emplace(std::string(format), FormatCounts{}).first;
+  ++fit->second.rejected;
+}
+
+void Engine::note_request(std::string_view format, const LastRequest& r) {
+  std::lock_guard lock(last_mu_);
+  auto it = last_.find(format);
+  if (it == last_.end()) it = last_.emplace(std::string(format), LastRequest{}).first;
+  LastRequest& l = it->second;
+  // assign() keeps each buffer's capacity: no allocation once warmed up.
+  l.api.assign(r.api);
+  l.method.assign(r.method);
+  l.target.assign(r.target);
+  l.model.assign(r.model);
+  l.headers.assign(r.headers);
+  l.body.assign(r.body);
+  l.at_unix_ms = r.at_unix_ms;
+}
+
+namespace {
+
+void append_last_request(std::string& out, const LastRequest& r) {
+  out += "{\"api\":";
+  json::append_string(out, r.api);
+  out += ",\"method\":";
+  json::append_string(out, r.method);
+  out += ",\"target\":";
+  json::append_string(out, r.target);
+  out += ",\"model\":";
+  json::append_string(out, r.model);
+  out += ",\"at_ms\":";
+  json::append_int(out, r.at_unix_ms);
+  out += ",\"headers\":{";
+  std::string_view hs = r.headers;
+  bool first = true;
+  while (!hs.empty()) {
+    const auto nl = hs.find('\n');
+    const std::string_view line = hs.substr(0, nl);
+    hs = nl == std::string_view::npos ? std::string_view{} : hs.substr(nl + 1);
+    const auto colon = line.find(": ");
+    if (colon == std::string_view::npos) continue;
+    if (!first) out += ',';
+    first = false;
+    json::append_string(out, line.substr(0, colon));
+    out += ':';
+    json::append_string(out, line.substr(colon + 2));
+  }
+  out += "},\"body\":";
+  json::append_string(out, r.body);
+  out += '}';
+}
+
+}  // namespace
+
+std::optional<std::string> Engine::last_request_json(std::string_view format) const {
+  std::lock_guard lock(last_mu_);
+  std::string out;
+  if (!format.empty()) {
+    const auto it = last_.find(format);
+    if (it == last_.end()) return std::nullopt;
+    append_last_request(out, it->second);
+    return out;
+  }
+  out += '{';
+  bool first = true;
+  for (const auto& [name, r] : last_) {
+    if (!first) out += ',';
+    first = false;
+    json::append_string(out, name);
+    out += ':';
+    append_last_request(out, r);
+  }
+  out += '}';
+  return out;
 }
 
 void Engine::set_behavior(std::string_view model, Behavior b) {
@@ -171,6 +265,9 @@ void Engine::reset_stats() {
   std::lock_guard lock(mu_);
   models_.clear();
   rejected_ = 0;
+  formats_.clear();
+  std::lock_guard last_lock(last_mu_);
+  last_.clear();
 }
 
 std::string Engine::behaviors_json() const {
@@ -187,7 +284,19 @@ std::string Engine::stats_json() const {
   std::lock_guard lock(mu_);
   std::string out = "{\"rejected\":";
   json::append_int(out, rejected_);
-  out += ",\"models\":{";
+  out += ",\"formats\":{";
+  bool first_format = true;
+  for (const auto& [name, f] : formats_) {
+    if (!first_format) out += ',';
+    first_format = false;
+    json::append_string(out, name);
+    out += ":{\"requests\":";
+    json::append_int(out, f.requests);
+    out += ",\"rejected\":";
+    json::append_int(out, f.rejected);
+    out += '}';
+  }
+  out += "},\"models\":{";
   bool first_model = true;
   for (const auto& [name, st] : models_) {
     if (!first_model) out += ',';
@@ -218,6 +327,8 @@ std::string Engine::stats_json() const {
       json::append_bool(out, r.stream);
       out += ",\"authorization\":";
       json::append_bool(out, r.authorization);
+      out += ",\"format\":";
+      json::append_string(out, r.format);
       out += '}';
     }
     out += "]}";

@@ -3,6 +3,9 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,7 +27,12 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   std::vector<std::string_view> args(argv + 1, argv + argc);
-  auto cli = parse_cli(args);
+  auto cli = parse_cli(args, [](std::string_view name) -> std::optional<std::string> {
+    const std::string n(name);
+    const char* v = std::getenv(n.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  });
   if (!cli) {
     std::fprintf(stderr, "bulwark-mock: %s\n\n%.*s", cli.error().message.c_str(),
                  static_cast<int>(usage().size()), usage().data());
@@ -57,6 +65,11 @@ int main(int argc, char** argv) {
   opts.workers = cli->workers;
   opts.api_key = cli->api_key;
   opts.seed = cli->seed;
+  if (cli->aws_access_key_id)
+    opts.aws_keys = ServerOptions::AwsKeys{*cli->aws_access_key_id, *cli->aws_secret_access_key,
+                                           cli->aws_session_token.value_or("")};
+  opts.aws_bearer_token = cli->aws_bearer_token;
+  opts.aws_region = cli->aws_region;
   Server server(std::move(opts), engine, clock);
   if (auto started = server.start(); !started) {
     std::fprintf(stderr, "bulwark-mock: %s\n", started.error().message.c_str());

@@ -119,6 +119,20 @@ ErrorText error_text(ErrorType t) {
       return {"Invalid request.", "invalid_request_error", "null"};
     case ErrorType::auth:
       return {"Incorrect API key provided.", "invalid_request_error", "\"invalid_api_key\""};
+    case ErrorType::permission:
+      return {"You are not allowed to access this model.", "invalid_request_error",
+              "\"permission_denied\""};
+    case ErrorType::not_found:
+      return {"The model does not exist or you do not have access to it.",
+              "invalid_request_error", "\"model_not_found\""};
+    case ErrorType::model_timeout:
+      return {"Request timed out.", "server_error", "\"timeout\""};
+    case ErrorType::model_error:
+      return {"The model produced an error while processing your request.", "server_error",
+              "null"};
+    case ErrorType::model_not_ready:
+      return {"The model is not ready to serve requests yet. Please try again later.",
+              "server_error", "null"};
   }
   return {"The server had an error while processing your request.", "server_error", "null"};
 }
@@ -259,7 +273,7 @@ void OpenAIFormat::append_stream_open(std::string&, const Plan&, const AnswerMet
 }
 
 void OpenAIFormat::append_stream_token(std::string& out, const AnswerMeta& m, std::string_view text,
-                                       bool first) const {
+                                       bool first, std::uint32_t) const {
   append_chunk_head(out, m);
   out += first ? "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
                : "{\"index\":0,\"delta\":{\"content\":";
@@ -286,6 +300,13 @@ void OpenAIFormat::append_stream_malformed(std::string& out, const AnswerMeta& m
   // A chunk cut off inside its JSON, as a broken upstream proxy would deliver it.
   append_chunk_head(out, m);
   out += "{\"index\":0,\"delta\":{\"content\":\n\n";
+}
+
+void OpenAIFormat::append_stream_error(std::string& out, const Plan& p, const AnswerMeta&) const {
+  // OpenAI reports a failure after the stream started as a data event with an error object.
+  out += "data: ";
+  append_error(out, p.error, p.message);
+  out += "\n\n";
 }
 
 void OpenAIFormat::append_error(std::string& out, ErrorType type, std::string_view message) const {

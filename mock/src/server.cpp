@@ -27,7 +27,10 @@
 
 #include "core/random.hpp"
 #include "core/json_write.hpp"
+#include "mock/anthropic.hpp"
+#include "mock/bedrock.hpp"
 #include "mock/openai.hpp"
+#include "providers/bedrock/sigv4.hpp"
 
 namespace bulwark::mock {
 namespace {
@@ -40,6 +43,32 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 const OpenAIFormat kOpenAI;
+const AnthropicFormat kAnthropic;
+const BedrockConverseFormat kConverse;
+const BedrockInvokeFormat kInvokeAnthropic{bedrock::Family::anthropic};
+const BedrockInvokeFormat kInvokeMeta{bedrock::Family::meta};
+const BedrockInvokeFormat kInvokeTitan{bedrock::Family::titan_text};
+const BedrockInvokeFormat kInvokeNova{bedrock::Family::nova};
+const BedrockInvokeFormat kInvokeUnknown{bedrock::Family::unknown};
+
+const WireFormat& invoke_format(bedrock::Family f) {
+  switch (f) {
+    case bedrock::Family::anthropic: return kInvokeAnthropic;
+    case bedrock::Family::meta: return kInvokeMeta;
+    case bedrock::Family::titan_text: return kInvokeTitan;
+    case bedrock::Family::nova: return kInvokeNova;
+    case bedrock::Family::unknown: break;
+  }
+  return kInvokeUnknown;
+}
+
+// How one chat route is served.
+struct ChatRoute {
+  const WireFormat* wire = &kOpenAI;
+  std::string_view api;          // for GET /_mock/last-request
+  std::optional<bool> stream;    // fixed by the operation (Bedrock), else from the body
+  std::string_view path_model;   // the model named by the path (Bedrock)
+};
 
 void append_hex16(std::string& out, std::uint64_t v) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -99,6 +128,7 @@ struct Extra {
   std::uint64_t attempt = 0;  // 0: no x-mock-attempt header
   std::optional<Millis> retry_after;
   bool retry_after_in_ms = false;
+  std::string_view headers{};  // more header lines, "\r\nname: value" each
 };
 
 // Everything one connection needs; buffers are reused across its requests.
@@ -116,6 +146,10 @@ struct Session {
   std::string event;
   std::string model;
   std::string token;
+  std::string headers;       // the format's own header lines for the current answer
+  std::string auth_message;  // a rejection message that must outlive Engine::plan
+  std::vector<bulwark::bedrock::HeaderField> fields;  // SigV4 verification input
+  LastRequest last;
   asio::steady_timer timer;
 
   Session(tcp::socket s, Worker& w, Engine& e, const Clock& c, const ServerOptions& o)
@@ -153,21 +187,29 @@ struct Session {
         json::append_int(out, ms);
       }
     }
+    out += extra.headers;
     if (!keep_alive) out += "\r\nconnection: close";
     out += "\r\n\r\n";
   }
 
-  // A complete response with `body` as its body.
-  void respond(int status, std::uint64_t request_id, bool keep_alive, const Extra& extra = Extra{},
+  // A complete response with `body` as its body, plus the format's `headers`.
+  void respond(int status, std::uint64_t request_id, bool keep_alive, Extra extra = Extra{},
                std::string_view content_type = "application/json") {
     out.clear();
+    extra.headers = headers;
     head(status, content_type, request_id, keep_alive, extra, body.size());
     out += body;
   }
 
-  void error_body(ErrorType type, std::string_view message) {
+  // The body of an error outside the fault engine; also sets the format's headers.
+  void error_body(ErrorType type, std::string_view message, int status = 0) {
     body.clear();
     format->append_error(body, type, message);
+    headers.clear();
+    ResponseInfo info;
+    info.status = status ? status : default_status(type);
+    info.error = type;
+    format->append_headers(headers, info);
   }
 
   asio::awaitable<bool> flush() {
@@ -205,6 +247,114 @@ struct Session {
     sock.close(ec);
   }
 
+  AuthState anthropic_auth(const http::request<http::string_body>& req) const {
+    AuthState a;
+    a.required = opts.api_key.has_value();
+    const auto it = req.find("x-api-key");
+    a.present = it != req.end();
+    a.valid = a.required && a.present && std::string_view(it->value()) == *opts.api_key;
+    a.status = 401;
+    a.provider_type = "authentication_error";
+    a.message = a.present ? "invalid x-api-key" : "x-api-key header is required";
+    return a;
+  }
+
+  AuthState bedrock_auth(const http::request<http::string_body>& req) {
+    AuthState a;
+    a.required = opts.aws_keys.has_value() || opts.aws_bearer_token.has_value();
+    const auto it = req.find(http::field::authorization);
+    a.present = it != req.end();
+    if (!a.required) return a;
+    const std::string_view value = a.present ? std::string_view(it->value()) : std::string_view{};
+    a.status = 403;
+    if (value.starts_with("Bearer ")) {
+      a.valid = opts.aws_bearer_token && value.substr(7) == *opts.aws_bearer_token;
+      a.provider_type = "AccessDeniedException";
+      a.message = "Authentication failed: Please make sure your API Key is valid.";
+      return a;
+    }
+    if (!opts.aws_keys) {
+      // Only an API key is configured: a signed (or unsigned) request cannot be matched.
+      a.provider_type = a.present ? "UnrecognizedClientException" : "MissingAuthenticationTokenException";
+      a.message = a.present ? "The security token included in the request is invalid."
+                            : "Missing Authentication Token";
+      return a;
+    }
+    const std::string_view target = req.target();
+    const auto q = target.find('?');
+    fields.clear();
+    for (const auto& f : req) fields.push_back({f.name_string(), f.value()});
+    bulwark::bedrock::SigningInput signed_in;
+    signed_in.method = req.method_string();
+    signed_in.path = target.substr(0, q);
+    signed_in.query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+    signed_in.headers = fields;
+    signed_in.payload = req.body();
+    const auto& keys = *opts.aws_keys;
+    const bulwark::bedrock::SecretLookup lookup =
+        [&keys](std::string_view id) -> std::optional<bulwark::bedrock::VerifierSecret> {
+      if (id != keys.access_key_id) return std::nullopt;
+      return bulwark::bedrock::VerifierSecret{keys.secret_access_key, keys.session_token};
+    };
+    bulwark::bedrock::VerifyOptions vo;
+    vo.region = opts.aws_region;
+    vo.service = "bedrock";
+    vo.max_skew = opts.aws_max_skew;
+    auto verified = bulwark::bedrock::verify(signed_in, lookup, clock.wall(), vo);
+    if (verified) {
+      a.valid = true;
+      return a;
+    }
+    auth_message = std::move(verified.error().message);
+    a.message = auth_message;
+    a.status = verified.error().http_status();
+    a.provider_type = verified.error().aws_type();
+    return a;
+  }
+
+  AuthState auth_for(const WireFormat& wire, const http::request<http::string_body>& req) {
+    if (&wire == &kAnthropic) return anthropic_auth(req);
+    if (wire.family() == "bedrock") return bedrock_auth(req);
+    return auth_of(req);
+  }
+
+  // Keeps this request as the format's last one, header names lower-cased. Credential
+  // values are redacted; a SigV4 Authorization header is kept whole (it holds no secret
+  // and shows the scope).
+  void note_request(const http::request<http::string_body>& req, std::string_view family,
+                    std::string_view api, std::string_view model_name) {
+    last.api.assign(api);
+    last.method.assign(req.method_string());
+    last.target.assign(req.target());
+    last.model.assign(model_name);
+    last.headers.clear();
+    for (const auto& f : req) {
+      const std::string_view name = f.name_string();
+      const std::string_view value = f.value();
+      // Lower-cased, so tests can look names up whatever the client's spelling.
+      for (char c : name) last.headers += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+      last.headers += ": ";
+      if (beast::iequals(name, "authorization")) {
+        if (value.starts_with("AWS4-HMAC-SHA256")) last.headers += value;
+        else {
+          last.headers += value.substr(0, value.find(' '));
+          last.headers += " <redacted>";
+        }
+      } else if (beast::iequals(name, "x-api-key") || beast::iequals(name, "x-amz-security-token") ||
+                 beast::iequals(name, "api-key")) {
+        last.headers += "<redacted>";
+      } else {
+        last.headers += value;
+      }
+      last.headers += '\n';
+    }
+    last.body.assign(req.body());
+    last.at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          clock.wall().time_since_epoch())
+                          .count();
+    engine.note_request(family, last);
+  }
+
   AuthState auth_of(const http::request<http::string_body>& req) const {
     AuthState a;
     a.required = opts.api_key.has_value();
@@ -230,38 +380,71 @@ struct Session {
   // keep_going: flush `out` and read the next request; done: the connection is finished.
   enum class Next { keep_going, done };
 
+  // `route` by value: the callers pass temporaries, which a coroutine must not keep by
+  // reference. Its views point at constants or at the caller's frame, which outlives this.
   asio::awaitable<Next> chat(http::request<http::string_body>& req, bool keep_alive,
-                             const WireFormat& wire) {
+                             ChatRoute route) {
+    const WireFormat& wire = *route.wire;
     format = &wire;
     const std::uint64_t id = worker.ids.next();
-    auto decoded = wire.decode_chat(req.body());
-    if (!decoded) {
-      engine.note_rejected();
-      error_body(ErrorType::invalid_request, decoded.error().message);
+    if (&wire == &kAnthropic && req.find("anthropic-version") == req.end()) {
+      // Anthropic checks this header before anything else in the request.
+      note_request(req, wire.family(), route.api, {});
+      engine.note_rejected(wire.family());
+      error_body(ErrorType::invalid_request, "anthropic-version: header is required", 400);
       respond(400, id, keep_alive);
       co_return Next::keep_going;
     }
-    const ChatRequest& cr = *decoded;
+    auto decoded = wire.decode_chat(req.body());
+    if (!decoded) {
+      note_request(req, wire.family(), route.api, route.path_model);
+      engine.note_rejected(wire.family());
+      error_body(ErrorType::invalid_request, decoded.error().message, 400);
+      respond(400, id, keep_alive);
+      co_return Next::keep_going;
+    }
+    ChatRequest cr = *decoded;
+    if (route.stream) cr.stream = *route.stream;
+    if (!route.path_model.empty()) cr.model = route.path_model;
     model.assign(cr.model);  // the decoder's views die at the first suspension
-    const Plan plan = engine.plan(cr, auth_of(req));
+    note_request(req, wire.family(), route.api, model);
+    const Plan plan = engine.plan(cr, auth_for(wire, req));
     const bool stream = cr.stream;
     const AnswerMeta meta{id,
                           std::chrono::duration_cast<std::chrono::seconds>(
                               clock.wall().time_since_epoch())
                               .count(),
-                          model, cr.include_usage};
-    Extra extra{plan.attempt, std::nullopt, false};
+                          model, cr.include_usage, plan.prompt_tokens};
+    Extra extra{plan.attempt, std::nullopt, false, {}};
+    ResponseInfo info;
+    info.plan = &plan;
+    info.id = id;
+    info.stream = stream;
 
     switch (plan.kind) {
-      case ActionKind::error:
-        if (!co_await sleep(plan.latency)) co_return Next::done;
-        error_body(plan.error, plan.message);
+      case ActionKind::error: {
+        {
+          const bool ok = co_await sleep(plan.latency);
+          if (!ok) co_return Next::done;
+        }
+        body.clear();
+        wire.append_plan_error(body, plan);
+        info.status = wire.error_status(plan);
+        info.error = plan.error;
+        info.provider_type = plan.provider_type;
+        info.stream = false;
+        headers.clear();
+        wire.append_headers(headers, info);
         extra.retry_after = plan.retry_after;
         extra.retry_after_in_ms = plan.retry_after_in_ms;
-        respond(plan.status, id, keep_alive, extra);
+        respond(info.status, id, keep_alive, extra);
         co_return Next::keep_going;
+      }
       case ActionKind::reset:
-        if (co_await sleep(plan.latency)) close_with_reset();
+        {
+          const bool slept = co_await sleep(plan.latency);
+          if (slept) close_with_reset();
+        }
         co_return Next::done;
       case ActionKind::hang:
         co_await drain();
@@ -269,10 +452,16 @@ struct Session {
       default: break;
     }
 
+    headers.clear();
+    wire.append_headers(headers, info);
+    extra.headers = headers;
     if (!stream) {
       const auto generation =
           plan.token_delay * (plan.completion_tokens > 0 ? plan.completion_tokens - 1 : 0);
-      if (!co_await sleep(plan.latency + plan.first_token + generation)) co_return Next::done;
+      {
+        const bool ok = co_await sleep(plan.latency + plan.first_token + generation);
+        if (!ok) co_return Next::done;
+      }
       body.clear();
       body.reserve(512 + static_cast<std::size_t>(plan.completion_tokens) * 8);
       const std::size_t cut_at = wire.append_completion(body, plan, meta);
@@ -283,7 +472,10 @@ struct Session {
           out.clear();
           head(200, "application/json", id, keep_alive, extra, body.size());
           out.append(body, 0, cut_at);
-          if (!co_await flush()) co_return Next::done;
+          {
+            const bool ok = co_await flush();
+            if (!ok) co_return Next::done;
+          }
           if (plan.kind == ActionKind::cut) close_gracefully();
           else co_await drain();
           co_return Next::done;
@@ -298,41 +490,75 @@ struct Session {
       }
     }
 
-    if (!co_await sleep(plan.latency)) co_return Next::done;
+    {
+
+      const bool ok = co_await sleep(plan.latency);
+
+      if (!ok) co_return Next::done;
+
+    }
     out.clear();
     head(200, wire.stream_content_type(), id, keep_alive, extra, std::nullopt);
     event.clear();
     wire.append_stream_open(event, plan, meta);
     if (!event.empty()) append_chunk(out, event);
     if (plan.first_token.count() > 0) {
-      if (!co_await flush()) co_return Next::done;
-      if (!co_await sleep(plan.first_token)) co_return Next::done;
+      {
+        const bool ok = co_await flush();
+        if (!ok) co_return Next::done;
+      }
+      {
+        const bool ok = co_await sleep(plan.first_token);
+        if (!ok) co_return Next::done;
+      }
     }
     const bool faulty = plan.kind == ActionKind::cut || plan.kind == ActionKind::stall ||
-                        plan.kind == ActionKind::malformed;
+                        plan.kind == ActionKind::malformed || plan.kind == ActionKind::stream_error;
     const std::uint32_t count =
         faulty ? std::min(plan.after_tokens, plan.completion_tokens) : plan.completion_tokens;
     for (std::uint32_t k = 0; k < count; ++k) {
       if (k > 0 && plan.token_delay.count() > 0) {
-        if (!co_await flush()) co_return Next::done;
-        if (!co_await sleep(plan.token_delay)) co_return Next::done;
+        {
+          const bool ok = co_await flush();
+          if (!ok) co_return Next::done;
+        }
+        {
+          const bool ok = co_await sleep(plan.token_delay);
+          if (!ok) co_return Next::done;
+        }
       }
       event.clear();
-      wire.append_stream_token(event, meta, token_text(plan, k), k == 0);
+      wire.append_stream_token(event, meta, token_text(plan, k), k == 0, k);
       append_chunk(out, event);
       // Bound the buffer on long undelayed streams.
-      if (out.size() > (64u << 10) && !co_await flush()) co_return Next::done;
+      if (out.size() > (64u << 10)) {
+        const bool ok = co_await flush();
+        if (!ok) co_return Next::done;
+      }
     }
     switch (plan.kind) {
       case ActionKind::cut:
-        if (co_await flush()) close_gracefully();
+        {
+          const bool ok = co_await flush();
+          if (ok) close_gracefully();
+        }
         co_return Next::done;
       case ActionKind::stall:
-        if (co_await flush()) co_await drain();
+        {
+          const bool ok = co_await flush();
+          if (ok) co_await drain();
+        }
         co_return Next::done;
       case ActionKind::malformed:
         event.clear();
         wire.append_stream_malformed(event, meta);
+        append_chunk(out, event);
+        out += "0\r\n\r\n";
+        co_return Next::keep_going;
+      case ActionKind::stream_error:
+        // The error is the stream's last event; the HTTP body then ends properly.
+        event.clear();
+        wire.append_stream_error(event, plan, meta);
         append_chunk(out, event);
         out += "0\r\n\r\n";
         co_return Next::keep_going;
@@ -380,6 +606,20 @@ struct Session {
     } else if (path == "/_mock/stats" && method == http::verb::get) {
       body = engine.stats_json();
       respond(200, id, keep_alive);
+    } else if ((path == "/_mock/last-request" || path.starts_with("/_mock/last-request/")) &&
+               method == http::verb::get) {
+      const std::string_view which =
+          path.size() > std::string_view("/_mock/last-request/").size()
+              ? path.substr(std::string_view("/_mock/last-request/").size())
+              : std::string_view{};
+      auto json = engine.last_request_json(which);
+      if (json) {
+        body = std::move(*json);
+        respond(200, id, keep_alive);
+      } else {
+        error_body(ErrorType::not_found, "no request received yet on format '" + std::string(which) + "'");
+        respond(404, id, keep_alive);
+      }
     } else if (path == "/_mock/reset" && method == http::verb::post) {
       engine.reset_stats();
       body = "{\"reset\":true}";
@@ -393,19 +633,32 @@ struct Session {
     std::string_view target = req.target();
     const std::string_view path = target.substr(0, target.find('?'));
     const auto method = req.method();
-    // A second provider format adds its route here with its own WireFormat.
+    headers.clear();
     if (path == "/v1/chat/completions" && method == http::verb::post)
-      co_return co_await chat(req, keep_alive, kOpenAI);
-    format = &kOpenAI;
+      co_return co_await chat(req, keep_alive, ChatRoute{&kOpenAI, "chat.completions", {}, {}});
+    if (path == "/v1/messages" && method == http::verb::post)
+      co_return co_await chat(req, keep_alive, ChatRoute{&kAnthropic, "messages", {}, {}});
+    bool bedrock_op = false;
+    const auto bedrock_route = bedrock::parse_route(path, &bedrock_op);
+    if (bedrock_route && method == http::verb::post) {
+      const auto& r = *bedrock_route;
+      const bool invoke = r.api == bedrock::Api::invoke || r.api == bedrock::Api::invoke_stream;
+      const WireFormat& wire = invoke ? invoke_format(bedrock::family_of(r.model_id)) : kConverse;
+      co_return co_await chat(req, keep_alive,
+                              ChatRoute{&wire, r.api_name(), r.stream(), r.model_id});
+    }
+    format = path.starts_with("/model/") ? static_cast<const WireFormat*>(&kConverse) : &kOpenAI;
 
     const std::uint64_t id = worker.ids.next();
     if (path == "/healthz" && method == http::verb::get) {
       body = "{\"status\":\"ok\"}";
       respond(200, id, keep_alive);
     } else if (path == "/v1/models" && method == http::verb::get) {
-      const auto auth = auth_of(req);
+      // Anthropic's clients send anthropic-version; they get Anthropic's list and key check.
+      if (req.find("anthropic-version") != req.end()) format = &kAnthropic;
+      const auto auth = format == &kAnthropic ? anthropic_auth(req) : auth_of(req);
       if (auth.required && !auth.valid) {
-        error_body(ErrorType::auth, "");
+        error_body(ErrorType::auth, auth.message, 401);
         respond(401, id, keep_alive);
       } else {
         body.clear();
@@ -421,15 +674,16 @@ struct Session {
       if (path.starts_with("/_mock/")) control(req, path, id, keep_alive, handled);
       if (!handled) {
         const bool known = path == "/v1/chat/completions" || path == "/v1/models" ||
-                           path == "/healthz" || path == "/_mock/behaviors" ||
-                           path == "/_mock/stats" || path == "/_mock/reset" ||
-                           path.starts_with("/_mock/behaviors/");
+                           path == "/v1/messages" || bedrock_op || path == "/healthz" ||
+                           path == "/_mock/behaviors" || path == "/_mock/stats" ||
+                           path == "/_mock/reset" || path.starts_with("/_mock/behaviors/") ||
+                           path.starts_with("/_mock/last-request");
         std::string msg = known ? "Method not allowed (" : "Invalid URL (";
         msg += std::string_view(req.method_string());
         msg += ' ';
         msg += path;
         msg += ')';
-        error_body(ErrorType::invalid_request, msg);
+        error_body(ErrorType::invalid_request, msg, known ? 405 : 404);
         respond(known ? 405 : 404, id, keep_alive);
       }
     }
@@ -466,7 +720,10 @@ struct Session {
       const bool keep_alive = req.keep_alive();
       const Next next = co_await dispatch(req, keep_alive);
       if (next == Next::done) co_return;
-      if (!co_await flush()) co_return;
+      {
+        const bool ok = co_await flush();
+        if (!ok) co_return;
+      }
       if (!keep_alive) {
         close_gracefully();
         co_return;

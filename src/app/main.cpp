@@ -1,10 +1,14 @@
 // bulwark: the gateway's command line. Subcommands dispatch to their modules.
 #include <cstdio>
 #include <cstring>
+#include <iostream>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "app/governance_cli.hpp"
+#include "app/route_cli.hpp"
 #include "config/config.hpp"
 #include "pipeline/runtime.hpp"
 #include "server/server.hpp"
@@ -18,6 +22,9 @@ Usage:
       Run the gateway. SIGTERM/SIGINT drain and stop; SIGHUP reloads FILE.
   bulwark check-config FILE
       Validate a configuration; print every error with its line and column.
+  bulwark route score --config FILE --model NAME [--objective OBJ]
+  bulwark route explain --config FILE --model NAME [--objective OBJ] [--top K] [PROMPT]
+      Run a routed model's policy offline (bulwark route --help for details).
   bulwark --version
   bulwark --help
 
@@ -53,6 +60,7 @@ int main(int argc, char** argv) {
   const std::string_view cmd = args[0];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(kUsage, stdout);
+    std::fputs(bulwark::app::kGovernanceUsage, stdout);
     return 0;
   }
   if (cmd == "--version" || cmd == "version") {
@@ -62,6 +70,14 @@ int main(int argc, char** argv) {
   if (cmd == "check-config") {
     if (args.size() != 2) return usage_error("check-config takes one FILE");
     return check_config(std::string(args[1]));
+  }
+  if (cmd == "keys" || cmd == "teams" || cmd == "spend" || cmd == "audit") return bulwark::app::governance_command(args);
+  if (cmd == "route") {
+    if (args.size() >= 2 && (args[1] == "--help" || args[1] == "-h")) {
+      std::fputs(bulwark::app::kRouteUsage, stdout);
+      return 0;
+    }
+    return bulwark::app::route_command(std::span(args).subspan(1), std::cin, std::cout, std::cerr);
   }
   if (cmd == "serve") {
     bulwark::server::ServeOptions opts;

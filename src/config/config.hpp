@@ -1,6 +1,7 @@
 #pragma once
 // The immutable configuration: parsed once from YAML, validated completely (every error
 // with its line and column), then shared read-only by all workers until a reload swaps it.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <expected>
@@ -59,6 +60,22 @@ struct Provider {
   bool verify_tls = true;
   std::string ca_file;  // empty: the system's trust store
   TimeoutOverrides timeouts;
+  // kind: anthropic. Sent as the anthropic-version header.
+  std::string anthropic_version = "2023-06-01";
+  // kind: bedrock (see BedrockSettings).
+  struct Bedrock {
+    enum class Api : std::uint8_t { converse, invoke };
+    std::string region;       // signs requests; picks https://bedrock-runtime.{region}.amazonaws.com
+    Api api = Api::converse;  // Converse/ConverseStream or InvokeModel(WithResponseStream)
+    // Static credentials (all optional; empty: the AWS environment / shared-file chain,
+    // resolved by providers/upstream.hpp). Never logged.
+    Secret access_key_id;
+    Secret secret_access_key;
+    Secret session_token;
+    Secret bearer_token;  // a Bedrock API key, sent as Authorization: Bearer
+    std::string profile;           // shared credentials file section (default: AWS_PROFILE or "default")
+    std::string credentials_file;  // default: AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials
+  } bedrock;
 };
 
 // Resilience settings (see docs/resilience.md). Each field left unset inherits: model ->
@@ -102,6 +119,80 @@ struct ResilienceSettings {
   RetrySettings retry;
 };
 
+// --- Smart routing and load balancing (docs/routing.md; parsed by read_router and
+// read_load_balancing in config.cpp). Regular expressions are RE2 syntax, matched anywhere
+// in the text (add ^...$ to anchor); they are compiled at load to report errors.
+struct TextMatch {
+  std::optional<std::string> equals;   // exact, case-sensitive
+  std::optional<std::string> matches;  // RE2, partial match
+};
+struct NumberRange {
+  std::optional<double> gt, lt;  // strict bounds; an unset bound always holds
+  bool empty() const noexcept { return !gt && !lt; }
+};
+// One rule's `when:`: every condition given must hold (an empty `when` always matches).
+struct RouteCondition {
+  struct Header {
+    std::string name;  // lower-cased
+    TextMatch match;
+  };
+  struct Metadata {
+    std::string key;
+    TextMatch match;
+  };
+  std::optional<bool> tools;   // the request declares tools (or legacy functions)
+  std::optional<bool> images;  // a message carries an image part
+  std::vector<Header> headers;     // all must hold; a missing header does not match
+  std::vector<Metadata> metadata;  // the body's metadata object; all must hold
+  std::optional<TextMatch> user;   // the body's `user` field
+  std::vector<std::string> keys;   // globs over the caller's key name or id; any may match
+  std::vector<std::string> teams;  // globs over the caller's team; any may match
+  NumberRange input_tokens;        // estimated prompt tokens
+  NumberRange max_tokens;          // max_completion_tokens / max_tokens (absent: no match when bounded)
+  NumberRange context_window;      // input_tokens + max_tokens
+  std::optional<TextMatch> last_user_message;
+  std::vector<std::string> objectives;  // the request's objective is one of these
+};
+struct RouteRule {
+  std::string name;  // [A-Za-z0-9._-]+, shown in x-bulwark-route
+  RouteCondition when;
+  std::size_t tier = 0;  // index into RouterSettings::tiers
+  int line = 0, column = 0;
+};
+enum class RouteObjective : std::uint8_t { balanced, cost, speed, quality };
+inline constexpr std::size_t kRouteObjectiveCount = 4;
+std::string_view to_string(RouteObjective o) noexcept;
+std::optional<RouteObjective> parse_route_objective(std::string_view text) noexcept;
+struct ObjectiveSettings {
+  double shift = 0;                 // added to every threshold (+: fewer requests go up)
+  std::optional<std::size_t> tier;  // or a fixed tier (index), skipping the scorer
+};
+struct RouterSettings {
+  std::vector<std::string> tiers;  // ordinary models, cheapest first
+  std::vector<RouteRule> rules;    // first match wins
+  bool complexity = false;         // a `complexity:` block was given
+  std::vector<double> thresholds;        // N-1 ascending score thresholds, or
+  std::vector<double> strong_fractions;  // N-1 descending traffic shares (scorer calibration)
+  std::string weights;             // scorer weights file; empty: the shipped one
+  std::size_t default_tier = 0;    // without `complexity:`, requests no rule matched go here
+  std::array<ObjectiveSettings, kRouteObjectiveCount> objectives{};  // by RouteObjective
+  RouteObjective default_objective = RouteObjective::balanced;
+  std::vector<std::pair<int, int>> tier_marks;  // line/column of each tier name (messages)
+  int line = 0, column = 0;
+};
+
+enum class Balancing : std::uint8_t { weighted, least_in_flight, latency, cost, headroom };
+std::string_view to_string(Balancing b) noexcept;
+struct LoadBalancing {
+  Balancing strategy = Balancing::weighted;
+  Millis stale_after{60'000};  // headroom: a rate-limit report older than this is ignored
+};
+// Per-target hints for the `cost` strategy: USD per million tokens.
+struct TargetPrice {
+  double input = 0;
+  double output = 0;
+};
+
 struct Target {
   std::string provider;
   std::string model;  // the provider's own model id
@@ -109,6 +200,8 @@ struct Target {
   std::optional<std::uint64_t> context_window;  // tokens; used by context-length failover
   TimeoutOverrides timeouts;
   std::string id;  // "provider/model": the name in metrics, logs and headers
+  std::optional<TargetPrice> price;  // load_balancing: cost
+  std::optional<double> cost_rank;   // load_balancing: cost (lower is cheaper; wins over price)
 };
 
 struct Model {
@@ -119,11 +212,22 @@ struct Model {
   std::vector<std::string> fallbacks_on_content_filter;
   TimeoutOverrides timeouts;
   ResilienceSettings resilience;  // resolved: top-level `resilience:` <- the model's own
+  std::optional<RouterSettings> router;  // a routed model: no targets, its tiers serve it
+  LoadBalancing load_balancing;          // how the first target is chosen
 };
 
 struct Listen {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
+};
+
+// TLS on the gateway's own listener (`tls:`, docs/configuration.md#tls-on-the-listener).
+// When set, every accepted connection does a TLS handshake; ALPN picks h2 or http/1.1.
+struct ListenTls {
+  std::string cert_file;        // PEM: the certificate, then any intermediates
+  std::string key_file;         // PEM private key (unencrypted)
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+  bool http2 = true;            // advertise h2 in ALPN (false: http/1.1 only)
 };
 
 struct Limits {
@@ -143,14 +247,74 @@ struct AdminConfig {
   Secret master_key;  // empty: BULWARK_MASTER_KEY, else the admin API is closed
 };
 
+// Operator events (docs/configuration.md#events): a JSON POST per breaker transition.
+// The URL and header values may carry credentials: they are Secrets, never printed.
+struct WebhookConfig {
+  Secret url;                      // http:// or https://
+  Millis timeout{2'000};           // one delivery attempt
+  std::size_t queue = 1'000;       // events waiting; the oldest is dropped beyond this
+  std::uint32_t retries = 3;       // further attempts after a failed one
+  Millis backoff{500};             // before the first retry, doubled each time
+  std::vector<std::pair<std::string, Secret>> headers;
+  bool verify_tls = true;
+  std::string ca_file;             // empty: the system's trust store
+};
+struct EventsConfig {
+  std::string instance;                  // the gateway's name in events; empty: the host name
+  std::optional<WebhookConfig> webhook;  // unset: no webhook
+};
+
+// Governance (docs/governance.md): who may call, how much, what is recorded.
+enum class AuthMode : std::uint8_t {
+  keys,     // every request needs a virtual key (the default)
+  keyless,  // local demo: no key needed; spend and audit are still recorded
+};
+
+// A policy profile as written; the Runtime compiles it (policy/profile.hpp) and reports
+// bad detector names or patterns with this place in the file.
+struct PolicySettings {
+  std::string id;
+  std::vector<std::pair<std::string, std::string>> pii;  // detector name -> off|flag|redact|block
+  struct Deny {
+    std::string id, pattern, action = "block";
+  };
+  std::vector<Deny> deny;
+  std::vector<std::string> allow;  // exemptions for PII findings (RE2)
+  std::optional<std::uint64_t> max_input_tokens, max_tokens;
+  std::vector<std::string> models;  // model globs; empty: all
+  std::string injection = "off";    // off | flag | block
+  int line = 0, column = 0;
+};
+
+struct GovernanceSettings {
+  // Off: a plain resilient proxy, no keys, limits, policies, spend or audit (nothing is
+  // opened). For benchmarks and deployments that govern elsewhere.
+  bool enabled = true;
+  AuthMode auth = AuthMode::keys;
+  // The embedded SQLite database; a relative path is resolved against the config file's
+  // folder. Opened once at start: changing it needs a restart.
+  std::string database = "bulwark-data/bulwark.db";
+  std::string journal_dir;  // the spend journal; empty: the database's folder
+  std::string prices;       // price file; empty: the shipped data/pricing/default-prices.yaml
+  // Output tokens reserved against a budget when the caller sets no max_tokens.
+  std::uint64_t default_max_tokens = 4096;
+  std::string audit_content = "off";  // off | hashed | redacted | full
+  std::string default_policy;         // profile for keys that name none (and keyless mode)
+  std::map<std::string, PolicySettings, std::less<>> policies;
+  Millis key_refresh{1'000};  // how often other processes' key changes are picked up
+};
+
 struct Config {
   Listen listen;
+  std::optional<ListenTls> tls;  // unset: plain TCP (HTTP/1.1, or h2c with prior knowledge)
   unsigned workers = 0;  // 0: one per core
   Limits limits;
   LogConfig log;
   Timeouts timeouts;
   ResilienceSettings resilience;  // the top-level defaults
   AdminConfig admin;
+  EventsConfig events;
+  GovernanceSettings governance;
   std::map<std::string, Provider, std::less<>> providers;
   std::vector<Model> models;  // in file order: /v1/models lists them so
   std::string source;         // file path, for messages

@@ -1,27 +1,41 @@
 // The request pipeline for chat completions. The phases, in order:
 //
-//   1. decode        parse the caller's body in its API format (api/openai)
-//   2. route         resolve the model name to its plan: targets and fallback chain (runtime)
-//   3. pick upstream order the model's targets (weighted), then its fallbacks' targets
-//   4. send          one attempt: connection from the worker's pool, request, response head
-//   5. classify      an upstream error becomes an ErrorKind and a FailureClass, recorded on
+//   1. decode        parse the caller's body in its API format (api/openai); runs after
+//                    authenticate, which needs only the headers
+//   2. authenticate  the virtual key from Authorization: Bearer or x-api-key, resolved
+//                    from the in-memory key cache (no database round trip); keyless mode
+//                    lets anonymous callers through
+//   3. route         resolve the model name to its plan: targets and fallback chain (runtime)
+//   4. admit         the key's model allow-list, parallel-request cap, requests and tokens
+//                    per minute (key and team), then a budget reservation of the request's
+//                    maximum cost, so concurrent requests cannot overrun a budget
+//   5. guard         the key's policy profile on the prompt: PII redaction, deny rules,
+//                    size caps; a block ends the request, a redaction rewrites the body
+//   6. pick upstream order the model's targets (weighted), then its fallbacks' targets
+//   7. send          one attempt: connection from the worker's pool, request, response head
+//   8. classify      an upstream error becomes an ErrorKind and a FailureClass, recorded on
 //                    the target's circuit breaker; the retry policy then decides: retry the
 //                    same target after a delay, fail over to the next target / fallback
 //                    model, or give up. A target whose breaker refuses is skipped without
 //                    spending an attempt. The caller's own mistakes end the request at once
 //                    (context-length and content-filter errors have their own fallback
 //                    rules; see docs/resilience.md)
-//   6. stream        relay SSE events as they arrive; hold them back until the first token
+//   9. stream        relay SSE events as they arrive; hold them back until the first token
 //                    so a failure before it fails over invisibly; a stream that breaks after
-//                    it ends with an explicit error event, never as a truncated success
-//   7. account & log usage from the answer that was served, metrics, the access log line
+//                    it ends with an explicit error event, never as a truncated success.
+//                    The policy's output rules apply to the answer, streamed or not
+//  10. account & log cost from the served answer's usage; the budget reservation and token
+//                    estimate settled; spend ledger and audit record written before the
+//                    response's last byte (durable across kill -9); metrics, access log
 //
-// Requests are confined to the worker that accepted them: no locks on this path.
+// Requests are confined to the worker that accepted them: no locks on this path (the
+// shared limiters and budgets use atomics and short per-subject locks).
 #include "pipeline/chat.hpp"
 
 #include "pipeline/failover.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/json.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -31,8 +45,17 @@
 #include <optional>
 #include <vector>
 
+#include "accounting/audit.hpp"
 #include "api/openai/chat.hpp"
+#include "api/openai/text.hpp"
+#include "auth/virtual_key.hpp"
+#include "pipeline/governance.hpp"
+#include "policy/evaluate.hpp"
+#include "policy/stream_redactor.hpp"
 #include "providers/http/client.hpp"
+#include "router/balancer.hpp"
+#include "router/policy.hpp"
+#include "router/request_features.hpp"
 #include "providers/openai/openai.hpp"
 #include "resilience/retry_after.hpp"
 #include "resilience/retry_policy.hpp"
@@ -58,6 +81,20 @@ struct AttemptRecord {
   bool counted = true;  // false: the breaker refused, no request was sent
 };
 
+// Who is calling and what admission holds for them until the request ends.
+struct Caller {
+  std::shared_ptr<const auth::ResolvedKey> key;  // null: anonymous (keyless mode)
+  const policy::PolicyProfile* policy = nullptr;
+  bool checked_rate = false;
+  accounting::RateLimiter::Admission rate;
+  std::optional<accounting::ParallelLimiter::Slot> slot;
+  accounting::Reservation reservation;
+  std::vector<accounting::BudgetSubject> budget_subjects;
+  std::vector<std::string> policy_decisions;  // for the audit record: rule names, never text
+  std::string key_id() const { return key ? key->key.id : std::string(); }
+  std::string team_id() const { return key ? key->key.team_id : std::string(); }
+};
+
 // The small per-request state; everything else is read from the Runtime.
 struct Request {
   IncomingRequest in;
@@ -74,6 +111,16 @@ struct Request {
   unsigned status = 0;
   bool client_gone = false;
   phttp::Connection* active = nullptr;  // closed on hang-up to cancel the upstream call
+  Governance* gov = nullptr;  // null: no accounting (tests without a database)
+  Caller caller;
+  std::optional<Error> error;  // the error answered, for the audit record
+  std::size_t output_bytes = 0;  // relayed answer bytes, to estimate usage a stream lacked
+  std::string completion;  // the answer, kept only when the audit records content
+  bool books_closed = false;
+  std::optional<RoutePlan> routed;  // a routed model's plan for this request (its tier chain)
+  std::string route_header;         // x-bulwark-route: why this tier
+  std::optional<accounting::Cost> cost;
+  std::string cost_text;  // x-bulwark-cost-usd
 };
 
 enum class AttemptEnd : std::uint8_t { served, failed, failed_after_commit, client_gone };
@@ -92,24 +139,27 @@ Error name_timeout(Error e, ErrorKind phase, Clock::time_point used, Clock::time
   return e;
 }
 
-// 3. pick upstream: the model's targets, the first drawn by weight, the rest in weight order.
-std::vector<const TargetPlan*> order_targets(const ModelPlan& plan, Random& random) {
+// 6. pick upstream: the model's load-balancing strategy orders its targets (first choice
+// first, the rest as the failover order); a target whose breaker is open goes last.
+std::vector<const TargetPlan*> order_targets(const ModelPlan& plan, Random& random, std::uint64_t tokens_needed) {
   std::vector<const TargetPlan*> order;
   order.reserve(plan.targets.size());
-  for (const TargetPlan& t : plan.targets) order.push_back(&t);
-  if (order.size() < 2) return order;
-  double total = 0;
-  for (const TargetPlan* t : order) total += t->target->weight;
-  if (total <= 0) return order;
-  double x = random.uniform() * total;
-  std::size_t pick = 0;
-  for (; pick + 1 < order.size(); ++pick) {
-    x -= order[pick]->target->weight;
-    if (x < 0) break;
+  if (plan.targets.size() < 2) {
+    for (const TargetPlan& t : plan.targets) order.push_back(&t);
+    return order;
   }
-  std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(pick), order.begin() + static_cast<std::ptrdiff_t>(pick) + 1);
-  std::stable_sort(order.begin() + 1, order.end(),
-                   [](const TargetPlan* a, const TargetPlan* b) { return a->target->weight > b->target->weight; });
+  const auto now = SteadyClock::instance().now();
+  const config::LoadBalancing& lb = plan.model->load_balancing;
+  std::vector<router::TargetView> views;
+  views.reserve(plan.targets.size());
+  for (const TargetPlan& t : plan.targets) {
+    const auto state = t.health->breaker->state();
+    const bool healthy = state != resilience::BreakerState::open && state != resilience::BreakerState::forced_open;
+    views.push_back(t.stats->view(*t.target, healthy, now, lb.stale_after, tokens_needed));
+  }
+  std::vector<std::uint32_t> idx;
+  router::order_targets(lb.strategy, views, random, idx);
+  for (std::uint32_t i : idx) order.push_back(&plan.targets[i]);
   return order;
 }
 
@@ -118,7 +168,7 @@ struct OpenExchange {
   std::unique_ptr<phttp::Exchange> exchange;
 };
 
-// 4. send: connection, request, response head. A pooled connection the upstream had
+// 7. send: connection, request, response head. A pooled connection the upstream had
 // already closed fails before any byte comes back; that is retried once on a fresh
 // connection and does not count as an attempt.
 asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const TargetPlan& tp,
@@ -139,7 +189,18 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
     auto sent = co_await ox.exchange->write(req, std::min(head_deadline, r.deadline));
     Status head = std::move(sent);
     if (head) head = co_await ox.exchange->read_head(std::min(head_deadline, r.deadline), kMaxUpstreamBody);
-    if (head) co_return ox;
+    if (head) {
+      // Rate-limit headroom the provider reports, for the headroom-aware balancer.
+      const auto& fields = ox.exchange->head();
+      auto lookup = [&fields](std::string_view name) -> std::optional<std::string_view> {
+        auto it = fields.find(name);
+        if (it == fields.end()) return std::nullopt;
+        return std::string_view(it->value().data(), it->value().size());
+      };
+      const router::RateLimitReport report = router::parse_rate_limit_headers(router::HeaderLookup(lookup));
+      if (!report.empty()) tp.stats->record_rate_limits(report, SteadyClock::instance().now());
+      co_return ox;
+    }
     r.active = nullptr;
     ox.conn->close();
     if (r.client_gone) co_return std::unexpected(Error::client(ErrorKind::bad_request, "client closed the connection"));
@@ -149,7 +210,7 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
   co_return std::unexpected(Error::transport(ErrorKind::connection_reset, "upstream closed the connection"));
 }
 
-// 5. classify an error answer: read its (bounded) body and map it.
+// 8. classify an error answer: read its (bounded) body and map it.
 asio::awaitable<Error> read_error_answer(Request& r, Worker& w, const TargetPlan& tp, OpenExchange& ox) {
   const unsigned status = ox.exchange->status();
   // How long the upstream asks us to wait (Retry-After, retry-after-ms, x-ratelimit-reset-*):
@@ -167,6 +228,340 @@ asio::awaitable<Error> read_error_answer(Request& r, Worker& w, const TargetPlan
   if (wait) e.retry_after = std::chrono::duration_cast<std::chrono::milliseconds>(wait->requested);
   if (body && ox.exchange->keep_alive()) w.pool.release(std::move(ox.conn));
   co_return e;
+}
+
+// ---- governance phases -------------------------------------------------------------
+
+std::string_view header(const Request& r, std::string_view name) {
+  if (!r.in.headers) return {};
+  auto it = r.in.headers->find(name);
+  if (it == r.in.headers->end()) return {};
+  return {it->value().data(), it->value().size()};
+}
+
+// The presented credential: OpenAI's Authorization: Bearer, or Anthropic's x-api-key.
+std::string_view credential(const Request& r) {
+  std::string_view auth = header(r, "authorization");
+  if (auth.size() > 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) {
+    auth.remove_prefix(7);
+    while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+    return auth;
+  }
+  return header(r, "x-api-key");
+}
+
+// Cheap token estimates from byte counts: 4 bytes a token is the usual English average;
+// the budget reservation uses 2 bytes a token so it errs on the side of reserving more.
+std::int64_t estimate_input_tokens(const Request& r) { return static_cast<std::int64_t>((r.chat.body.size() + 3) / 4); }
+std::int64_t upper_input_tokens(const Request& r) { return static_cast<std::int64_t>((r.chat.body.size() + 1) / 2); }
+
+// 2. authenticate
+Status authenticate(Request& r) {
+  const config::GovernanceSettings& gs = r.runtime->config().governance;
+  const std::string_view presented = credential(r);
+  if (r.gov) {
+    const bool keyless = gs.auth == config::AuthMode::keyless;
+    if (!keyless || auth::looks_like_key(presented)) {
+      if (presented.empty())
+        return std::unexpected(Error::client(ErrorKind::unauthenticated,
+                                             "Missing API key: send your Bulwark key as `Authorization: Bearer <key>` or `x-api-key`."));
+      auto key = r.gov->key_cache().resolve(presented);
+      if (!key) {
+        if (!keyless) return std::unexpected(key.error());
+      } else {
+        r.caller.key = std::move(*key);
+      }
+    }
+  }
+  // The key's policy profile, else the configured default.
+  if (r.caller.key && !r.caller.key->key.policy_profile.empty()) {
+    r.caller.policy = r.runtime->policy(r.caller.key->key.policy_profile);
+    if (!r.caller.policy)
+      log::warn("policy_profile_unknown", {{"request_id", r.in.request_id},
+                                           {"key_id", r.caller.key->key.id},
+                                           {"profile", r.caller.key->key.policy_profile}});
+  }
+  if (!r.caller.policy) r.caller.policy = r.runtime->default_policy();
+  return {};
+}
+
+// 3. route: an ordinary model's plan, or for a routed model the tier its policy picks
+// (rules, then complexity score against thresholds moved by the objective), falling over
+// to the tiers above it. A tier whose targets are all unhealthy yields to the next.
+Status route_request(Request& r, Worker& w) {
+  r.route = r.runtime->route(r.chat.model);
+  if (r.route) return {};
+  const RouterPlan* rp = r.runtime->router(r.chat.model);
+  if (!rp)
+    return std::unexpected(Error::client(ErrorKind::model_not_found,
+                                         "The model `" + r.chat.model + "` does not exist or you do not have access to it.", "model"));
+  auto extract = router::extract_request_features(r.chat.body);
+  if (!extract) return std::unexpected(extract.error());
+  router::RequestFeatures f = router::RequestFeatures::from(*extract);
+  auto lookup = [&r](std::string_view name) -> std::optional<std::string_view> {
+    const std::string_view v = header(r, name);
+    if (v.empty()) return std::nullopt;
+    return v;
+  };
+  f.header = router::HeaderLookup(lookup);
+  std::string objective_text;
+  if (r.caller.key) {
+    f.key_name = r.caller.key->key.name;
+    f.key_id = r.caller.key->key.id;
+    f.team = r.caller.key->key.team_id;
+    // A key's default objective lives in its metadata: {"objective": "cost"}.
+    boost::system::error_code ec;
+    const boost::json::value meta = boost::json::parse(r.caller.key->key.metadata_json, ec);
+    if (!ec && meta.is_object())
+      if (const auto* o = meta.as_object().if_contains("objective"); o && o->is_string()) objective_text = std::string(o->as_string());
+  }
+  std::optional<router::Objective> objective;
+  if (const std::string_view h = header(r, router::kObjectiveHeader); !h.empty()) {
+    objective = router::parse_objective(h);
+    if (!objective)
+      return std::unexpected(Error::client(ErrorKind::bad_request,
+                                           "x-bulwark-objective must be cost, speed, quality or balanced.", "x-bulwark-objective"));
+  } else if (!objective_text.empty()) {
+    objective = router::parse_objective(objective_text);
+  }
+  router::Decision d = rp->policy.decide(f, objective);
+  rp->policy.yield_to_healthy(d, [rp](std::size_t tier) {
+    const RoutePlan* plan = rp->tiers[tier];
+    if (!plan || plan->chain.empty()) return false;
+    for (const TargetPlan& t : plan->chain.front().targets) {
+      const auto state = t.health->breaker->state();
+      if (state != resilience::BreakerState::open && state != resilience::BreakerState::forced_open) return true;
+    }
+    return false;
+  });
+  // The chosen tier's own chain, then the tiers above it, each model once.
+  RoutePlan plan = *rp->tiers[d.tier];
+  auto append = [&plan](const RoutePlan& more) {
+    for (const ModelPlan& mp : more.chain) {
+      const bool seen = std::any_of(plan.chain.begin(), plan.chain.end(), [&](const ModelPlan& x) { return x.model == mp.model; });
+      if (!seen) plan.chain.push_back(mp);
+    }
+    plan.dearest.input = std::max(plan.dearest.input, more.dearest.input);
+    plan.dearest.output = std::max(plan.dearest.output, more.dearest.output);
+  };
+  for (std::size_t t : rp->policy.failover_tiers(d))
+    if (rp->tiers[t]) append(*rp->tiers[t]);
+  r.routed = std::move(plan);
+  r.route = &*r.routed;
+  r.route_header = std::move(d.header);
+  static constexpr std::string_view kSource[] = {"rule", "score", "objective", "default"};
+  w.metrics.inc(telemetry::CounterId::route_decisions,
+                telemetry::label_key({r.chat.model, rp->policy.tier_name(d.tier), kSource[static_cast<std::size_t>(d.source)]}));
+  return {};
+}
+
+// 4. admit: model allow-list, parallel cap, rates, then the budget reservation.
+Status admit(Request& r) {
+  if (!r.gov || !r.caller.key) return {};
+  const storage::KeyRecord& key = r.caller.key->key;
+  const std::optional<storage::TeamRecord>& team = r.caller.key->team;
+  if (!r.caller.key->allows_model(r.chat.model))
+    return std::unexpected(Error::client(ErrorKind::permission_denied,
+                                         "This key is not allowed to use the model `" + r.chat.model + "`.", "model"));
+  if (key.max_parallel > 0) {
+    auto slot = r.gov->parallel().try_acquire("key:" + key.id, key.max_parallel);
+    if (!slot) {
+      Error e = Error::client(ErrorKind::rate_limited,
+                              "Too many parallel requests for this key (limit " + std::to_string(key.max_parallel) + ").");
+      e.retry_after = std::chrono::milliseconds(1000);
+      return std::unexpected(std::move(e));
+    }
+    r.caller.slot = std::move(*slot);
+  }
+  const std::string key_subject = "key:" + key.id;
+  const std::string team_subject = team ? "team:" + team->id : std::string();
+  std::vector<accounting::RateSubject> subjects;
+  if (key.limits.rpm > 0 || key.limits.tpm > 0) subjects.push_back({key_subject, key.limits.rpm, key.limits.tpm});
+  if (team && (team->limits.rpm > 0 || team->limits.tpm > 0)) subjects.push_back({team_subject, team->limits.rpm, team->limits.tpm});
+  if (!subjects.empty()) {
+    const std::int64_t estimate = estimate_input_tokens(r) + r.chat.max_tokens.value_or(0);
+    r.caller.rate = r.gov->rates().admit(subjects, estimate);
+    r.caller.checked_rate = true;
+    if (!r.caller.rate.allowed) {
+      const bool tokens = r.caller.rate.denied_by.ends_with("tpm");
+      const bool by_team = r.caller.rate.denied_by.starts_with("team:");
+      Error e = Error::client(ErrorKind::rate_limited, std::string("Rate limit reached for this ") + (by_team ? "team" : "key") +
+                                                           (tokens ? ": tokens per minute." : ": requests per minute."));
+      e.retry_after = std::max(std::chrono::milliseconds(1), std::chrono::ceil<std::chrono::milliseconds>(r.caller.rate.retry_after));
+      return std::unexpected(std::move(e));
+    }
+  }
+  if (key.limits.budget_nano_usd)
+    r.caller.budget_subjects.push_back({storage::SpendScope::key, key.id, *key.limits.budget_nano_usd, key.limits.budget_period});
+  if (team && team->limits.budget_nano_usd)
+    r.caller.budget_subjects.push_back({storage::SpendScope::team, team->id, *team->limits.budget_nano_usd, team->limits.budget_period});
+  if (!r.caller.budget_subjects.empty()) {
+    const auto max_out = r.chat.max_tokens.value_or(static_cast<std::int64_t>(r.runtime->config().governance.default_max_tokens));
+    const std::int64_t amount = accounting::max_cost(r.route->dearest, upper_input_tokens(r), max_out);
+    auto reservation = r.gov->budgets().reserve(r.caller.budget_subjects, amount);
+    if (!reservation) return std::unexpected(reservation.error());
+    r.caller.reservation = std::move(*reservation);
+  }
+  return {};
+}
+
+std::string describe(const policy::PolicyDecision& d, std::string_view where) {
+  std::string out(where);
+  out += ':';
+  out += policy::name_of(d.verdict);
+  for (const policy::RuleHit& h : d.hits) {
+    out += ' ';
+    out += policy::name_of(h.rule);
+    if (h.rule == policy::Rule::pii) {
+      out += '.';
+      out += policy::name_of(static_cast<policy::PiiKind>(h.detail));
+    }
+    out += '=';
+    out += policy::name_of(h.action);
+    out += 'x';
+    out += std::to_string(h.count);
+  }
+  return out;
+}
+
+bool guards_output(const policy::PolicyProfile* p) {
+  return p && (p->enabled_pii() != 0 || !p->spec().deny.empty());
+}
+
+// 5. guard: the policy on the prompt. A redaction rewrites the body sent upstream.
+Status guard_input(Request& r) {
+  const policy::PolicyProfile* profile = r.caller.policy;
+  if (!profile) return {};
+  auto texts = api::openai::request_texts(r.chat.body);
+  if (!texts) return std::unexpected(texts.error());
+  policy::RequestFacts facts{r.chat.model, static_cast<std::uint64_t>(estimate_input_tokens(r)), {}};
+  if (r.chat.max_tokens && *r.chat.max_tokens >= 0) facts.max_tokens = static_cast<std::uint64_t>(*r.chat.max_tokens);
+  const policy::PolicyDecision d = policy::evaluate_input(*profile, *texts, facts);
+  if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "input"));
+  if (d.blocked()) {
+    log::info("policy_blocked", {{"request_id", r.in.request_id}, {"policy", d.policy_id}, {"reason", d.reason_code}, {"detector", d.detector}});
+    return std::unexpected(policy::block_error(d, false));
+  }
+  if (d.verdict == policy::Verdict::redacted) {
+    auto body = api::openai::with_request_texts(r.chat.body, *texts);
+    if (!body) return std::unexpected(body.error());
+    const bool include_usage = r.chat.include_usage;
+    auto chat = api::openai::decode_chat_request(std::move(*body));
+    if (!chat) return std::unexpected(chat.error());
+    r.chat = std::move(*chat);
+    r.chat.include_usage = include_usage;
+  }
+  return {};
+}
+
+// The policy on a complete answer; rewrites it when redacting.
+Status guard_answer(Request& r, std::string& body) {
+  const policy::PolicyProfile* profile = r.caller.policy;
+  if (!guards_output(profile)) return {};
+  auto texts = api::openai::answer_texts(body);
+  if (!texts) return {};  // not JSON we understand: passed through as the upstream sent it
+  policy::PolicyDecision all;
+  bool redacted = false;
+  for (std::string& t : *texts) {
+    const policy::PolicyDecision d = policy::evaluate_output(*profile, t);
+    if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "output"));
+    if (d.blocked()) return std::unexpected(policy::block_error(d, true));
+    redacted = redacted || d.verdict == policy::Verdict::redacted;
+  }
+  if (redacted) {
+    auto rewritten = api::openai::with_answer_texts(body, *texts);
+    if (rewritten) body = std::move(*rewritten);
+  }
+  return {};
+}
+
+accounting::Usage usage_of(const oa::Usage& u) {
+  accounting::Usage out;
+  out.cached_input_tokens = std::min(u.cached_prompt_tokens, u.prompt_tokens);
+  out.input_tokens = u.prompt_tokens - out.cached_input_tokens;
+  out.output_tokens = u.completion_tokens;
+  return out;
+}
+
+std::string cost_usd(std::int64_t nano) {
+  // USD with 6 decimals (a millionth of a dollar) is what a caller reads; the ledger
+  // keeps the exact nano-dollars.
+  std::string s = accounting::format_usd(nano);
+  if (auto dot = s.find('.'); dot != std::string::npos && s.size() > dot + 7) s.resize(dot + 7);
+  return s;
+}
+
+// 10. account: settles what admission held, prices the answer, and writes the spend and
+// audit records. Runs once, right before the response's last byte goes out.
+void close_books(Request& r) {
+  if (r.books_closed) return;
+  r.books_closed = true;
+  accounting::Usage usage;
+  bool estimated = false;
+  if (r.served) {
+    if (r.usage.present) {
+      usage = usage_of(r.usage);
+    } else {
+      usage = accounting::estimate_usage(r.chat.body.size(), r.output_bytes);
+      estimated = true;
+    }
+    accounting::Cost cost{0, estimated};
+    if (r.served->price) cost = accounting::cost_of(*r.served->price, usage, estimated);
+    r.cost = cost;
+    r.cost_text = cost_usd(cost.nano_usd);
+  }
+  if (!r.gov) return;
+  if (r.caller.checked_rate && r.caller.rate.allowed) r.gov->rates().settle_tokens(r.caller.rate, usage.total());
+  const std::int64_t charged = r.cost ? r.cost->nano_usd : 0;
+  if (r.caller.reservation.active()) r.gov->budgets().settle(r.caller.reservation, charged);
+  const auto now = r.gov->clock().wall();
+  if (r.served) {
+    storage::SpendEntry e;
+    e.request_id = r.in.request_id;
+    e.time = storage::to_unix_millis(now);
+    e.key_id = r.caller.key_id();
+    e.team_id = r.caller.team_id();
+    e.model = r.chat.model;
+    e.target = r.served->target->id;
+    e.input_tokens = usage.input_tokens;
+    e.output_tokens = usage.output_tokens;
+    e.cached_input_tokens = usage.cached_input_tokens;
+    e.cache_write_tokens = usage.cache_write_tokens;
+    e.cost_nano_usd = charged;
+    e.estimated = estimated;
+    e.status = static_cast<int>(r.status);
+    if (auto ok = r.gov->ledger().record(std::move(e)); !ok)
+      log::error("ledger_record_failed", {{"request_id", r.in.request_id}, {"error", ok.error().message}});
+  }
+  accounting::AuditEvent a;
+  a.time = now;
+  a.request_id = r.in.request_id;
+  a.key_id = r.caller.key_id();
+  a.team_id = r.caller.team_id();
+  a.model = r.chat.model;
+  if (r.served) a.target = r.served->target->id;
+  a.attempts.reserve(r.attempts.size());
+  for (const AttemptRecord& at : r.attempts)
+    a.attempts.push_back({at.target, std::string(at.outcome), std::chrono::duration_cast<std::chrono::milliseconds>(at.took).count()});
+  a.policy_decisions = r.caller.policy_decisions;
+  a.tokens = usage;
+  a.cost_nano_usd = charged;
+  a.estimated = estimated;
+  a.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - r.in.received).count();
+  a.status = static_cast<int>(r.status);
+  if (r.error) a.error = std::string(name_of(r.error->kind));
+  if (r.runtime && r.runtime->config().governance.audit_content != "off") {
+    a.prompt = r.chat.body;
+    a.completion = r.completion;
+  }
+  if (auto ok = r.gov->audit().append(a); !ok)
+    log::error("audit_append_failed", {{"request_id", r.in.request_id}, {"error", ok.error().message}});
+}
+
+std::string reset_text(Duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3fs", std::chrono::duration<double>(d).count());
+  return buf;
 }
 
 std::vector<std::string> response_headers(const Request& r) {
@@ -196,6 +591,27 @@ std::vector<std::string> response_headers(const Request& r) {
     h.emplace_back("x-bulwark-attempt-log");
     h.push_back(std::move(log));
   }
+  if (!r.route_header.empty()) {
+    h.emplace_back("x-bulwark-route");
+    h.push_back(r.route_header);
+  }
+  if (!r.cost_text.empty()) {
+    h.emplace_back("x-bulwark-cost-usd");
+    h.push_back(r.cost_text);
+  }
+  // OpenAI's names, so SDKs and dashboards that read them work unchanged.
+  if (r.caller.checked_rate) {
+    const accounting::RateDecision& q = r.caller.rate.requests;
+    const accounting::RateDecision& t = r.caller.rate.tokens;
+    if (q.limit > 0) {
+      h.insert(h.end(), {"x-ratelimit-limit-requests", std::to_string(q.limit), "x-ratelimit-remaining-requests",
+                         std::to_string(q.remaining), "x-ratelimit-reset-requests", reset_text(q.reset)});
+    }
+    if (t.limit > 0) {
+      h.insert(h.end(), {"x-ratelimit-limit-tokens", std::to_string(t.limit), "x-ratelimit-remaining-tokens",
+                         std::to_string(t.remaining), "x-ratelimit-reset-tokens", reset_text(t.reset)});
+    }
+  }
   return h;
 }
 
@@ -208,10 +624,15 @@ std::vector<Header> as_views(const std::vector<std::string>& h) {
 
 asio::awaitable<void> respond_error(Request& r, Downstream& ds, const Error& e) {
   r.status = static_cast<unsigned>(http_status_of(e.kind));
+  r.error = e;
+  r.served = nullptr;  // nothing was served, so nothing is billed
+  close_books(r);
   auto h = response_headers(r);
   if (e.retry_after) {
     h.emplace_back("retry-after");
     h.push_back(std::to_string((e.retry_after->count() + 999) / 1000));
+    h.emplace_back("retry-after-ms");
+    h.push_back(std::to_string(e.retry_after->count()));
   }
   co_await ds.send(r.status, as_views(h), "application/json", api::openai::error_body(e));
 }
@@ -243,6 +664,13 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
   r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
   r.upstream_time += Clock::now() - start;
   on_served(Clock::now() - start);
+  r.output_bytes = body->size();
+  if (auto guarded = guard_answer(r, *body); !guarded) {
+    co_await respond_error(r, ds, guarded.error());
+    co_return AttemptResult{AttemptEnd::served, {}};
+  }
+  if (r.gov && r.runtime->config().governance.audit_content != "off") r.completion = *body;
+  close_books(r);
   auto h = response_headers(r);
   const bool sent = co_await ds.send(200, as_views(h), "application/json", std::move(*body));
   if (!sent) r.client_gone = true;
@@ -253,7 +681,7 @@ std::string stream_error_event(const Error& e) {
   return "data: " + api::openai::error_body(e) + "\n\n";
 }
 
-// One streamed attempt (phase 6). Events are held back until the first token so that a
+// One streamed attempt (phase 9). Events are held back until the first token so that a
 // failure before it can fail over without the caller seeing anything.
 asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const ModelPlan& mp, const TargetPlan& tp,
                                               Downstream& ds) {
@@ -270,8 +698,63 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   std::string held;  // events not yet sent: everything before the first token
   std::string out;
   bool committed = false, saw_done = false, saw_token = false;
-  std::optional<Error> failure;
+  std::optional<Error> failure;  // the upstream's fault: may fail over before commit
+  std::optional<Error> blocked;  // the policy's verdict on the answer: ends the request
   std::vector<std::string> headers;
+  // The policy's output rules, applied delta by delta with the one-shot result.
+  const bool guard = guards_output(r.caller.policy);
+  std::vector<std::optional<policy::StreamRedactor>> redactors;
+  std::string rebuilt, last_payload;
+  std::size_t last_choice = 0;
+  auto flush_redactors = [&] {
+    for (std::size_t i = 0; i < redactors.size() && !blocked; ++i) {
+      if (!redactors[i]) continue;
+      std::string tail;
+      if (redactors[i]->finish(tail) == policy::StreamStatus::blocked) blocked = policy::block_error(redactors[i]->decision(), true);
+      else if (!tail.empty()) {
+        // Shaped like the upstream's own chunks (id, created, model) when we have seen one.
+        const api::openai::DeltaText piece[] = {{i, std::move(tail)}};
+        auto chunk = last_payload.empty() || last_choice != i ? Result<std::string>(std::unexpected(Error{})) : api::openai::with_delta_texts(last_payload, piece);
+        out += "data: ";
+        out += chunk ? *chunk : api::openai::text_chunk("chatcmpl-" + r.in.request_id, r.chat.model, i, piece[0].text);
+        out += "\n\n";
+      }
+      if (!redactors[i]->decision().hits.empty() || blocked)
+        r.caller.policy_decisions.push_back(describe(redactors[i]->decision(), "output"));
+      redactors[i].reset();
+    }
+  };
+  // Runs the redactors over one data event; returns the event to relay.
+  auto redact_event = [&](std::string_view event) -> std::string_view {
+    std::string_view payload = event;
+    if (payload.starts_with("data:")) payload.remove_prefix(5);
+    if (payload.starts_with(' ')) payload.remove_prefix(1);
+    while (!payload.empty() && (payload.back() == '\n' || payload.back() == '\r')) payload.remove_suffix(1);
+    auto deltas = api::openai::delta_texts(payload);
+    if (!deltas || deltas->empty()) return event;
+    for (api::openai::DeltaText& d : *deltas) {
+      if (d.choice >= 64) continue;  // no real stream has that many choices; leave it alone
+      if (redactors.size() <= d.choice) redactors.resize(d.choice + 1);
+      if (!redactors[d.choice]) redactors[d.choice].emplace(*r.caller.policy);
+      std::string safe;
+      if (redactors[d.choice]->feed(d.text, safe) == policy::StreamStatus::blocked) {
+        blocked = policy::block_error(redactors[d.choice]->decision(), true);
+        r.caller.policy_decisions.push_back(describe(redactors[d.choice]->decision(), "output"));
+        return {};
+      }
+      d.text = std::move(safe);
+    }
+    if (deltas->size() == 1) {  // template for a flushed tail
+      last_payload.assign(payload);
+      last_choice = (*deltas)[0].choice;
+    }
+    auto rewritten = api::openai::with_delta_texts(payload, *deltas);
+    if (!rewritten) return event;
+    rebuilt = "data: " + *rewritten + "\n\n";
+    return rebuilt;
+  };
+  const bool keep_text = r.gov && r.runtime->config().governance.audit_content != "off";
+  constexpr std::size_t kMaxAuditedAnswer = 1 << 20;
 
   for (;;) {
     const auto deadline = saw_token ? std::min(Clock::now() + tp.timeouts.idle, r.deadline) : first_token_by;
@@ -289,16 +772,17 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     }
     out.clear();
     splitter.feed(*piece, [&](std::string_view event) {
-      if (failure || saw_done) return;
+      if (failure || blocked || saw_done) return;
       const oa::StreamEvent ev = oa::inspect_event(event);
       switch (ev.kind) {
         case oa::StreamEvent::Kind::comment:
           if (committed) out += event;
           return;
         case oa::StreamEvent::Kind::done:
+          // Held back: the books are closed before the caller sees the end.
           saw_done = true;
           saw_token = true;
-          out += event;
+          if (guard) flush_redactors();
           return;
         case oa::StreamEvent::Kind::error:
           failure = Error::transport(ErrorKind::upstream_server_error,
@@ -311,10 +795,17 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
           if (ev.usage.present) r.usage = ev.usage;
           if (ev.content_deltas > 0 || ev.has_finish) saw_token = true;
           if (ev.usage_only && !r.chat.include_usage) return;  // we asked for it, the caller did not
+          r.output_bytes += event.size();
+          if (guard && ev.content_deltas > 0) event = redact_event(event);
+          if (blocked) return;
+          if (guard && ev.has_finish) flush_redactors();
+          if (blocked) return;
           out += event;
+          if (keep_text && r.completion.size() < kMaxAuditedAnswer) r.completion += event;
           return;
       }
     });
+    if (blocked) break;
     if (!committed) {
       held += out;
       if (saw_token && !failure) {
@@ -345,19 +836,40 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
 
   // After [DONE], read the end of the chunked body so the connection can be reused;
   // keep_alive() below only holds if that completed the response.
-  if (saw_done && !failure && !r.client_gone && !ox->exchange->done())
-    co_await ox->exchange->read_some(std::min(Clock::now() + tp.timeouts.idle, r.deadline));
+  const bool clean = saw_done && !failure && !blocked && !r.client_gone;
+  if (clean && !ox->exchange->done()) co_await ox->exchange->read_some(std::min(Clock::now() + tp.timeouts.idle, r.deadline));
   r.active = nullptr;
   r.upstream_time += Clock::now() - start;
-  if (saw_done && !failure && !r.client_gone && ox->exchange->keep_alive()) w.pool.release(std::move(ox->conn));
+  if (clean && ox->exchange->keep_alive()) w.pool.release(std::move(ox->conn));
   else ox->conn->close();
 
   if (r.client_gone) {
     if (!committed) r.attempts.push_back({tp.target->id, "client_gone", Clock::now() - start});
     co_return AttemptResult{AttemptEnd::client_gone, {}};
   }
+  if (blocked) {
+    // The policy refused the answer: the target did its job, the caller gets no more of it.
+    if (!committed) {
+      r.served_model = &mp;
+      r.served = &tp;
+      r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
+      co_await respond_error(r, ds, *blocked);
+      co_return AttemptResult{AttemptEnd::served, {}};
+    }
+    r.status = static_cast<unsigned>(http_status_of(blocked->kind));
+    r.error = *blocked;
+    close_books(r);
+    const bool ok = co_await ds.write(stream_error_event(*blocked));
+    if (ok) co_await ds.end_stream();
+    co_return AttemptResult{AttemptEnd::served, {}};
+  }
   if (!failure) {
-    const bool ok = co_await ds.end_stream();
+    close_books(r);
+    std::string tail;
+    if (!r.cost_text.empty()) tail = ": x-bulwark-cost-usd " + r.cost_text + "\n\n";
+    tail += "data: [DONE]\n\n";
+    bool ok = co_await ds.write(tail);
+    if (ok) ok = co_await ds.end_stream();
     if (!ok) r.client_gone = true;
     co_return AttemptResult{AttemptEnd::served, {}};
   }
@@ -365,6 +877,8 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   // The caller already has part of the answer: say plainly that it is incomplete.
   r.attempts.back().outcome = name_of(failure->kind);
   r.status = static_cast<unsigned>(http_status_of(failure->kind));
+  r.error = *failure;
+  close_books(r);  // billed as served so far, estimated when the usage never came
   const bool ok = co_await ds.write(stream_error_event(*failure));
   if (ok) co_await ds.end_stream();
   co_return AttemptResult{AttemptEnd::failed_after_commit, std::move(*failure)};
@@ -385,8 +899,8 @@ std::string summarize(const std::vector<AttemptRecord>& attempts, const std::vec
   return msg;
 }
 
-void add_candidates(std::vector<Candidate>& out, const ModelPlan& mp, Random& random) {
-  for (const TargetPlan* tp : order_targets(mp, random)) out.push_back({&mp, tp});
+void add_candidates(std::vector<Candidate>& out, const ModelPlan& mp, Random& random, std::uint64_t tokens_needed) {
+  for (const TargetPlan* tp : order_targets(mp, random, tokens_needed)) out.push_back({&mp, tp});
 }
 
 // Waits for a retry's delay, never past the request's deadline.
@@ -397,13 +911,14 @@ asio::awaitable<void> wait_for_retry(Worker& w, Clock::time_point until) {
   (void)ec;
 }
 
-// Phases 3 to 6: the attempts, in order, until one serves the caller.
+// Phases 6 to 9: the attempts, in order, until one serves the caller.
 asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
   std::vector<Error> errors;
   const res::RetryPolicy& policy = r.route->retry;
   res::RetryState state(policy, r.deadline);
   std::vector<Candidate> cands;
-  for (const ModelPlan& mp : r.route->chain) add_candidates(cands, mp, w.random);
+  const auto tokens_needed = static_cast<std::uint64_t>(estimate_input_tokens(r) + r.chat.max_tokens.value_or(0));
+  for (const ModelPlan& mp : r.route->chain) add_candidates(cands, mp, w.random, tokens_needed);
   FailoverFilter filter;
   bool content_fallback_used = false;
   std::optional<Duration> soonest_half_open;  // of the breakers that refused
@@ -441,9 +956,14 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
         verdict_recorded = true;
       };
       AttemptResult result;
-      if (r.chat.stream) result = co_await attempt_stream(r, w, *c.model, tp, ds);
-      else result = co_await attempt_unary(r, w, *c.model, tp, ds, record_success);
+      {
+        const router::TargetStats::InFlight in_flight(*tp.stats);  // for least-in-flight and P2C
+        if (r.chat.stream) result = co_await attempt_stream(r, w, *c.model, tp, ds);
+        else result = co_await attempt_unary(r, w, *c.model, tp, ds, record_success);
+      }
       const auto took = Clock::now() - started;
+      if (result.end == AttemptEnd::served) tp.stats->record_latency(took);
+      else if (result.end != AttemptEnd::client_gone && !is_callers_fault(result.error.kind)) tp.stats->record_failure(took);
       w.metrics.inc(telemetry::CounterId::upstream_attempts,
                     telemetry::label_key({tp.target->id, result.end == AttemptEnd::served ? "ok" : name_of(result.error.kind)}));
       w.metrics.observe(telemetry::HistogramId::upstream_duration, tp.target->id, seconds(took));
@@ -485,7 +1005,7 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
           content_fallback_used = true;
           std::vector<Candidate> alt;
           for (const std::string& name : alternatives)
-            if (const RoutePlan* route = r.runtime->route(name)) add_candidates(alt, route->chain.front(), w.random);
+            if (const RoutePlan* route = r.runtime->route(name)) add_candidates(alt, route->chain.front(), w.random, tokens_needed);
           if (!alt.empty()) {
             health.counters->failovers.fetch_add(1, std::memory_order_relaxed);
             cands = std::move(alt);
@@ -556,7 +1076,7 @@ asio::awaitable<void> watch_hangup(Request& r, Downstream& ds) {
   if (r.active) r.active->close();
 }
 
-// 7. account & log.
+// 10. account & log: metrics and the access log line.
 void account(const Request& r, Worker& w, Clock::time_point done) {
   const std::string_view model = r.chat.model.empty() ? std::string_view("-") : std::string_view(r.chat.model);
   const std::string_view known = r.route ? model : std::string_view("(unknown)");
@@ -595,29 +1115,49 @@ asio::awaitable<void> handle_chat_completion(std::shared_ptr<const Runtime> runt
   using namespace asio::experimental::awaitable_operators;
   Request r;
   r.in = std::move(in);
+  r.runtime = runtime.get();
+  r.gov = runtime->governance();
   worker.metrics.add(telemetry::GaugeId::in_flight, 1);
 
+  // Each phase either passes the request on or ends it with an answer (phase numbers as
+  // in the comment at the top of this file).
+  std::optional<Error> refused;
+  // 2. authenticate first: a caller without a valid key learns nothing about its body,
+  // and a flood of them costs no JSON parsing
+  if (auto ok = authenticate(r); !ok) refused = std::move(ok.error());
   // 1. decode
-  auto chat = api::openai::decode_chat_request(std::move(r.in.body));
-  if (!chat) {
-    co_await respond_error(r, downstream, chat.error());
-  } else {
-    r.chat = std::move(*chat);
-    r.runtime = runtime.get();
-    // 2. route
-    r.route = runtime->route(r.chat.model);
-    if (!r.route) {
-      co_await respond_error(r, downstream,
-                             Error::client(ErrorKind::model_not_found,
-                                           "The model `" + r.chat.model + "` does not exist or you do not have access to it.", "model"));
-    } else {
-      r.deadline = r.in.received + r.route->timeouts.total;
-      // 3-6. attempts; a streamed answer is also raced against the caller hanging up
-      if (r.chat.stream) co_await (run_attempts(r, worker, downstream) || watch_hangup(r, downstream));
-      else co_await run_attempts(r, worker, downstream);
-    }
+  if (!refused) {
+    auto chat = api::openai::decode_chat_request(std::move(r.in.body));
+    if (!chat) refused = std::move(chat.error());
+    else r.chat = std::move(*chat);
   }
-  // 7. account & log
+  // 3. route
+  if (!refused)
+    if (auto ok = route_request(r, worker); !ok) refused = std::move(ok.error());
+  // 4. admit
+  if (!refused)
+    if (auto ok = admit(r); !ok) refused = std::move(ok.error());
+  // 5. guard
+  if (!refused)
+    if (auto ok = guard_input(r); !ok) refused = std::move(ok.error());
+
+  if (refused) {
+    if (refused->kind == ErrorKind::unauthenticated || refused->kind == ErrorKind::permission_denied ||
+        refused->kind == ErrorKind::rate_limited || refused->kind == ErrorKind::budget_exceeded)
+      log::info("request_refused", {{"request_id", r.in.request_id},
+                                    {"error", name_of(refused->kind)},
+                                    {"key_id", r.caller.key_id()},
+                                    {"model", r.chat.model}});
+    co_await respond_error(r, downstream, *refused);
+  } else {
+    r.deadline = r.in.received + r.route->timeouts.total;
+    // 6-9. attempts; a streamed answer is also raced against the caller hanging up
+    if (r.chat.stream) co_await (run_attempts(r, worker, downstream) || watch_hangup(r, downstream));
+    else co_await run_attempts(r, worker, downstream);
+  }
+  // 10. account & log (the books are normally closed before the last byte; a caller
+  // that hung up is accounted here)
+  close_books(r);
   account(r, worker, Clock::now());
   worker.metrics.add(telemetry::GaugeId::in_flight, -1);
 }

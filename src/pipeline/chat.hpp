@@ -1,5 +1,6 @@
 #pragma once
 #include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/fields.hpp>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,8 @@ struct IncomingRequest {
   std::string body;
   std::string request_id;
   std::chrono::steady_clock::time_point received;
+  // The caller's headers (credentials, per-request options); they outlive the handler.
+  const boost::beast::http::fields* headers = nullptr;
 };
 
 // Runs one OpenAI chat completion request through the pipeline's phases (see chat.cpp)

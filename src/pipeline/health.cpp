@@ -1,5 +1,6 @@
 #include "pipeline/health.hpp"
 
+#include "telemetry/events.hpp"
 #include "telemetry/log.hpp"
 #include "telemetry/metrics.hpp"
 
@@ -20,8 +21,9 @@ struct BreakerBox {
 
 std::shared_ptr<res::CircuitBreaker> make_breaker(const std::string& id, const res::CircuitBreakerPolicy& policy,
                                                   const Clock& clock, std::uint64_t seed,
-                                                  std::shared_ptr<TargetCounters> counters) {
-  auto listener = [counters = std::move(counters)](const res::Transition& t) {
+                                                  std::shared_ptr<TargetCounters> counters,
+                                                  telemetry::EventNotifier* events) {
+  auto listener = [counters = std::move(counters), events](const res::Transition& t) {
     const auto to = static_cast<std::size_t>(t.to);
     if (to < counters->transitions_to.size()) counters->transitions_to[to].fetch_add(1, std::memory_order_relaxed);
     const auto open_ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.open_for).count();
@@ -35,6 +37,18 @@ std::shared_ptr<res::CircuitBreaker> make_breaker(const std::string& id, const r
                {"slow", t.stats.slow},
                {"consecutive_trips", t.consecutive_trips},
                {"open_ms", open_ms}});
+    // Only queues (no I/O): this runs on the thread that caused the transition.
+    if (events)
+      events->publish("breaker.transition", {{"target", t.breaker},
+                                             {"from", res::to_string(t.from)},
+                                             {"to", res::to_string(t.to)},
+                                             {"reason", res::to_string(t.reason)},
+                                             {"calls", t.stats.calls},
+                                             {"failures", t.stats.failures},
+                                             {"slow", t.stats.slow},
+                                             {"consecutive_trips", t.consecutive_trips},
+                                             {"open_ms", open_ms},
+                                             {"sequence", t.sequence}});
   };
   auto box = std::make_shared<BreakerBox>(id, policy, clock, seed, std::move(listener));
   return std::shared_ptr<res::CircuitBreaker>(box, &box->breaker);
@@ -111,11 +125,11 @@ res::RetryPolicy retry_policy(const config::RetrySettings& s) {
 }
 
 HealthRegistry& HealthRegistry::instance() {
-  static HealthRegistry registry;
+  static HealthRegistry registry(SteadyClock::instance(), &telemetry::EventNotifier::process());
   return registry;
 }
 
-HealthRegistry::HealthRegistry(const Clock& clock) : clock_(clock) {}
+HealthRegistry::HealthRegistry(const Clock& clock, telemetry::EventNotifier* events) : clock_(clock), events_(events) {}
 
 std::shared_ptr<const TargetHealth> HealthRegistry::get(const std::string& id, const res::CircuitBreakerPolicy& breaker,
                                                         const config::BreakerSettings& breaker_settings,
@@ -126,7 +140,7 @@ std::shared_ptr<const TargetHealth> HealthRegistry::get(const std::string& id, c
     auto h = std::make_shared<TargetHealth>();
     h->id = id;
     h->counters = std::make_shared<TargetCounters>();
-    h->breaker = make_breaker(id, breaker, clock_, ++seed_ * 0x9e3779b97f4a7c15ULL, h->counters);
+    h->breaker = make_breaker(id, breaker, clock_, ++seed_ * 0x9e3779b97f4a7c15ULL, h->counters, events_);
     h->budget = std::make_shared<res::RetryBudget>(clock_, budget_policy(retry_settings));
     h->latency = std::make_shared<res::LatencyTracker>(clock_);
     entries_.emplace(id, Entry{breaker_settings, retry_settings, h});
@@ -138,7 +152,7 @@ std::shared_ptr<const TargetHealth> HealthRegistry::get(const std::string& id, c
                            budget_policy(e.retry_settings).min_per_second == budget_policy(retry_settings).min_per_second;
   if (breaker_same && budget_same) return e.current;
   auto h = std::make_shared<TargetHealth>(*e.current);
-  if (!breaker_same) h->breaker = make_breaker(id, breaker, clock_, ++seed_ * 0x9e3779b97f4a7c15ULL, h->counters);
+  if (!breaker_same) h->breaker = make_breaker(id, breaker, clock_, ++seed_ * 0x9e3779b97f4a7c15ULL, h->counters, events_);
   if (!budget_same) h->budget = std::make_shared<res::RetryBudget>(clock_, budget_policy(retry_settings));
   e.breaker_settings = breaker_settings;
   e.retry_settings = retry_settings;
@@ -193,6 +207,9 @@ void HealthRegistry::render_metrics(std::string& out) const {
 
 void install_health_metrics(telemetry::Registry& registry) {
   registry.add_collector([](std::string& out) { HealthRegistry::instance().render_metrics(out); });
+  registry.add_collector([](std::string& out) {
+    if (auto* events = HealthRegistry::instance().events()) events->render_metrics(out);
+  });
 }
 
 }  // namespace bulwark::pipeline

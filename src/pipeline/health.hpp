@@ -27,6 +27,7 @@
 
 namespace bulwark::telemetry {
 class Registry;
+class EventNotifier;
 }
 
 namespace bulwark::pipeline {
@@ -57,10 +58,13 @@ resilience::RetryPolicy retry_policy(const config::RetrySettings& s);
 
 class HealthRegistry {
  public:
-  // The process-wide registry.
+  // The process-wide registry (its breakers publish transitions to the process-wide
+  // event notifier).
   static HealthRegistry& instance();
 
-  explicit HealthRegistry(const Clock& clock = SteadyClock::instance());
+  // `events`: where breaker transitions are published as "breaker.transition" events
+  // (none: only logged); must outlive the registry.
+  explicit HealthRegistry(const Clock& clock = SteadyClock::instance(), telemetry::EventNotifier* events = nullptr);
   HealthRegistry(const HealthRegistry&) = delete;
   HealthRegistry& operator=(const HealthRegistry&) = delete;
 
@@ -77,6 +81,8 @@ class HealthRegistry {
   // transitions, retries, failovers, breaker rejections).
   void render_metrics(std::string& out) const;
 
+  telemetry::EventNotifier* events() const noexcept { return events_; }
+
  private:
   struct Entry {
     config::BreakerSettings breaker_settings;
@@ -84,12 +90,14 @@ class HealthRegistry {
     std::shared_ptr<const TargetHealth> current;
   };
   const Clock& clock_;
+  telemetry::EventNotifier* events_ = nullptr;
   mutable std::mutex mu_;
   std::map<std::string, Entry, std::less<>> entries_;
   std::uint64_t seed_ = 0x6b72656b;
 };
 
-// Registers the resilience metrics of the process-wide registry with `registry`.
+// Registers the resilience metrics of the process-wide registry, and the event notifier's
+// (bulwark_events_*), with `registry`.
 void install_health_metrics(telemetry::Registry& registry);
 
 }  // namespace bulwark::pipeline

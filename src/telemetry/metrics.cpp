@@ -16,6 +16,7 @@ struct FamilyInfo {
 const FamilyInfo kCounters[] = {
     {"bulwark_requests_total", "Client requests by model asked for and HTTP status returned.", {"model", "status"}},
     {"bulwark_upstream_attempts_total", "Upstream attempts by target and outcome.", {"target", "outcome"}},
+    {"bulwark_route_decisions_total", "Routed-model decisions by model, tier chosen and what decided it.", {"model", "tier", "source"}},
 };
 const FamilyInfo kHistograms[] = {
     {"bulwark_request_duration_seconds", "Total time from request received to response complete.", {"model"}},

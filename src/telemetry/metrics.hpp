@@ -40,7 +40,7 @@ inline constexpr std::array<double, 14> kOverheadBuckets{0.000005, 0.00001, 0.00
                                                           0.00025,  0.0005,  0.001,    0.0025,  0.005,
                                                           0.01,     0.025,   0.05,     0.1};
 
-enum class CounterId : std::uint8_t { requests, upstream_attempts, count_ };
+enum class CounterId : std::uint8_t { requests, upstream_attempts, route_decisions, count_ };
 enum class HistogramId : std::uint8_t { request_duration, upstream_duration, overhead, ttft, count_ };
 enum class GaugeId : std::uint8_t { in_flight, open_connections, count_ };
 

@@ -65,11 +65,14 @@ export function writeConfig(yaml) {
 }
 
 // A gateway config in front of the mock: `extra` is appended under models:.
-export function gatewayConfig(mockPort, { models = '', providers = '', top = '' } = {}) {
+// Keyless unless a test passes its own `governance` section (keys are required by default
+// in a real deployment; tests/e2e/governance.test.mjs covers them).
+export function gatewayConfig(mockPort, { models = '', providers = '', top = '', governance = 'governance:\n  auth: keyless\n' } = {}) {
   return `listen: 127.0.0.1:0
 log:
   level: info
   access: true
+${governance}
 ${top}
 timeouts:
   connect: 1s

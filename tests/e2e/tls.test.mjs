@@ -46,6 +46,7 @@ describe('HTTPS upstreams', () => {
     good = await httpsUpstream(certs);
     wrongHost = await httpsUpstream(other);
     const cfg = `listen: 127.0.0.1:0
+governance: {auth: keyless}
 timeouts: {connect: 2s, first_token: 5s, idle: 5s, total: 10s}
 resilience:
   retry: {max_attempts_per_target: 1}

@@ -22,6 +22,8 @@ struct Objective {
   const std::vector<double>& c;
   std::size_t dim;
   double l2;
+  std::size_t l2_tail_from;
+  double l2_tail;
   double total_weight;
 
   double operator()(const std::vector<double>& theta, std::vector<double>& grad) const {
@@ -41,10 +43,11 @@ struct Objective {
     for (double& g : grad) g /= total_weight;
     double reg = 0;
     for (std::size_t j = 0; j < dim; ++j) {
-      reg += theta[j] * theta[j];
-      grad[j] += l2 * theta[j];
+      const double lambda = j >= l2_tail_from ? l2_tail : l2;
+      reg += lambda * theta[j] * theta[j];
+      grad[j] += lambda * theta[j];
     }
-    return loss + 0.5 * l2 * reg;
+    return loss + 0.5 * reg;
   }
 };
 
@@ -67,7 +70,7 @@ LinearModel fit_logistic(const SparseRows& x, const std::vector<double>& labels,
                          const FitOptions& options, const LinearModel* start) {
   double total = 0;
   for (double c : example_weights) total += c;
-  const Objective f{x, labels, example_weights, dim, options.l2, total};
+  const Objective f{x, labels, example_weights, dim, options.l2, options.l2_tail_from, options.l2_tail, total};
   const std::size_t n = dim + 1;
   std::vector<double> theta(n, 0.0), grad(n), next(n), next_grad(n), dir(n);
   if (start != nullptr) {

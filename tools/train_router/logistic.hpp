@@ -16,6 +16,9 @@ struct SparseRows {
 
 struct FitOptions {
   double l2 = 1e-3;            // on all weights but the bias
+  // Weights with index >= l2_tail_from (the dense features) get l2_tail instead.
+  std::size_t l2_tail_from = static_cast<std::size_t>(-1);
+  double l2_tail = 1e-3;
   int max_iterations = 300;
   double gradient_tolerance = 1e-6;  // stop when ||g||_inf falls below this
   int history = 10;

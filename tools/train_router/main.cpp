@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cmath>
@@ -40,6 +41,7 @@ namespace {
 
 struct Record {
   std::string id;
+  std::string source;  // "mmlu/<subject>" or "gsm8k"
   std::string prompt;
   bool weak = false;
   bool strong = false;
@@ -98,6 +100,9 @@ Dataset load(const fs::path& dir, const std::string& name) {
     const auto v = boost::json::parse(line).as_object();
     Record r;
     r.id = std::string(v.at("id").as_string());
+    if (const auto* src = v.if_contains("source"); src != nullptr && src->is_string()) {
+      r.source = std::string(src->as_string());
+    }
     r.prompt = std::string(v.at("prompt").as_string());
     r.weak = v.at("weak_correct").as_bool();
     r.strong = v.at("strong_correct").as_bool();
@@ -109,12 +114,13 @@ Dataset load(const fs::path& dir, const std::string& name) {
 
 // What the logit is trained to predict. All three rank prompts by a proxy of the gain from
 // the strong model; cross-validation picks one.
-enum class Target { weak_wrong, strong_only, gain_soft };
+enum class Target { weak_wrong, strong_only, gain_soft, gain_group };
 const char* target_name(Target t) {
   switch (t) {
     case Target::weak_wrong: return "weak_wrong";
     case Target::strong_only: return "strong_only";
     case Target::gain_soft: return "gain_soft";
+    case Target::gain_group: return "gain_group";
   }
   return "?";
 }
@@ -125,15 +131,21 @@ const char* target_description(Target t) {
     case Target::gain_soft:
       return "soft label (1 + strong_correct - weak_correct) / 2, so the score is monotone in the "
              "expected gain E[strong - weak]";
+    case Target::gain_group:
+      return "soft label (1 + (1 - a) * (strong_correct - weak_correct) + a * g) / 2, where g is the "
+             "mean gain of the row's source group (MMLU subject) in the fitting rows, shrunk towards "
+             "the file mean; a denoised gain_soft (a = 0 is gain_soft)";
   }
   return "?";
 }
-double label(Target t, const Record& r) {
+// `group_gain`: the shrunk mean gain of the row's group (gain_group only).
+double label(Target t, const Record& r, double alpha, double group_gain) {
   const double s = r.strong ? 1 : 0, w = r.weak ? 1 : 0;
   switch (t) {
     case Target::weak_wrong: return 1 - w;
     case Target::strong_only: return s * (1 - w);
     case Target::gain_soft: return (1 + s - w) / 2;
+    case Target::gain_group: return (1 + (1 - alpha) * (s - w) + alpha * group_gain) / 2;
   }
   return 0;
 }
@@ -141,19 +153,89 @@ double label(Target t, const Record& r) {
 struct Config {
   Target target;
   double l2;
-  double gsm_weight;  // example weight of GSM8K rows relative to MMLU rows
+  double gsm_weight;   // example weight of GSM8K rows relative to MMLU rows
+  double alpha = 0;    // gain_group: weight of the group mean in the label
+  double dense_l2 = 1; // L2 of the dense (named) features, as a multiple of l2
+  double subject_temp = 0;  // SubjectModel temperature (0: no subject model)
 };
 std::string config_name(const Config& c) {
-  return strf("%s l2=%g gsm_weight=%g", target_name(c.target), c.l2, c.gsm_weight);
+  std::string s = strf("%s l2=%g gsm_weight=%g", target_name(c.target), c.l2, c.gsm_weight);
+  if (c.target == Target::gain_group) s += strf(" alpha=%g", c.alpha);
+  if (c.dense_l2 != 1) s += strf(" dense_l2=%g", c.dense_l2);
+  if (c.subject_temp > 0) s += strf(" subject_temp=%g", c.subject_temp);
+  return s;
 }
+// Pseudo-count of the shrinkage of a group's mean gain towards its file's mean.
+constexpr double kGroupPrior = 20;
 
 // A row of the fitting pool: which file it came from and its merged features.
 struct PoolRow {
-  const Record* rec;
-  bool gsm;
-  std::size_t fold;
-  std::vector<FeatureExtractor::Entry> features;
+  const Record* rec = nullptr;
+  bool gsm = false;
+  std::size_t fold = 0;
+  std::vector<FeatureExtractor::Entry> features;  // without the subject features
+  bool mc = false;                                // multiple-choice layout
+  std::vector<std::uint32_t> subject_slots;       // SubjectModel rows of its tokens
+  int subject_class = -1;                         // index of its source among the classes, if any
+  // The subject features of the current fit (set per fold; see subject_features()).
+  std::array<FeatureExtractor::Entry, 2> subject{};
 };
+
+// ---- Subject model (naive Bayes over MMLU subjects; features.hpp) ----------------------
+// Smoothing pseudo-count of a word's count per class.
+constexpr double kSubjectSmoothing = 0.5;
+
+// Builds the table from the rows with a class whose fold is not in `excluded` (bit mask).
+SubjectModel build_subject_model(const std::vector<PoolRow>& pool, const std::vector<std::string>& classes,
+                                 std::uint32_t excluded) {
+  SubjectModel m;
+  m.classes = static_cast<std::uint32_t>(classes.size());
+  m.names = classes;
+  const std::size_t lanes = SubjectModel::kLanes;
+  std::vector<double> counts(std::size_t{SubjectModel::kSlots} * lanes, 0.0);
+  std::vector<double> tokens(lanes, 0.0), docs(lanes, 0.0), gain(lanes, 0.0);
+  double all_docs = 0, all_gain = 0;
+  for (const PoolRow& r : pool) {
+    if (r.subject_class < 0 || ((excluded >> r.fold) & 1u) != 0) continue;
+    const auto c = static_cast<std::size_t>(r.subject_class);
+    for (std::uint32_t slot : r.subject_slots) counts[slot * lanes + c] += 1;
+    tokens[c] += static_cast<double>(r.subject_slots.size());
+    docs[c] += 1;
+    const double g = (r.rec->strong ? 1.0 : 0.0) - (r.rec->weak ? 1.0 : 0.0);
+    gain[c] += g;
+    all_docs += 1;
+    all_gain += g;
+  }
+  double vocabulary = 0;
+  m.table.assign(counts.size(), 0);
+  for (std::size_t slot = 0; slot < SubjectModel::kSlots; ++slot) {
+    const double* row = counts.data() + slot * lanes;
+    double low = 1e300, any = 0;
+    for (std::size_t c = 0; c < m.classes; ++c) {
+      low = std::min(low, std::log(row[c] + kSubjectSmoothing));
+      any += row[c];
+    }
+    if (any == 0) continue;
+    vocabulary += 1;
+    for (std::size_t c = 0; c < m.classes; ++c) {
+      const double q = std::round((std::log(row[c] + kSubjectSmoothing) - low) / static_cast<double>(m.step));
+      m.table[slot * lanes + c] = static_cast<std::uint8_t>(std::clamp(q, 0.0, 255.0));
+    }
+  }
+  for (std::size_t c = 0; c < m.classes; ++c) {
+    m.prior[c] = static_cast<float>(std::log((docs[c] + 1) / (all_docs + static_cast<double>(m.classes))));
+    m.log_norm[c] = static_cast<float>(std::log(tokens[c] + kSubjectSmoothing * vocabulary));
+    m.gain[c] = static_cast<float>((gain[c] + kGroupPrior * all_gain / std::max(all_docs, 1.0)) / (docs[c] + kGroupPrior));
+  }
+  return m;
+}
+
+std::array<FeatureExtractor::Entry, 2> subject_features(const SubjectModel& m, const PoolRow& r) {
+  // The same routine the scorer runs (detail::SubjectAccumulator), fed the cached slots.
+  const SubjectPosterior p = subject_posterior_of_slots(m, r.subject_slots);
+  return {FeatureExtractor::Entry{FeatureExtractor::dense_index(Dense::subject_gain, r.mc), 10.0 * p.expected_gain},
+          FeatureExtractor::Entry{FeatureExtractor::dense_index(Dense::subject_confidence, r.mc), p.confidence}};
+}
 
 std::uint64_t fnv(std::string_view s) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
@@ -168,20 +250,56 @@ SparseRows rows_of(const std::vector<const PoolRow*>& rows) {
       x.index.push_back(e.index);
       x.value.push_back(e.value);
     }
+    for (const auto& e : r->subject) {
+      if (e.value == 0.0) continue;
+      x.index.push_back(e.index);
+      x.value.push_back(e.value);
+    }
     x.row_begin.push_back(x.index.size());
   }
   return x;
 }
 
+// Shrunk mean gain (strong - weak) per source group, from the given (fitting) rows only.
+// A file whose rows all share one source gets no group label (its rows keep gain_soft).
+std::map<std::string, double> group_gains(const std::vector<const PoolRow*>& rows) {
+  std::map<std::string, std::pair<double, double>> by_group;  // source -> (sum gain, count)
+  std::map<bool, std::pair<double, double>> by_file;
+  std::map<bool, std::map<std::string, int>> sources;
+  for (const PoolRow* r : rows) {
+    const double g = (r->rec->strong ? 1.0 : 0.0) - (r->rec->weak ? 1.0 : 0.0);
+    auto& a = by_group[r->rec->source];
+    a.first += g;
+    a.second += 1;
+    auto& f = by_file[r->gsm];
+    f.first += g;
+    f.second += 1;
+    sources[r->gsm][r->rec->source] = 1;
+  }
+  std::map<std::string, double> out;
+  for (const PoolRow* r : rows) {
+    if (sources[r->gsm].size() < 2 || out.contains(r->rec->source)) continue;
+    const auto& a = by_group[r->rec->source];
+    const auto& f = by_file[r->gsm];
+    out[r->rec->source] = (a.first + kGroupPrior * f.first / f.second) / (a.second + kGroupPrior);
+  }
+  return out;
+}
+
 LinearModel fit(const std::vector<const PoolRow*>& rows, const Config& c, const LinearModel* start) {
   const SparseRows x = rows_of(rows);
+  const auto groups = c.target == Target::gain_group ? group_gains(rows) : std::map<std::string, double>{};
   std::vector<double> y, cw;
   for (const PoolRow* r : rows) {
-    y.push_back(label(c.target, *r->rec));
+    const auto g = groups.find(r->rec->source);
+    y.push_back(g == groups.end() ? label(c.target == Target::gain_group ? Target::gain_soft : c.target, *r->rec, 0, 0)
+                                  : label(c.target, *r->rec, c.alpha, g->second));
     cw.push_back(r->gsm ? c.gsm_weight : 1.0);
   }
   FitOptions o;
   o.l2 = c.l2;
+  o.l2_tail_from = kHashSlots;
+  o.l2_tail = c.l2 * c.dense_l2;
   return train::fit_logistic(x, y, cw, kFeatureDim, o, start);
 }
 
@@ -266,9 +384,14 @@ struct Args {
   std::string created;
   bool cv_only = false;
   // The model-selection grid (defaults below; flags narrow it for quick experiments).
-  std::vector<Target> targets = {Target::weak_wrong, Target::strong_only, Target::gain_soft};
-  std::vector<double> l2s = {1e-2, 3e-3, 1e-3};
-  std::vector<double> gsm_weights = {1.0, 3.0, 10.0};
+  // (weak_wrong, strong_only and gain_group lost to gain_soft in every setting tried; see
+  // docs/routing.md. They stay available through --targets.)
+  std::vector<Target> targets = {Target::gain_soft};
+  std::vector<double> l2s = {3e-2, 1e-2, 3e-3};
+  std::vector<double> gsm_weights = {3.0, 10.0};
+  std::vector<double> alphas = {0.5};
+  std::vector<double> dense_l2s = {1.0};
+  std::vector<double> subject_temps = {0.2, 0.4, 0.8};
 };
 
 std::vector<double> number_list(const std::string& s) {
@@ -285,7 +408,7 @@ Args parse_args(int argc, char** argv) {
 #ifdef BULWARK_SOURCE_DIR
   a.data_dir = fs::path(BULWARK_SOURCE_DIR).parent_path() / "shared/data/routing";
   a.out_weights = fs::path(BULWARK_SOURCE_DIR) / "data/router" / kWeightsFileName;
-  a.report = fs::path(BULWARK_SOURCE_DIR) / "data/router/complexity-v1-report.md";
+  a.report = fs::path(BULWARK_SOURCE_DIR) / "data/router/complexity-v2-report.md";
 #endif
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
@@ -301,6 +424,9 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--cv-only") a.cv_only = true;
     else if (k == "--l2") a.l2s = number_list(value());
     else if (k == "--gsm-weights") a.gsm_weights = number_list(value());
+    else if (k == "--alphas") a.alphas = number_list(value());
+    else if (k == "--dense-l2") a.dense_l2s = number_list(value());
+    else if (k == "--subject-temps") a.subject_temps = number_list(value());
     else if (k == "--targets") {
       a.targets.clear();
       std::istringstream in(value());
@@ -309,14 +435,17 @@ Args parse_args(int argc, char** argv) {
         if (item == "weak_wrong") a.targets.push_back(Target::weak_wrong);
         else if (item == "strong_only") a.targets.push_back(Target::strong_only);
         else if (item == "gain_soft") a.targets.push_back(Target::gain_soft);
+        else if (item == "gain_group") a.targets.push_back(Target::gain_group);
         else die("unknown target " + item);
       }
     }
     else if (k == "--help" || k == "-h") {
       std::cout << "usage: bulwark-train-router [--data-dir DIR] [--out FILE] [--report FILE]\n"
                    "                            [--folds K] [--created YYYY-MM-DD] [--cv-only]\n"
-                   "                            [--targets weak_wrong,strong_only,gain_soft]\n"
+                   "                            [--targets weak_wrong,strong_only,gain_soft,gain_group]\n"
                    "                            [--l2 0.03,0.01,...] [--gsm-weights 1,3,...]\n"
+                   "                            [--dense-l2 1,0.1,...] [--alphas 0.5,...]\n"
+                   "                            [--subject-temps 0.2,0.4,... (0: no subject model)]\n"
                    "  --cv-only  run the cross-validation on the fitting files only; read no\n"
                    "             calibration data and write nothing (for feature development)\n";
       std::exit(0);
@@ -345,10 +474,34 @@ int main(int argc, char** argv) {
   // Occurrences of each n-gram per slot, to name a slot by its most frequent n-gram (report only).
   std::map<std::uint32_t, std::map<std::string, std::uint32_t>> slot_counts;
   std::vector<Feature> raw;
+  // Subject classes: the sources of the main fit file, when it has several (MMLU subjects).
+  std::vector<std::string> classes;
+  for (const Record& r : mmlu.rows) classes.push_back(r.source);
+  std::sort(classes.begin(), classes.end());
+  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+  if (classes.size() < 2 || classes.size() > SubjectModel::kLanes) {
+    std::cerr << strf("%zu sources in %s: no subject model\n", classes.size(), mmlu.file.c_str());
+    classes.clear();
+  }
+  std::vector<double> temps = args.subject_temps;
+  if (classes.empty()) temps = {0.0};
   for (const auto* d : {&mmlu, &gsm}) {
     for (const Record& r : d->rows) {
       // Folds by prompt hash keep duplicate prompts together.
-      pool.push_back(PoolRow{&r, d == &gsm, fnv(r.prompt) % args.folds, fx.extract_merged(r.prompt)});
+      PoolRow row;
+      row.rec = &r;
+      row.gsm = d == &gsm;
+      row.fold = fnv(r.prompt) % args.folds;
+      row.features = fx.extract_merged(r.prompt);
+      const std::uint32_t mc_format = FeatureExtractor::dense_index(Dense::format, true);
+      row.mc = std::any_of(row.features.begin(), row.features.end(),
+                           [&](const FeatureExtractor::Entry& e) { return e.index == mc_format; });
+      row.subject_slots = subject_slots(r.prompt);
+      if (d == &mmlu && !classes.empty()) {
+        row.subject_class =
+            static_cast<int>(std::lower_bound(classes.begin(), classes.end(), r.source) - classes.begin());
+      }
+      pool.push_back(std::move(row));
       fx.extract(r.prompt, raw);
       for (const Feature& f : raw) {
         if (f.kind != FeatureKind::dense) {
@@ -360,18 +513,58 @@ int main(int argc, char** argv) {
   }
   std::size_t nnz = 0;
   for (const auto& r : pool) nnz += r.features.size();
-  std::cerr << strf("pool: %zu rows, %zu non-zeros, %zu active slots (%.1fs)\n", pool.size(), nnz,
-                    slot_counts.size(), elapsed());
+  std::cerr << strf("pool: %zu rows, %zu non-zeros, %zu active slots, %zu subject classes (%.1fs)\n", pool.size(),
+                    nnz, slot_counts.size(), classes.size(), elapsed());
+
+  // Subject tables by excluded folds (bit mask), built on demand. A fit never sees subject
+  // features computed from a table that counted the row itself (cross-fitting): a row of
+  // fold j in a fit that holds out fold k gets the table without folds j and k; the held-out
+  // rows get the table without fold k; the final fit's rows get the table without their own
+  // fold, and the shipped table uses every fold.
+  std::map<std::uint32_t, SubjectModel> tables;
+  const auto table_without = [&](std::uint32_t mask) -> SubjectModel& {
+    auto it = tables.find(mask);
+    if (it == tables.end()) it = tables.emplace(mask, build_subject_model(pool, classes, mask)).first;
+    return it->second;
+  };
+  // Sets every row's subject features for a fit that holds out `held_out` (folds: none).
+  const auto set_subject_features = [&](double temp, std::size_t held_out) {
+    for (auto& r : pool) {
+      r.subject = {};
+      if (temp <= 0) continue;
+      std::uint32_t mask = 1u << r.fold;
+      if (held_out < args.folds) mask |= 1u << held_out;
+      SubjectModel& m = table_without(mask);
+      m.temperature = static_cast<float>(temp);
+      r.subject = subject_features(m, r);
+    }
+  };
 
   // Grid: per target, l2 descending so each fit warm-starts from the previous, stronger one.
   std::vector<Config> grid;
   std::vector<double> l2s = args.l2s;
   std::sort(l2s.begin(), l2s.end(), std::greater<>());
-  for (Target t : args.targets) {
-    for (double gw : args.gsm_weights) {
-      for (double l2 : l2s) grid.push_back({t, l2, gw});
+  for (double temp : temps) {
+    for (Target t : args.targets) {
+      for (double gw : args.gsm_weights) {
+        for (double dl : args.dense_l2s) {
+          for (double al : t == Target::gain_group ? args.alphas : std::vector<double>{0.0}) {
+            for (double l2 : l2s) grid.push_back({t, l2, gw, al, dl, temp});
+          }
+        }
+      }
     }
   }
+  const auto same_but_l2 = [](const Config& a, const Config& b) {
+    return a.target == b.target && a.gsm_weight == b.gsm_weight && a.alpha == b.alpha &&
+           a.dense_l2 == b.dense_l2 && a.subject_temp == b.subject_temp;
+  };
+  const auto logit_of = [](const LinearModel& m, const PoolRow& r) {
+    double z = m.bias;
+    for (const auto& e : r.features) z += m.w[e.index] * e.value;
+    for (const auto& e : r.subject) z += m.w[e.index] * e.value;
+    return z;
+  };
   // oof[config][pool row] = out-of-fold logit.
   std::vector<std::vector<double>> oof(grid.size(), std::vector<double>(pool.size()));
   for (std::size_t k = 0; k < args.folds; ++k) {
@@ -380,16 +573,17 @@ int main(int argc, char** argv) {
       if (r.fold != k) fit_rows.push_back(&r);
     }
     LinearModel prev;
+    double features_temp = -1;
     for (std::size_t g = 0; g < grid.size(); ++g) {
-      const bool warm = g > 0 && grid[g - 1].target == grid[g].target && grid[g - 1].gsm_weight == grid[g].gsm_weight;
+      if (grid[g].subject_temp != features_temp) {
+        features_temp = grid[g].subject_temp;
+        set_subject_features(features_temp, k);
+      }
+      const bool warm = g > 0 && same_but_l2(grid[g - 1], grid[g]);
       prev = fit(fit_rows, grid[g], warm ? &prev : nullptr);
       std::size_t i = 0;
       for (const auto& r : pool) {
-        if (r.fold == k) {
-          double z = prev.bias;
-          for (const auto& e : r.features) z += prev.w[e.index] * e.value;
-          oof[g][i] = z;
-        }
+        if (r.fold == k) oof[g][i] = logit_of(prev, r);
         ++i;
       }
     }
@@ -403,16 +597,16 @@ int main(int argc, char** argv) {
     return metrics(ex);
   };
   std::string cv_table =
-      "| target | l2 | gsm_weight | APGR mmlu_train (OOF) | APGR gsm8k_dev (OOF) | mean (selection) |\n"
-      "|---|---:|---:|---:|---:|---:|\n";
+      "| target | l2 | gsm_weight | dense L2 x | subject temp | APGR mmlu_train (OOF) | APGR gsm8k_dev (OOF) | mean (selection) |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|\n";
   std::size_t best = 0;
   double best_value = -1;
   for (std::size_t g = 0; g < grid.size(); ++g) {
     const double a = domain_metrics(oof[g], false).apgr_mean;
     const double b = domain_metrics(oof[g], true).apgr_mean;
     const double v = (a + b) / 2;
-    cv_table += strf("| %s | %g | %g | %.4f | %.4f | %.4f |\n", target_name(grid[g].target),
-                            grid[g].l2, grid[g].gsm_weight, a, b, v);
+    cv_table += strf("| %s | %g | %g | %g | %g | %.4f | %.4f | %.4f |\n", target_name(grid[g].target), grid[g].l2,
+                     grid[g].gsm_weight, grid[g].dense_l2, grid[g].subject_temp, a, b, v);
     std::cerr << strf("cv %-40s mmlu %.4f gsm %.4f mean %.4f\n", config_name(grid[g]).c_str(), a, b, v);
     if (v > best_value) {
       best_value = v;
@@ -434,7 +628,14 @@ int main(int argc, char** argv) {
     for (const auto& r : pool) {
       if (r.fold != k) fit_rows.push_back(&r);
     }
-    const ComplexityScorer fold_scorer = scorer_of(to_weights(fit(fit_rows, chosen, nullptr)));
+    set_subject_features(chosen.subject_temp, k);
+    Weights fold_weights = to_weights(fit(fit_rows, chosen, nullptr));
+    if (chosen.subject_temp > 0) {
+      auto table = std::make_shared<SubjectModel>(table_without(1u << k));
+      table->temperature = static_cast<float>(chosen.subject_temp);
+      fold_weights.subject = std::move(table);
+    }
+    const ComplexityScorer fold_scorer = scorer_of(std::move(fold_weights));
     std::size_t gi = 0;
     for (const auto& r : pool) {
       if (!r.gsm) continue;
@@ -445,13 +646,21 @@ int main(int argc, char** argv) {
 
   std::vector<const PoolRow*> all_rows;
   for (const auto& r : pool) all_rows.push_back(&r);
+  set_subject_features(chosen.subject_temp, args.folds);
   const LinearModel final_model = fit(all_rows, chosen, nullptr);
   Weights weights = to_weights(final_model);
+  if (chosen.subject_temp > 0) {
+    auto table = std::make_shared<SubjectModel>(table_without(0));
+    table->temperature = static_cast<float>(chosen.subject_temp);
+    weights.subject = std::move(table);
+  }
   weights.meta.created = args.created;
   weights.meta.model = strf(
       "logistic regression, L2 %g on all weights but the bias, L-BFGS; GSM8K example weight %g; "
-      "hash slots 2^%u; selected by %zu-fold CV on the fit data",
-      chosen.l2, chosen.gsm_weight, kHashBits, args.folds);
+      "dense-feature L2 x%g; hash slots 2^%u; subject model: naive Bayes over %zu subjects, 2^%u rows, "
+      "temperature %g, cross-fitted; selected by %zu-fold CV on the fit data",
+      chosen.l2, chosen.gsm_weight, chosen.dense_l2, kHashBits, classes.size(), SubjectModel::kBits,
+      chosen.subject_temp, args.folds);
   weights.meta.target = std::string(target_name(chosen.target)) + ": " + target_description(chosen.target);
   weights.meta.data = {{"fit", mmlu.file, mmlu.sha256, mmlu.rows.size()},
                        {"fit", gsm.file, gsm.sha256, gsm.rows.size()},
@@ -489,7 +698,7 @@ int main(int argc, char** argv) {
   };
   const auto section = [&](const std::string& title, const std::string& note, const std::vector<Record>& rows,
                            const RoutingMetrics& ours) {
-    std::vector<Row> r = {{"**bulwark complexity-v1**", ours}};
+    std::vector<Row> r = {{"**bulwark complexity-v2**", ours}};
     for (auto& b : baselines(rows)) r.push_back(std::move(b));
     return strf("### %s\n\n%s\n\nW = %.2f%%, S = %.2f%%, n = %zu.\n\n%s\n", title.c_str(), note.c_str(),
                 100 * r[0].m.weak_accuracy, 100 * r[0].m.strong_accuracy, rows.size(), table(r).c_str());
@@ -532,7 +741,7 @@ int main(int argc, char** argv) {
   }
 
   std::string report;
-  report += "# Complexity scorer complexity-v1: training report\n\n";
+  report += "# Complexity scorer complexity-v2: training report\n\n";
   report += strf("Generated by `bulwark-train-router` on %s (feature set `%s`). Deterministic: the same data "
                  "and `--created` date give a byte-identical weights file and report.\n\n",
                  weights.meta.created.c_str(), std::string(kFeatureSetId).c_str());

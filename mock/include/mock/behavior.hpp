@@ -28,7 +28,21 @@ enum class ErrorType : std::uint8_t {
   content_filter,
   invalid_request,
   auth,
+  // Added for the Anthropic and Bedrock formats; OpenAI renders them too.
+  permission,       // 403
+  not_found,        // 404
+  model_timeout,    // 408 (Bedrock ModelTimeoutException)
+  model_error,      // 424 (Bedrock ModelErrorException / modelStreamErrorException)
+  model_not_ready,  // 429 (Bedrock ModelNotReadyException)
 };
+
+// Every error type, in declaration order (for tests and messages).
+inline constexpr ErrorType kAllErrorTypes[] = {
+    ErrorType::rate_limit,      ErrorType::overloaded,    ErrorType::server_error,
+    ErrorType::bad_gateway,     ErrorType::unavailable,   ErrorType::context_length,
+    ErrorType::content_filter,  ErrorType::invalid_request, ErrorType::auth,
+    ErrorType::permission,      ErrorType::not_found,     ErrorType::model_timeout,
+    ErrorType::model_error,     ErrorType::model_not_ready};
 
 std::string_view name_of(ErrorType t) noexcept;
 std::optional<ErrorType> error_type_from_name(std::string_view name) noexcept;
@@ -58,17 +72,18 @@ enum class ActionKind : std::uint8_t {
   stall,      // stop sending after N tokens, keep the connection open
   malformed,  // send invalid JSON after N tokens
   omit_done,  // streams end without data: [DONE]
+  stream_error,  // streams: N tokens, then an error event inside the stream (non-streaming: error)
 };
 
 std::string_view name_of(ActionKind k) noexcept;
 
 struct Action {
   ActionKind kind = ActionKind::none;
-  int status = 0;                         // kind == error
+  int status = 0;                         // kind == error or stream_error
   ErrorType error = ErrorType::server_error;
   std::optional<Millis> retry_after;      // Retry-After header
   bool retry_after_in_ms = false;         // given as retry_after_ms (adds retry-after-ms)
-  std::uint32_t after_tokens = 0;         // cut / stall / malformed
+  std::uint32_t after_tokens = 0;         // cut / stall / malformed / stream_error
   std::optional<Millis> latency;          // per-attempt timing overrides
   std::optional<Millis> first_token;
   std::optional<Millis> token_delay;

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,18 +20,24 @@ namespace bulwark::mock {
 // What every wire format decodes a chat request into. Views point into the decoder's
 // buffers and live until the next decode on the same thread.
 struct ChatRequest {
+  std::string_view format = "openai";  // wire format family, for stats: openai|anthropic|bedrock
   std::string_view model;
   bool stream = false;
   bool include_usage = false;
   std::uint64_t prompt_tokens = 0;  // whitespace-separated words of all message text
   bool last_is_assistant = false;
   std::string_view last_content;    // text of the last message when it is the assistant's
+  std::optional<std::uint32_t> max_tokens;  // the request's output cap, when the format has one
 };
 
 struct AuthState {
-  bool required = false;  // the server was started with --api-key
-  bool present = false;   // an Authorization header was sent
-  bool valid = false;     // it was "Bearer <the key>"
+  bool required = false;  // the server was started with credentials for this format
+  bool present = false;   // a credential header was sent (Authorization, x-api-key)
+  bool valid = false;     // it matched
+  // How a rejection looks; the defaults are OpenAI's 401.
+  int status = 401;
+  std::string_view message{};        // empty: OpenAI's wording
+  std::string_view provider_type{};  // the format's own error type name (e.g. an AWS one)
 };
 
 // One attempt's fate. kind == none is a healthy answer.
@@ -41,6 +48,10 @@ struct Plan {
   int status = 200;
   ErrorType error = ErrorType::server_error;
   std::string message;  // empty: the format's stock message for `error`
+  // Non-empty: the provider's own error type, overriding what `error` maps to (e.g.
+  // "InvalidSignatureException"). Static storage.
+  std::string_view provider_type{};
+  std::uint64_t context_window = 0;  // the behaviour's, for context_length messages
   std::optional<Millis> retry_after;
   bool retry_after_in_ms = false;
   // Timings of this attempt (behaviour values with the fault's overrides applied).
@@ -52,7 +63,19 @@ struct Plan {
   Resume resume;
   std::uint32_t completion_tokens = 0;
   std::uint64_t prompt_tokens = 0;
-  std::uint32_t after_tokens = 0;  // cut / stall / malformed: content chunks sent first
+  std::uint32_t after_tokens = 0;  // cut / stall / malformed / stream_error: content chunks sent first
+  bool max_tokens_reached = false;  // the answer was cut short by the request's max_tokens
+};
+
+// The last request received on one wire format, as GET /_mock/last-request shows it.
+struct LastRequest {
+  std::string api;      // e.g. "chat.completions", "messages", "converse-stream"
+  std::string method;
+  std::string target;   // path and query as sent
+  std::string model;    // as decoded (Bedrock: from the path, percent-decoded)
+  std::string headers;  // "name: value\n" per header; credential values already redacted
+  std::string body;
+  std::int64_t at_unix_ms = 0;
 };
 
 // Inputs to one trigger decision.
@@ -78,6 +101,7 @@ struct AttemptRecord {
   std::optional<ErrorType> error;
   bool stream = false;
   bool authorization = false;
+  std::string_view format{};  // ChatRequest::format: static storage
 };
 
 struct ModelStats {
@@ -94,7 +118,11 @@ class Engine {
   // Decides and records one attempt. Thread-safe.
   Plan plan(const ChatRequest& req, const AuthState& auth);
   // A chat request whose body could not be decoded (no model to count it against).
-  void note_rejected();
+  void note_rejected(std::string_view format = "openai");
+  // Keeps `r` as the last request of `format` (buffers are reused; cheap per request).
+  void note_request(std::string_view format, const LastRequest& r);
+  // {"<format>":{...},...}, or just one format's object; nullopt when none was received.
+  std::optional<std::string> last_request_json(std::string_view format = {}) const;
 
   // Control API. "default" names the default behaviour. Setting or removing a behaviour
   // restarts the attempt counters of every model name it applies to.
@@ -130,6 +158,14 @@ class Engine {
   std::map<std::string, std::shared_ptr<const Entry>, std::less<>> behaviors_;
   std::map<std::string, ModelState, std::less<>> models_;
   std::uint64_t rejected_ = 0;
+  struct FormatCounts {
+    std::uint64_t requests = 0;  // decoded attempts
+    std::uint64_t rejected = 0;  // undecodable or refused before decoding
+  };
+  std::map<std::string, FormatCounts, std::less<>> formats_;
+  // Its own lock: copying a body must not hold up plan() on other workers.
+  mutable std::mutex last_mu_;
+  std::map<std::string, LastRequest, std::less<>> last_;
 };
 
 }  // namespace bulwark::mock

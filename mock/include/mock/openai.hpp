@@ -11,10 +11,12 @@ class OpenAIFormat final : public WireFormat {
                                 const AnswerMeta& meta) const override;
   void append_stream_open(std::string& out, const Plan& plan, const AnswerMeta& meta) const override;
   void append_stream_token(std::string& out, const AnswerMeta& meta, std::string_view text,
-                           bool first) const override;
+                           bool first, std::uint32_t index = 0) const override;
   void append_stream_close(std::string& out, const Plan& plan, const AnswerMeta& meta,
                            bool omit_done) const override;
   void append_stream_malformed(std::string& out, const AnswerMeta& meta) const override;
+  void append_stream_error(std::string& out, const Plan& plan, const AnswerMeta& meta) const override;
+  std::string_view family() const noexcept override { return "openai"; }
   void append_error(std::string& out, ErrorType type, std::string_view message) const override;
   void append_models(std::string& out, std::span<const std::string> names,
                      std::int64_t created) const override;

@@ -1,6 +1,7 @@
 #pragma once
 // The HTTP side of bulwark-mock: one event loop per worker thread, each with its own
 // SO_REUSEPORT acceptor on the same port, executing the engine's plans on real sockets.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -16,7 +17,20 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0: pick a free port (see Server::port())
   unsigned workers = 1;
-  std::optional<std::string> api_key;  // require "Authorization: Bearer <key>" on /v1/*
+  // Required on /v1/*: "Authorization: Bearer <key>" (OpenAI routes) or "x-api-key: <key>"
+  // (POST /v1/messages).
+  std::optional<std::string> api_key;
+  // Bedrock routes (/model/...). With either set, every Bedrock request must carry a valid
+  // SigV4 signature by these keys or the bearer token; with neither, no check is made.
+  struct AwsKeys {
+    std::string access_key_id;
+    std::string secret_access_key;
+    std::string session_token;  // non-empty: requests must carry x-amz-security-token
+  };
+  std::optional<AwsKeys> aws_keys;
+  std::optional<std::string> aws_bearer_token;  // a Bedrock API key
+  std::string aws_region;  // expected in the SigV4 scope; empty accepts any region
+  std::chrono::seconds aws_max_skew{300};  // x-amz-date may be this far from now
   std::uint64_t seed = 0;              // seeds response ids
   std::size_t body_limit = 64u << 20;
 };

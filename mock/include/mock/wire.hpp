@@ -4,6 +4,7 @@
 // provider (Anthropic Messages, Bedrock) means implementing this interface and routing
 // its paths to it. Implementations are stateless and shared by all workers.
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,11 +21,25 @@ struct AnswerMeta {
   std::int64_t created = 0;    // unix seconds
   std::string_view model;      // echoed from the request
   bool include_usage = false;  // streaming: the client asked for a usage event
+  std::uint64_t prompt_tokens = 0;  // Plan::prompt_tokens, for formats that repeat it per event
+};
+
+// What a format needs to add its own response headers.
+struct ResponseInfo {
+  int status = 200;
+  std::optional<ErrorType> error;  // set on error answers
+  std::string_view provider_type;  // Plan::provider_type of an error answer, or empty
+  const Plan* plan = nullptr;      // set on chat answers (errors included)
+  std::uint64_t id = 0;            // the answer's id (AnswerMeta::id)
+  bool stream = false;             // a streamed answer
 };
 
 class WireFormat {
  public:
   virtual ~WireFormat() = default;
+
+  // The family for stats and GET /_mock/last-request: "openai", "anthropic", "bedrock".
+  virtual std::string_view family() const noexcept = 0;
 
   // Decodes a chat request body. Views in the result point into thread-local decoder
   // storage valid until the next decode on the same thread. A bad body is
@@ -39,15 +54,29 @@ class WireFormat {
 
   // Stream events; each call appends whole events (with their SSE framing).
   virtual void append_stream_open(std::string& out, const Plan& plan, const AnswerMeta& meta) const = 0;
-  // One content event. `first` is the first content event of the answer.
+  // One content event. `first` is the first content event of the answer; `index` is the
+  // token's 0-based position in the stream (for formats that count tokens per event).
   virtual void append_stream_token(std::string& out, const AnswerMeta& meta, std::string_view text,
-                                   bool first) const = 0;
+                                   bool first, std::uint32_t index = 0) const = 0;
   // Everything after the last token: finish event, usage event if asked, and the end
   // marker unless `omit_done`.
   virtual void append_stream_close(std::string& out, const Plan& plan, const AnswerMeta& meta,
                                    bool omit_done) const = 0;
   // An event whose data is not valid JSON.
   virtual void append_stream_malformed(std::string& out, const AnswerMeta& meta) const = 0;
+  // An error inside the stream (plan.error), the last event: a stream_error fault.
+  virtual void append_stream_error(std::string& out, const Plan& plan,
+                                   const AnswerMeta& meta) const = 0;
+
+  // The status an error plan is sent with. A format may move a generic default to its
+  // provider's own (Anthropic answers overloaded with 529, Bedrock never sends 401).
+  virtual int error_status(const Plan& plan) const { return plan.status; }
+  // The error body of a chat attempt (a fault, an engine check or rejected credentials).
+  virtual void append_plan_error(std::string& out, const Plan& plan) const {
+    append_error(out, plan.error, plan.message);
+  }
+  // Response header lines ("\r\nname: value" each) this format adds to an answer.
+  virtual void append_headers(std::string& /*out*/, const ResponseInfo& /*info*/) const {}
 
   // Error body in the provider's shape. Empty `message`: the stock one for `type`.
   virtual void append_error(std::string& out, ErrorType type, std::string_view message) const = 0;

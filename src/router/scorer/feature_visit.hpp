@@ -9,6 +9,10 @@
 #include <cstdint>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "router/scorer/features.hpp"
 
 namespace bulwark::router::detail {
@@ -110,6 +114,7 @@ constexpr std::uint64_t kBigramSeed = 0x57a11d0f00000002ULL;
 constexpr std::uint64_t kPrefixSeed = 0x57a11d0f00000003ULL;
 constexpr std::uint64_t kSuffixSeed = 0x57a11d0f00000005ULL;
 constexpr std::uint64_t kNumberSeed = 0x57a11d0f00000004ULL;
+constexpr std::uint64_t kSubjectSeed = 0x57a11d0f00000006ULL;
 constexpr std::uint32_t kAffix = 4;
 
 // All-digit tokens are bucketed by length: the value of a number says little, its size some.
@@ -158,8 +163,80 @@ void for_each_token(std::string_view t, const Segment& seg, bool multiple_choice
 
 inline double log1p_count(double n) noexcept { return std::log1p(n); }
 
+// SubjectModel row of a word token.
+constexpr std::uint32_t subject_slot(std::uint64_t token_hash) noexcept {
+  return static_cast<std::uint32_t>(mix(kSubjectSeed ^ token_hash) >> (64 - SubjectModel::kBits));
+}
+
+// Sums the SubjectModel rows of a prompt's tokens: 16-bit lanes (which the compiler
+// vectorises) flushed into 32-bit totals before they can overflow.
+class SubjectAccumulator {
+ public:
+  void add(const std::uint8_t* row) noexcept {
+#if defined(__SSE2__)
+    // Explicit: the compiler cannot vectorise the scalar loop at -O2 (the byte row may alias
+    // the accumulator).
+    const __m128i zero = _mm_setzero_si128();
+    for (std::uint32_t c = 0; c < SubjectModel::kLanes; c += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c));
+      auto* lo = reinterpret_cast<__m128i*>(acc_.data() + c);
+      auto* hi = reinterpret_cast<__m128i*>(acc_.data() + c + 8);
+      _mm_store_si128(lo, _mm_add_epi16(_mm_load_si128(lo), _mm_unpacklo_epi8(v, zero)));
+      _mm_store_si128(hi, _mm_add_epi16(_mm_load_si128(hi), _mm_unpackhi_epi8(v, zero)));
+    }
+#else
+    for (std::uint32_t c = 0; c < SubjectModel::kLanes; ++c) acc_[c] = static_cast<std::uint16_t>(acc_[c] + row[c]);
+#endif
+    ++tokens_;
+    if (++pending_ == 257) flush();  // 257 * 255 < 65536
+  }
+  SubjectPosterior finish(const SubjectModel& m) noexcept {
+    flush();
+    std::array<double, SubjectModel::kLanes> z{};
+    double top = -1e300;
+    for (std::uint32_t c = 0; c < m.classes; ++c) {
+      z[c] = static_cast<double>(m.temperature) *
+             (static_cast<double>(m.prior[c]) + static_cast<double>(m.step) * total_[c] -
+              static_cast<double>(tokens_) * static_cast<double>(m.log_norm[c]));
+      top = std::max(top, z[c]);
+    }
+    double norm = 0, gain = 0, peak = 0;
+    for (std::uint32_t c = 0; c < m.classes; ++c) {
+      // Classes 40 nats below the best weigh less than 1e-17 of it: skip their exp.
+      if (z[c] < top - 40) continue;
+      const double e = std::exp(z[c] - top);
+      norm += e;
+      gain += e * static_cast<double>(m.gain[c]);
+      peak = std::max(peak, e);
+    }
+    return SubjectPosterior{gain / norm, peak / norm};
+  }
+
+ private:
+  void flush() noexcept {
+    for (std::uint32_t c = 0; c < SubjectModel::kLanes; ++c) {
+      total_[c] += acc_[c];
+      acc_[c] = 0;
+    }
+    pending_ = 0;
+  }
+  alignas(64) std::array<std::uint16_t, SubjectModel::kLanes> acc_{};
+  std::array<std::uint32_t, SubjectModel::kLanes> total_{};
+  std::uint32_t pending_ = 0;
+  std::uint32_t tokens_ = 0;
+};
+
+// Calls fn(subject_slot) for every word token of the prompt (all segments).
+template <class Fn>
+void for_each_subject_slot(std::string_view t, const Layout& l, Fn&& fn) {
+  for (std::size_t s = 0; s < l.count; ++s) {
+    for_each_token(t, l.segments[s], l.multiple_choice, [&](const Token& tok) { fn(subject_slot(tok.hash)); });
+  }
+}
+
+// `subject` may be null: the subject features are then not produced.
 template <class Sink>
-void visit_features(std::string_view t, Sink&& sink) {
+void visit_features(std::string_view t, const SubjectModel* subject, Sink&& sink) {
   // Prompts past 4 GiB do not reach a router; offsets are 32-bit to keep Feature small.
   if (t.size() > 0xffffffffu) t = t.substr(0, 0xffffffffu);
   const Layout l = layout_of(t);
@@ -278,10 +355,13 @@ void visit_features(std::string_view t, Sink&& sink) {
   // N-grams are format-specific: on one-token multiple choice the strong model loses on
   // arithmetic, while on free-form word problems arithmetic is where it wins.
   const std::uint64_t format_seed = mc ? 0 : 0x5eed0f0f5eed0f0fULL;
+  const bool use_subject = subject != nullptr && subject->valid();
+  SubjectAccumulator subjects;
   for (std::size_t s = 0; s < l.count; ++s) {
     bool have_prev = false;
     Token prev{0, 0, 0};
     for_each_token(t, l.segments[s], mc, [&](const Token& tok) {
+      if (use_subject) subjects.add(subject->table.data() + std::size_t{subject_slot(tok.hash)} * SubjectModel::kLanes);
       sink(slot(kWordSeed ^ format_seed ^ tok.hash), word_value, FeatureKind::word, tok.begin, tok.end);
       if (have_prev) {
         sink(slot(kBigramSeed ^ format_seed ^ (prev.hash * 0x9e3779b97f4a7c15ULL) ^ mix(tok.hash)), word_value,
@@ -302,6 +382,11 @@ void visit_features(std::string_view t, Sink&& sink) {
         sink(slot(kSuffixSeed ^ format_seed ^ suf), affix_value, FeatureKind::suffix, tok.end - kAffix, tok.end);
       }
     });
+  }
+  if (use_subject) {
+    const SubjectPosterior p = subjects.finish(*subject);
+    dense(Dense::subject_gain, 10.0 * p.expected_gain);
+    dense(Dense::subject_confidence, p.confidence);
   }
 }
 

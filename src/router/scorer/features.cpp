@@ -14,15 +14,38 @@ std::string_view FeatureExtractor::dense_name(Dense d) noexcept {
       "log_sentences",   "log_numbers",      "digit_share",    "log_math_symbols",
       "log_decimals",    "log_max_number_len", "log_caps_words", "mean_word_len",
       "long_word_share", "log_lines",        "log_questions",  "log_brackets",
-      "non_ascii_share", "log_statements"};
+      "non_ascii_share", "log_statements",   "subject_gain",   "subject_confidence"};
   const auto i = static_cast<std::size_t>(d);
   return i < names.size() ? names[i] : std::string_view{"?"};
 }
 
 void FeatureExtractor::extract(std::string_view t, std::vector<Feature>& out) const {
   out.clear();
-  detail::visit_features(t, [&out](std::uint32_t index, float value, FeatureKind kind, std::uint32_t begin,
+  detail::visit_features(t, subject_.get(), [&out](std::uint32_t index, float value, FeatureKind kind, std::uint32_t begin,
                                     std::uint32_t end) { out.push_back(Feature{index, value, kind, begin, end}); });
+}
+
+SubjectPosterior subject_posterior(const SubjectModel& m, std::string_view prompt) {
+  if (!m.valid()) return {};
+  if (prompt.size() > 0xffffffffu) prompt = prompt.substr(0, 0xffffffffu);
+  detail::SubjectAccumulator acc;
+  detail::for_each_subject_slot(prompt, detail::layout_of(prompt), [&](std::uint32_t slot) {
+    acc.add(m.table.data() + std::size_t{slot} * SubjectModel::kLanes);
+  });
+  return acc.finish(m);
+}
+
+SubjectPosterior subject_posterior_of_slots(const SubjectModel& m, const std::vector<std::uint32_t>& slots) {
+  if (!m.valid()) return {};
+  detail::SubjectAccumulator acc;
+  for (std::uint32_t slot : slots) acc.add(m.table.data() + std::size_t{slot % SubjectModel::kSlots} * SubjectModel::kLanes);
+  return acc.finish(m);
+}
+
+std::vector<std::uint32_t> subject_slots(std::string_view prompt) {
+  std::vector<std::uint32_t> out;
+  detail::for_each_subject_slot(prompt, detail::layout_of(prompt), [&](std::uint32_t slot) { out.push_back(slot); });
+  return out;
 }
 
 std::vector<FeatureExtractor::Entry> FeatureExtractor::extract_merged(std::string_view prompt) const {

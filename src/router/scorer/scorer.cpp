@@ -1,6 +1,7 @@
 #include "router/scorer/scorer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <system_error>
@@ -26,6 +27,9 @@ Result<ComplexityScorer> ComplexityScorer::from_weights(Weights weights) {
   if (weights.w.size() != kFeatureDim) {
     return std::unexpected(Error::gateway(ErrorKind::internal, "router weights have the wrong dimension"));
   }
+  if (weights.subject && !weights.subject->valid()) {
+    return std::unexpected(Error::gateway(ErrorKind::internal, "router weights carry a malformed subject model"));
+  }
   return ComplexityScorer(std::move(weights));
 }
 
@@ -37,12 +41,15 @@ Result<ComplexityScorer> ComplexityScorer::load(const std::filesystem::path& pat
 
 double ComplexityScorer::logit(std::string_view prompt) const {
   // Weights are summed as features are produced: no buffer, no allocation.
+  // One accumulator per feature kind: the calls are inlined with a constant kind, so the
+  // additions form independent chains instead of one long dependent one.
   const float* w = weights_.w.data();
-  double sum = weights_.bias;
-  detail::visit_features(prompt, [&sum, w](std::uint32_t index, float value, FeatureKind, std::uint32_t, std::uint32_t) {
-    sum += static_cast<double>(w[index] * value);
-  });
-  return sum;
+  std::array<double, 5> sums{};
+  detail::visit_features(prompt, weights_.subject.get(),
+                         [&sums, w](std::uint32_t index, float value, FeatureKind kind, std::uint32_t, std::uint32_t) {
+                           sums[static_cast<std::size_t>(kind)] += static_cast<double>(w[index] * value);
+                         });
+  return weights_.bias + ((sums[0] + sums[1]) + (sums[2] + sums[3]) + sums[4]);
 }
 
 double ComplexityScorer::score(std::string_view prompt) const { return logistic(logit(prompt)); }

@@ -14,7 +14,7 @@
 
 namespace bulwark::router {
 
-inline constexpr std::string_view kWeightsFileName = "complexity-v1.weights";
+inline constexpr std::string_view kWeightsFileName = "complexity-v2.weights";
 // Environment variable that overrides where the shipped weights are looked for.
 inline constexpr std::string_view kWeightsEnv = "BULWARK_ROUTER_WEIGHTS";
 
@@ -52,7 +52,7 @@ class ComplexityScorer {
   const Weights& weights() const noexcept { return weights_; }
 
  private:
-  explicit ComplexityScorer(Weights w) : weights_(std::move(w)) {}
+  explicit ComplexityScorer(Weights w) : weights_(std::move(w)), extractor_(weights_.subject) {}
   Weights weights_;
   FeatureExtractor extractor_;
 };

@@ -32,6 +32,14 @@ bool parse_number(std::string_view s, T& out) {
   return ec == std::errc{} && ptr == s.data() + s.size();
 }
 
+bool parse_hex_byte(std::string_view s, std::uint8_t& out) {
+  unsigned v = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (ec != std::errc{} || ptr != s.data() + s.size() || s.size() != 2 || v > 255) return false;
+  out = static_cast<std::uint8_t>(v);
+  return true;
+}
+
 std::string format_double(double v, int digits) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.*g", digits, v);
@@ -46,6 +54,8 @@ Result<Weights> parse_weights(std::string_view text) {
   bool have_format = false, have_feature_set = false, have_dim = false, have_bias = false;
   bool ended = false;
   std::size_t line_no = 0;
+  std::shared_ptr<SubjectModel> subject;
+  std::uint32_t classes_seen = 0;
   while (!text.empty() && !ended) {
     const std::size_t nl = text.find('\n');
     std::string_view line = text.substr(0, nl);
@@ -121,6 +131,41 @@ Result<Weights> parse_weights(std::string_view text) {
       }
       if (index >= kFeatureDim) return std::unexpected(bad(line_no, "weight index out of range"));
       out.w[index] = value;
+    } else if (key == "subject") {
+      if (subject) return std::unexpected(bad(line_no, "duplicate subject model"));
+      subject = std::make_shared<SubjectModel>();
+      if (!parse_number(next_word(rest), subject->classes) || subject->classes == 0 ||
+          subject->classes > SubjectModel::kLanes || !parse_number(next_word(rest), subject->step) ||
+          !parse_number(next_word(rest), subject->temperature) || !(subject->step > 0) ||
+          !std::isfinite(subject->step) || !(subject->temperature > 0) || !std::isfinite(subject->temperature)) {
+        return std::unexpected(bad(line_no, "malformed subject line"));
+      }
+      subject->table.assign(std::size_t{SubjectModel::kSlots} * SubjectModel::kLanes, 0);
+    } else if (key == "class") {
+      std::uint32_t index = 0;
+      float prior = 0, norm = 0, gain = 0;
+      if (!subject || !parse_number(next_word(rest), index) || index != classes_seen ||
+          index >= subject->classes || !parse_number(next_word(rest), prior) ||
+          !parse_number(next_word(rest), norm) || !parse_number(next_word(rest), gain) ||
+          !std::isfinite(prior) || !std::isfinite(norm) || !std::isfinite(gain)) {
+        return std::unexpected(bad(line_no, "malformed class line"));
+      }
+      subject->prior[index] = prior;
+      subject->log_norm[index] = norm;
+      subject->gain[index] = gain;
+      subject->names.emplace_back(rest);
+      ++classes_seen;
+    } else if (key == "q") {
+      std::uint32_t index = 0;
+      if (!subject || !parse_number(next_word(rest), index) || index >= SubjectModel::kSlots) {
+        return std::unexpected(bad(line_no, "malformed subject row"));
+      }
+      const std::string_view hex = next_word(rest);
+      if (hex.size() != 2 * std::size_t{subject->classes}) return std::unexpected(bad(line_no, "malformed subject row"));
+      std::uint8_t* row = subject->table.data() + std::size_t{index} * SubjectModel::kLanes;
+      for (std::uint32_t c = 0; c < subject->classes; ++c) {
+        if (!parse_hex_byte(hex.substr(2 * c, 2), row[c])) return std::unexpected(bad(line_no, "malformed subject row"));
+      }
     } else if (key == "end") {
       ended = true;
     } else {
@@ -130,6 +175,10 @@ Result<Weights> parse_weights(std::string_view text) {
   if (!ended) return std::unexpected(bad(line_no, "missing 'end' (truncated file?)"));
   if (!have_feature_set) return std::unexpected(bad(line_no, "missing feature_set"));
   if (!have_dim || !have_bias) return std::unexpected(bad(line_no, "missing dim or bias"));
+  if (subject) {
+    if (classes_seen != subject->classes) return std::unexpected(bad(line_no, "subject model lacks class lines"));
+    out.subject = std::move(subject);
+  }
   return out;
 }
 
@@ -154,6 +203,29 @@ std::string serialize_weights(const Weights& weights) {
   for (std::size_t i = 0; i < weights.w.size(); ++i) {
     // 9 significant digits round-trip a float exactly.
     if (weights.w[i] != 0.0f) o << "w " << i << ' ' << format_double(static_cast<double>(weights.w[i]), 9) << '\n';
+  }
+  if (const SubjectModel* m = weights.subject.get(); m != nullptr && m->valid()) {
+    o << "subject " << m->classes << ' ' << format_double(static_cast<double>(m->step), 9) << ' '
+      << format_double(static_cast<double>(m->temperature), 9) << '\n';
+    for (std::uint32_t c = 0; c < m->classes; ++c) {
+      o << "class " << c << ' ' << format_double(static_cast<double>(m->prior[c]), 9) << ' '
+        << format_double(static_cast<double>(m->log_norm[c]), 9) << ' '
+        << format_double(static_cast<double>(m->gain[c]), 9) << ' '
+        << (c < m->names.size() && !m->names[c].empty() ? m->names[c] : "class" + std::to_string(c)) << '\n';
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (std::uint32_t slot = 0; slot < SubjectModel::kSlots; ++slot) {
+      const std::uint8_t* row = m->table.data() + std::size_t{slot} * SubjectModel::kLanes;
+      bool any = false;
+      hex.clear();
+      for (std::uint32_t c = 0; c < m->classes; ++c) {
+        any = any || row[c] != 0;
+        hex.push_back(kHex[row[c] >> 4]);
+        hex.push_back(kHex[row[c] & 15]);
+      }
+      if (any) o << "q " << slot << ' ' << hex << '\n';
+    }
   }
   o << "end\n";
   return o.str();

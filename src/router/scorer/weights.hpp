@@ -13,18 +13,26 @@
 //   dim <feature dimension>
 //   bias <logit intercept>
 //   w <index> <weight>                                   (repeated, non-zero weights only)
+//   subject <classes> <step> <temperature>               (optional: the SubjectModel)
+//   class <index> <log prior> <log norm> <gain> <name>   (one per class, after `subject`)
+//   q <slot> <2 hex digits per class>                    (repeated, non-zero rows only)
 //   end
+//
+// Version 2 added the subject lines (feature set bulwark-complexity-fs2); version 1 files
+// are refused (their feature set is refused anyway).
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/error.hpp"
+#include "router/scorer/features.hpp"
 
 namespace bulwark::router {
 
-inline constexpr int kWeightsFormatVersion = 1;
+inline constexpr int kWeightsFormatVersion = 2;
 inline constexpr std::string_view kWeightsFormatName = "bulwark-router-weights";
 
 struct DataHash {
@@ -53,6 +61,7 @@ struct Weights {
   WeightsMetadata meta;
   double bias = 0;
   std::vector<float> w;  // kFeatureDim entries
+  std::shared_ptr<const SubjectModel> subject;  // optional
 };
 
 Result<Weights> parse_weights(std::string_view text);

@@ -125,6 +125,38 @@ default:
   EXPECT_EQ(f[5].action.token_delay, milliseconds(9));
 }
 
+TEST(Behavior, ErrorInsideTheStreamParsesAndRoundTrips) {
+  const auto c = parse_ok(R"(
+default:
+  faults:
+    - {when: {always: true}, action: {error_after_tokens: 3}}
+    - {when: {always: true}, action: {error_after_tokens: 0, error: model_error}}
+    - {when: {always: true}, action: {error_after_tokens: 2, status: 529, retry_after_s: 1}}
+    - {when: {always: true}, action: {error: model_not_ready}}
+)");
+  const auto& f = c.default_behavior.faults;
+  EXPECT_EQ(f[0].action.kind, ActionKind::stream_error);
+  EXPECT_EQ(f[0].action.after_tokens, 3u);
+  EXPECT_EQ(f[0].action.error, ErrorType::overloaded);
+  EXPECT_EQ(f[0].action.status, 503);
+  EXPECT_EQ(f[1].action.error, ErrorType::model_error);
+  EXPECT_EQ(f[1].action.status, 424);
+  EXPECT_EQ(f[2].action.status, 529);
+  EXPECT_EQ(f[2].action.error, ErrorType::server_error);
+  EXPECT_EQ(f[2].action.retry_after, milliseconds(1000));
+  EXPECT_EQ(f[3].action.kind, ActionKind::error);
+  EXPECT_EQ(f[3].action.status, 429);
+  // The canonical JSON parses back to the same behaviour.
+  auto again = parse_config(to_json(c));
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*again, c);
+  EXPECT_NE(parse_error("default: {faults: [{when: {always: true}, action: {error_after_tokens: 1, hang: true}}]}")
+                .find("choose one of"),
+            std::string::npos);
+  EXPECT_NE(parse_error("default: {faults: [{when: {always: true}, action: {error: nope}}]}").find("model_not_ready"),
+            std::string::npos);
+}
+
 TEST(Behavior, UnknownKeysAreErrorsNamingThePath) {
   EXPECT_EQ(parse_error("defaults: {tokens: 3}"),
             "config: unknown key 'defaults' (expected one of: default, models)");

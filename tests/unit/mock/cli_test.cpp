@@ -49,5 +49,39 @@ TEST(Cli, Errors) {
   EXPECT_EQ(unknown.error().message, "unknown option '--verbose'");
 }
 
+TEST(Cli, AwsCredentialsFromFlagsOrEnvironment) {
+  std::vector<std::string_view> args{"--aws-access-key-id", "AKID", "--aws-secret-access-key=SECRET",
+                                     "--aws-region", "us-west-2"};
+  auto o = parse_cli(args);
+  ASSERT_TRUE(o) << o.error().message;
+  EXPECT_EQ(o->aws_access_key_id, "AKID");
+  EXPECT_EQ(o->aws_secret_access_key, "SECRET");
+  EXPECT_EQ(o->aws_region, "us-west-2");
+  EXPECT_FALSE(o->aws_bearer_token);
+
+  const EnvLookup env = [](std::string_view name) -> std::optional<std::string> {
+    if (name == "BULWARK_MOCK_AWS_ACCESS_KEY_ID") return "ENVID";
+    if (name == "BULWARK_MOCK_AWS_SECRET_ACCESS_KEY") return "ENVSECRET";
+    if (name == "BULWARK_MOCK_AWS_SESSION_TOKEN") return "ENVTOKEN";
+    if (name == "BULWARK_MOCK_AWS_BEARER_TOKEN") return "ABSKenv";
+    return std::nullopt;
+  };
+  std::vector<std::string_view> flag_id{"--aws-access-key-id", "FLAGID", "--aws-secret-access-key", "S"};
+  o = parse_cli(flag_id, env);
+  ASSERT_TRUE(o) << o.error().message;
+  EXPECT_EQ(o->aws_access_key_id, "FLAGID");  // flags win over the environment
+  EXPECT_EQ(o->aws_secret_access_key, "S");
+  EXPECT_EQ(o->aws_session_token, "ENVTOKEN");
+  EXPECT_EQ(o->aws_bearer_token, "ABSKenv");
+  EXPECT_TRUE(o->aws_region.empty());
+
+  std::vector<std::string_view> half{"--aws-access-key-id", "AKID"};
+  EXPECT_FALSE(parse_cli(half));
+  std::vector<std::string_view> token_only{"--aws-session-token", "T"};
+  EXPECT_FALSE(parse_cli(token_only));
+  std::vector<std::string_view> empty{"--aws-bearer-token="};
+  EXPECT_FALSE(parse_cli(empty));
+}
+
 }  // namespace
 }  // namespace bulwark::mock

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,86 @@ TEST(FeatureExtractor, DescribeNamesFeaturesReadably) {
   EXPECT_TRUE(has("p:whic"));
   EXPECT_TRUE(has("s:hich"));
   EXPECT_TRUE(has("s:zyme"));
+}
+
+// Two classes; the word "enzyme" is common in class 1 (gain 0.4) and rare in class 0 (gain 0).
+std::shared_ptr<const SubjectModel> two_class_model() {
+  auto m = std::make_shared<SubjectModel>();
+  m->classes = 2;
+  m->temperature = 1.0f;
+  m->names = {"mmlu/a", "mmlu/b"};
+  m->prior = {};
+  m->log_norm = {};
+  m->gain[0] = 0.0f;
+  m->gain[1] = 0.4f;
+  m->table.assign(std::size_t{SubjectModel::kSlots} * SubjectModel::kLanes, 0);
+  const auto slots = subject_slots("enzyme");
+  EXPECT_EQ(slots.size(), 1u);
+  m->table[std::size_t{slots.at(0)} * SubjectModel::kLanes + 1] = 48;  // 48 * step = 2 nats
+  return m;
+}
+
+TEST(SubjectModel, SlotsFollowTheWordTokens) {
+  EXPECT_EQ(subject_slots("Which enzyme? 1234").size(), 3u);
+  EXPECT_EQ(subject_slots("ENZYME"), subject_slots("enzyme"));
+  EXPECT_TRUE(subject_slots(" ,;: ").empty());
+  for (std::uint32_t s : subject_slots(kMc)) EXPECT_LT(s, SubjectModel::kSlots);
+}
+
+TEST(SubjectModel, PosteriorFavoursTheClassThatUsesTheWord) {
+  const auto m = two_class_model();
+  const SubjectPosterior none = subject_posterior(*m, "the the the");
+  EXPECT_NEAR(none.expected_gain, 0.2, 1e-6);  // uniform posterior (gain is a float)
+  EXPECT_NEAR(none.confidence, 0.5, 1e-9);
+  const SubjectPosterior one = subject_posterior(*m, "the enzyme");
+  const double p1 = std::exp(2.0) / (1 + std::exp(2.0));
+  EXPECT_NEAR(one.expected_gain, 0.4 * p1, 1e-6);
+  EXPECT_NEAR(one.confidence, p1, 1e-6);
+  // Every occurrence counts (multinomial), and the cached-slot path gives the same numbers.
+  const SubjectPosterior two = subject_posterior(*m, "enzyme ENZYME");
+  EXPECT_GT(two.confidence, one.confidence);
+  const SubjectPosterior cached = subject_posterior_of_slots(*m, subject_slots("enzyme ENZYME"));
+  EXPECT_EQ(cached.expected_gain, two.expected_gain);
+  EXPECT_EQ(cached.confidence, two.confidence);
+  // Temperature flattens the posterior.
+  auto flat = std::make_shared<SubjectModel>(*m);
+  flat->temperature = 0.25f;
+  EXPECT_LT(subject_posterior(*flat, "the enzyme").confidence, one.confidence);
+  // Long prompts: the 16-bit lanes are flushed before they overflow.
+  std::string many;
+  for (int i = 0; i < 2000; ++i) many += "enzyme ";
+  EXPECT_NEAR(subject_posterior(*m, many).confidence, 1.0, 1e-9);
+}
+
+TEST(SubjectModel, ExtractorEmitsTheSubjectFeaturesOnlyWithAModel) {
+  const auto m = two_class_model();
+  const FeatureExtractor plain;
+  const FeatureExtractor with(m);
+  const auto find = [](const std::vector<Feature>& f, std::uint32_t index) {
+    return std::find_if(f.begin(), f.end(), [&](const Feature& x) { return x.index == index; });
+  };
+  std::vector<Feature> a, b;
+  plain.extract(kFree, a);
+  with.extract(kFree + " enzyme", b);
+  const std::uint32_t gain = FeatureExtractor::dense_index(Dense::subject_gain, false);
+  const std::uint32_t conf = FeatureExtractor::dense_index(Dense::subject_confidence, false);
+  EXPECT_EQ(find(a, gain), a.end());
+  EXPECT_EQ(find(a, conf), a.end());
+  ASSERT_NE(find(b, gain), b.end());
+  ASSERT_NE(find(b, conf), b.end());
+  const SubjectPosterior p = subject_posterior(*m, kFree + " enzyme");
+  EXPECT_NEAR(find(b, gain)->value, 10.0 * p.expected_gain, 1e-5);
+  EXPECT_NEAR(find(b, conf)->value, p.confidence, 1e-6);
+  EXPECT_EQ(FeatureExtractor::describe(*find(b, gain), kFree), "free:subject_gain");
+  // Multiple-choice prompts use the MC copy.
+  with.extract(kMc, b);
+  EXPECT_NE(find(b, FeatureExtractor::dense_index(Dense::subject_confidence, true)), b.end());
+  // An invalid model (wrong table size) is ignored.
+  auto broken = std::make_shared<SubjectModel>(*m);
+  broken->table.resize(10);
+  const FeatureExtractor ignored(broken);
+  ignored.extract(kFree, b);
+  EXPECT_EQ(find(b, conf), b.end());
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <new>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "core/random.hpp"
 
@@ -43,6 +45,25 @@ Weights random_weights(std::uint64_t seed, double scale) {
   w.w.resize(kFeatureDim);
   FastRandom rng(seed);
   for (float& x : w.w) x = static_cast<float>((rng.uniform() * 2 - 1) * scale);
+  return w;
+}
+
+// A random subject model over 57 classes, so the tests exercise the subject features too.
+Weights with_random_subjects(Weights w, std::uint64_t seed) {
+  auto m = std::make_shared<SubjectModel>();
+  m->classes = 57;
+  m->temperature = 0.4f;
+  FastRandom rng(seed);
+  for (std::uint32_t c = 0; c < m->classes; ++c) {
+    m->prior[c] = static_cast<float>(-4 * rng.uniform());
+    m->log_norm[c] = static_cast<float>(8 + rng.uniform());
+    m->gain[c] = static_cast<float>(rng.uniform() * 0.4 - 0.05);
+  }
+  m->table.resize(std::size_t{SubjectModel::kSlots} * SubjectModel::kLanes);
+  for (std::size_t i = 0; i < m->table.size(); ++i) {
+    m->table[i] = i % SubjectModel::kLanes < m->classes ? static_cast<std::uint8_t>(rng.uniform() * 256) : 0;
+  }
+  w.subject = std::move(m);
   return w;
 }
 
@@ -83,7 +104,7 @@ TEST(ComplexityScorer, ScoreIsDeterministicAndMatchesLogistic) {
 }
 
 TEST(ComplexityScorer, ScoreDoesNotAllocate) {
-  const auto s = make(random_weights(9, 0.5));
+  const auto s = make(with_random_subjects(random_weights(9, 0.5), 4));
   const std::string mc = kPrompts[2];
   const std::string long_prompt = kPrompts[4];
   const std::size_t before = g_allocations.load();
@@ -94,7 +115,7 @@ TEST(ComplexityScorer, ScoreDoesNotAllocate) {
 }
 
 TEST(ComplexityScorer, ExplainContributionsSumToTheLogit) {
-  const auto s = make(random_weights(11, 0.5));
+  const auto s = make(with_random_subjects(random_weights(11, 0.5), 6));
   for (const auto& p : kPrompts) {
     for (std::size_t k : {std::size_t{0}, std::size_t{3}, std::size_t{100000}}) {
       const Explanation e = s.explain(p, k);
@@ -121,6 +142,31 @@ TEST(ComplexityScorer, ExplainNamesTheDominantFeature) {
   ASSERT_EQ(e.top.size(), 1u);
   EXPECT_EQ(e.top[0].feature, "free:log_chars");
   EXPECT_NEAR(e.top[0].contribution, 2.0 * std::log1p(15.0), 1e-5);
+}
+
+TEST(ComplexityScorer, SubjectModelMovesTheScoreThroughItsFeatures) {
+  Weights w;
+  w.meta.feature_set_id = std::string(kFeatureSetId);
+  w.w.assign(kFeatureDim, 0.0f);
+  w.w[FeatureExtractor::dense_index(Dense::subject_gain, true)] = 1.0f;
+  const auto plain = make(w);
+  const auto with = make(with_random_subjects(w, 8));
+  const std::string p = kPrompts[2];
+  EXPECT_EQ(plain.logit(p), 0.0);  // no model: no subject features
+  EXPECT_NEAR(with.logit(p), 10.0 * subject_posterior(*with.weights().subject, p).expected_gain, 1e-6);
+  EXPECT_NE(with.logit(p), 0.0);
+  // Copies and moves keep the model.
+  const ComplexityScorer copy = with;
+  EXPECT_EQ(copy.logit(p), with.logit(p));
+  const Explanation e = copy.explain(p, 1);
+  ASSERT_EQ(e.top.size(), 1u);
+  EXPECT_EQ(e.top[0].feature, "mc:subject_gain");
+  // A malformed model is refused.
+  Weights bad = with_random_subjects(w, 8);
+  auto broken = std::make_shared<SubjectModel>(*bad.subject);
+  broken->classes = 0;
+  bad.subject = std::move(broken);
+  EXPECT_FALSE(ComplexityScorer::from_weights(std::move(bad)).has_value());
 }
 
 TEST(ComplexityScorer, RejectsForeignFeatureSet) {
@@ -158,6 +204,9 @@ TEST(ComplexityScorer, ShippedWeightsLoadAndAreCalibrated) {
   EXPECT_GT(t20, t50);
   EXPECT_GT(t50, t80);
   EXPECT_EQ(s->metadata().data.size(), 3u);
+  ASSERT_NE(s->weights().subject, nullptr);  // the shipped file carries its subject model
+  EXPECT_TRUE(s->weights().subject->valid());
+  EXPECT_EQ(s->weights().subject->classes, 57u);
 }
 
 TEST(LocateWeights, OverrideWinsAndMustExist) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "core/random.hpp"
@@ -52,6 +53,57 @@ TEST(Weights, SerializeParseRoundTripsExactly) {
   EXPECT_EQ(serialize_weights(*parsed), serialize_weights(w));
 }
 
+Weights with_subject_model() {
+  Weights w = sample_weights();
+  auto m = std::make_shared<SubjectModel>();
+  m->classes = 3;
+  m->temperature = 0.4f;
+  m->names = {"mmlu/anatomy", "mmlu/virology", "mmlu/world_religions"};
+  for (std::uint32_t c = 0; c < 3; ++c) {
+    m->prior[c] = -1.1f * static_cast<float>(c + 1);
+    m->log_norm[c] = 9.5f + static_cast<float>(c);
+    m->gain[c] = 0.05f * static_cast<float>(c);
+  }
+  m->table.assign(std::size_t{SubjectModel::kSlots} * SubjectModel::kLanes, 0);
+  m->table[7 * SubjectModel::kLanes + 2] = 255;
+  m->table[(SubjectModel::kSlots - 1) * SubjectModel::kLanes] = 17;
+  w.subject = std::move(m);
+  return w;
+}
+
+TEST(Weights, SubjectModelRoundTripsExactly) {
+  const Weights w = with_subject_model();
+  const std::string text = serialize_weights(w);
+  EXPECT_NE(text.find("q 7 0000ff\n"), std::string::npos);
+  const auto parsed = parse_weights(text);
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().message;
+  ASSERT_NE(parsed->subject, nullptr);
+  EXPECT_TRUE(parsed->subject->valid());
+  EXPECT_EQ(parsed->subject->classes, 3u);
+  EXPECT_EQ(parsed->subject->temperature, 0.4f);
+  EXPECT_EQ(parsed->subject->names, w.subject->names);
+  EXPECT_EQ(parsed->subject->prior, w.subject->prior);
+  EXPECT_EQ(parsed->subject->log_norm, w.subject->log_norm);
+  EXPECT_EQ(parsed->subject->gain, w.subject->gain);
+  EXPECT_EQ(parsed->subject->table, w.subject->table);
+  EXPECT_EQ(serialize_weights(*parsed), text);
+  // Without the subject lines there is no model.
+  EXPECT_EQ(parse_weights(serialize_weights(sample_weights()))->subject, nullptr);
+}
+
+TEST(Weights, RejectsMalformedSubjectModel) {
+  const std::string good = serialize_weights(with_subject_model());
+  ASSERT_TRUE(parse_weights(good).has_value());
+  EXPECT_FALSE(parse_weights(replace_line(good, "q 7 0000ff", "q 7 00ff")));      // wrong width
+  EXPECT_FALSE(parse_weights(replace_line(good, "q 7 0000ff", "q 7 0000fg")));    // not hex
+  EXPECT_FALSE(parse_weights(replace_line(good, "q 7 0000ff", "q 16384 0000ff")));  // slot out of range
+  EXPECT_FALSE(parse_weights(replace_line(good, "subject 3", "subject 65")));    // too many classes
+  EXPECT_FALSE(parse_weights(replace_line(good, "class 1 ", "class 2 ")));       // out of order
+  EXPECT_FALSE(parse_weights(replace_line(good, "subject 3", "subject 4")));     // a class line missing
+  // Rows before the subject line have no model to go to.
+  EXPECT_FALSE(parse_weights(replace_line(good, "dim ", "q 1 000000\ndim ")));
+}
+
 TEST(Weights, FileRoundTrip) {
   const auto path = std::filesystem::temp_directory_path() /
                     ("bulwark-weights-test-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
@@ -74,7 +126,8 @@ TEST(Weights, RejectsAnotherFeatureSet) {
 
 TEST(Weights, RejectsOtherVersionsAndCorruption) {
   const std::string good = serialize_weights(sample_weights());
-  EXPECT_FALSE(parse_weights(replace_line(good, "bulwark-router-weights 1", "bulwark-router-weights 2")));
+  EXPECT_FALSE(parse_weights(replace_line(good, "bulwark-router-weights 2", "bulwark-router-weights 1")));
+  EXPECT_FALSE(parse_weights(replace_line(good, "bulwark-router-weights 2", "bulwark-router-weights 3")));
   EXPECT_FALSE(parse_weights(good.substr(0, good.size() / 2)));  // truncated: no "end"
   EXPECT_FALSE(parse_weights(replace_line(good, "dim ", "dim 1")));
   EXPECT_FALSE(parse_weights(replace_line(good, "end\n", "w 99999999 1\nend\n")));

@@ -1,0 +1,79 @@
+// Format translation (api/canonical and its translators), without the network: an OpenAI
+// request rewritten for Anthropic, and an Anthropic stream of 200 text deltas relayed to an
+// OpenAI caller (decode each event, encode the chunk).
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "api/anthropic/messages.hpp"
+#include "api/openai/translate.hpp"
+
+namespace {
+
+namespace cn = bulwark::api::canonical;
+
+// A typical tool-using chat: system prompt, a few turns, one tool call and its result.
+const std::string kOpenAIRequest = R"({
+  "model": "claude-sonnet", "max_tokens": 1024, "temperature": 0.3, "stream": true,
+  "messages": [
+    {"role": "system", "content": "You are a helpful assistant for a travel agency. Answer briefly and cite prices in EUR."},
+    {"role": "user", "content": "I want to fly from Paris to Rome next Friday, morning if possible."},
+    {"role": "assistant", "content": null, "tool_calls": [{"id": "call_f1", "type": "function",
+      "function": {"name": "search_flights", "arguments": "{\"from\":\"CDG\",\"to\":\"FCO\",\"date\":\"2025-06-13\",\"time\":\"morning\"}"}}]},
+    {"role": "tool", "tool_call_id": "call_f1", "content": "[{\"flight\":\"AF1204\",\"dep\":\"07:15\",\"price\":129},{\"flight\":\"AZ317\",\"dep\":\"09:40\",\"price\":98}]"},
+    {"role": "assistant", "content": "AZ317 at 09:40 costs 98 EUR; AF1204 at 07:15 costs 129 EUR."},
+    {"role": "user", "content": "Book the cheaper one and tell me the baggage allowance."}
+  ],
+  "tools": [
+    {"type": "function", "function": {"name": "search_flights", "description": "Search flights",
+      "parameters": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+      "date": {"type": "string"}, "time": {"type": "string"}}, "required": ["from", "to", "date"]}}},
+    {"type": "function", "function": {"name": "book_flight", "description": "Book a flight",
+      "parameters": {"type": "object", "properties": {"flight": {"type": "string"}}, "required": ["flight"]}}}
+  ],
+  "tool_choice": "auto"
+})";
+
+void BM_TranslateRequestOpenAIToAnthropic(benchmark::State& state) {
+  for (auto _ : state) {
+    auto req = bulwark::api::openai::decode_request(kOpenAIRequest);
+    auto body = bulwark::api::anthropic::encode_request(*req, "claude-sonnet-4-20250514");
+    benchmark::DoNotOptimize(body);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kOpenAIRequest.size()));
+}
+BENCHMARK(BM_TranslateRequestOpenAIToAnthropic);
+
+std::vector<std::string> anthropic_stream(int deltas) {
+  std::vector<std::string> s = {
+      R"({"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","model":"claude","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":250,"output_tokens":1}}})",
+      R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"};
+  for (int i = 0; i < deltas; ++i)
+    s.push_back(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" the flight leaves"}})");
+  s.push_back(R"({"type":"content_block_stop","index":0})");
+  s.push_back(R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":600}})");
+  s.push_back(R"({"type":"message_stop"})");
+  return s;
+}
+
+void BM_TranslateStreamAnthropicToOpenAI200Deltas(benchmark::State& state) {
+  const std::vector<std::string> events = anthropic_stream(200);
+  std::vector<cn::StreamEvent> canonical;
+  std::string out;
+  for (auto _ : state) {
+    bulwark::api::anthropic::StreamDecoder decoder;
+    bulwark::api::openai::StreamEncoder encoder({.id = "msg_01", .model = "claude", .created = 1, .include_usage = true, .id_seed = 0});
+    out.clear();
+    for (const std::string& e : events) {
+      canonical.clear();
+      (void)decoder.feed(e, canonical);
+      for (const cn::StreamEvent& c : canonical) encoder.encode(c, out);
+    }
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events.size()));
+}
+BENCHMARK(BM_TranslateStreamAnthropicToOpenAI200Deltas);
+
+}  // namespace

@@ -1,0 +1,758 @@
+#include "api/anthropic/messages.hpp"
+
+#include <algorithm>
+
+#include "api/detail/support.hpp"
+#include "core/json_write.hpp"
+
+namespace bulwark::api::anthropic {
+namespace {
+
+namespace bj = boost::json;
+namespace cn = canonical;
+using detail::bad_request;
+using detail::path_index;
+using detail::path_key;
+
+constexpr std::string_view kFormat = "Anthropic Messages";
+
+Result<cn::ImagePart> decode_image(const bj::object& block, std::string_view p) {
+  auto source = detail::read_object(block, "source", p);
+  if (!source) return std::unexpected(std::move(source).error());
+  const std::string sp = path_key(p, "source");
+  if (*source == nullptr) return std::unexpected(bad_request("'" + sp + "' is required.", sp));
+  std::string type;
+  BULWARK_API_TRY(detail::read_string(**source, "type", type, sp));
+  cn::ImagePart image;
+  if (type == "base64") {
+    BULWARK_API_TRY(detail::read_string(**source, "media_type", image.media_type, sp));
+    BULWARK_API_TRY(detail::read_string(**source, "data", image.data, sp));
+  } else if (type == "url") {
+    BULWARK_API_TRY(detail::read_string(**source, "url", image.url, sp));
+  } else {
+    return std::unexpected(bad_request("Image source type '" + type + "' is not supported.", sp));
+  }
+  return image;
+}
+
+Result<cn::ToolResultPart> decode_tool_result(const bj::object& block, std::string_view p) {
+  cn::ToolResultPart result;
+  BULWARK_API_TRY(detail::read_string(block, "tool_use_id", result.tool_call_id, p));
+  if (result.tool_call_id.empty()) return std::unexpected(bad_request("'" + path_key(p, "tool_use_id") + "' is required.", path_key(p, "tool_use_id")));
+  std::optional<bool> is_error;
+  BULWARK_API_TRY(detail::read_bool(block, "is_error", is_error, p));
+  result.is_error = is_error.value_or(false);
+  const bj::value* content = detail::find(block, "content");
+  const std::string cp = path_key(p, "content");
+  if (content == nullptr) return result;
+  if (content->is_string()) {
+    result.content.emplace_back(cn::TextPart{std::string(content->get_string())});
+    return result;
+  }
+  if (!content->is_array()) return std::unexpected(bad_request("'" + cp + "' must be a string or an array of blocks.", cp));
+  for (std::size_t i = 0; i < content->get_array().size(); ++i) {
+    const std::string bp = path_index(cp, i);
+    const bj::value& b = content->get_array()[i];
+    if (!b.is_object()) return std::unexpected(bad_request("'" + bp + "' must be an object.", bp));
+    std::string type;
+    BULWARK_API_TRY(detail::read_string(b.get_object(), "type", type, bp));
+    if (type == "text") {
+      cn::TextPart t;
+      BULWARK_API_TRY(detail::read_string(b.get_object(), "text", t.text, bp));
+      result.content.emplace_back(std::move(t));
+    } else if (type == "image") {
+      auto image = decode_image(b.get_object(), bp);
+      if (!image) return std::unexpected(std::move(image).error());
+      result.content.emplace_back(std::move(*image));
+    } else {
+      return std::unexpected(bad_request("Tool result block type '" + type + "' is not supported.", bp));
+    }
+  }
+  return result;
+}
+
+Status decode_message(const bj::value& value, std::size_t index, cn::ChatRequest& req) {
+  const std::string p = path_index("messages", index);
+  if (!value.is_object()) return std::unexpected(bad_request("Each message must be an object.", "messages"));
+  const bj::object& m = value.get_object();
+  std::string role;
+  BULWARK_API_TRY(detail::read_string(m, "role", role, p));
+  if (role != "user" && role != "assistant") {
+    const std::string rp = path_key(p, "role");
+    return std::unexpected(bad_request("'" + rp + "' must be user or assistant (not '" + role + "').", rp));
+  }
+  cn::Message msg;
+  msg.role = role == "user" ? cn::Role::user : cn::Role::assistant;
+  cn::Message results{cn::Role::tool, {}, {}};
+  const bj::value* content = detail::find(m, "content");
+  const std::string cp = path_key(p, "content");
+  if (content == nullptr) return std::unexpected(bad_request("'" + cp + "' is required.", cp));
+  if (content->is_string()) {
+    msg.content.emplace_back(cn::TextPart{std::string(content->get_string())});
+  } else if (content->is_array()) {
+    for (std::size_t i = 0; i < content->get_array().size(); ++i) {
+      const std::string bp = path_index(cp, i);
+      const bj::value& b = content->get_array()[i];
+      if (!b.is_object()) return std::unexpected(bad_request("'" + bp + "' must be an object.", bp));
+      const bj::object& block = b.get_object();
+      std::string type;
+      BULWARK_API_TRY(detail::read_string(block, "type", type, bp));
+      if (type == "text") {
+        cn::TextPart t;
+        BULWARK_API_TRY(detail::read_string(block, "text", t.text, bp));
+        msg.content.emplace_back(std::move(t));
+      } else if (type == "image" && msg.role == cn::Role::user) {
+        auto image = decode_image(block, bp);
+        if (!image) return std::unexpected(std::move(image).error());
+        msg.content.emplace_back(std::move(*image));
+      } else if (type == "tool_use" && msg.role == cn::Role::assistant) {
+        cn::ToolCallPart call;
+        BULWARK_API_TRY(detail::read_string(block, "id", call.id, bp));
+        BULWARK_API_TRY(detail::read_string(block, "name", call.name, bp));
+        const bj::value* input = detail::find(block, "input");
+        if (input != nullptr && !input->is_object()) return std::unexpected(bad_request("'" + bp + ".input' must be an object.", bp));
+        call.arguments = detail::arguments_text(input);
+        msg.content.emplace_back(std::move(call));
+      } else if (type == "tool_result" && msg.role == cn::Role::user) {
+        auto result = decode_tool_result(block, bp);
+        if (!result) return std::unexpected(std::move(result).error());
+        results.content.emplace_back(std::move(*result));
+      } else if ((type == "thinking" || type == "redacted_thinking") && msg.role == cn::Role::assistant) {
+        continue;  // the model's own reasoning, meaningful to no other format
+      } else {
+        return std::unexpected(bad_request("Content block type '" + type + "' is not supported in a " + role + " message.", bp));
+      }
+    }
+  } else {
+    return std::unexpected(bad_request("'" + cp + "' must be a string or an array of content blocks.", cp));
+  }
+  if (!results.content.empty()) {
+    req.messages.push_back(std::move(results));
+    if (msg.content.empty()) return {};  // the turn held only tool results
+  }
+  req.messages.push_back(std::move(msg));
+  return {};
+}
+
+Status decode_tools(const bj::object& o, cn::ChatRequest& req) {
+  auto tools = detail::read_array(o, "tools", "");
+  if (!tools) return std::unexpected(std::move(tools).error());
+  if (*tools != nullptr) {
+    for (std::size_t i = 0; i < (*tools)->size(); ++i) {
+      const std::string p = path_index("tools", i);
+      const bj::value& t = (**tools)[i];
+      if (!t.is_object()) return std::unexpected(bad_request("'" + p + "' must be an object.", p));
+      std::string type = "custom";
+      BULWARK_API_TRY(detail::read_string(t.get_object(), "type", type, p));
+      if (type != "custom") return std::unexpected(bad_request("Tool type '" + type + "' (a server tool) is not supported by this gateway.", p));
+      cn::Tool tool;
+      BULWARK_API_TRY(detail::read_string(t.get_object(), "name", tool.name, p));
+      BULWARK_API_TRY(detail::read_string(t.get_object(), "description", tool.description, p));
+      if (tool.name.empty()) return std::unexpected(bad_request("'" + p + ".name' is required.", p));
+      const bj::value* schema = detail::find(t.get_object(), "input_schema");
+      if (schema == nullptr || !schema->is_object())
+        return std::unexpected(bad_request("'" + p + ".input_schema' must be an object.", path_key(p, "input_schema")));
+      tool.parameters = detail::to_json(*schema);
+      req.tools.push_back(std::move(tool));
+    }
+  }
+  auto tc = detail::read_object(o, "tool_choice", "");
+  if (!tc) return std::unexpected(std::move(tc).error());
+  if (*tc != nullptr) {
+    std::string type;
+    BULWARK_API_TRY(detail::read_string(**tc, "type", type, "tool_choice"));
+    if (type == "auto") req.tool_choice.mode = cn::ToolChoice::Mode::auto_;
+    else if (type == "any") req.tool_choice.mode = cn::ToolChoice::Mode::required;
+    else if (type == "none") req.tool_choice.mode = cn::ToolChoice::Mode::none;
+    else if (type == "tool") {
+      req.tool_choice.mode = cn::ToolChoice::Mode::tool;
+      BULWARK_API_TRY(detail::read_string(**tc, "name", req.tool_choice.name, "tool_choice"));
+      if (req.tool_choice.name.empty()) return std::unexpected(bad_request("'tool_choice.name' is required.", "tool_choice"));
+    } else {
+      return std::unexpected(bad_request("'tool_choice.type' must be auto, any, tool or none.", "tool_choice"));
+    }
+    std::optional<bool> disable;
+    BULWARK_API_TRY(detail::read_bool(**tc, "disable_parallel_tool_use", disable, "tool_choice"));
+    if (disable) req.parallel_tool_calls = !*disable;
+  }
+  return {};
+}
+
+cn::Usage decode_usage(const bj::object& u) {
+  return cn::Usage{detail::count(u, "input_tokens"), detail::count(u, "output_tokens"),
+                   detail::count(u, "cache_read_input_tokens"), detail::count(u, "cache_creation_input_tokens")};
+}
+
+void write_usage(std::string& out, const cn::Usage& usage) {
+  out += "{\"input_tokens\":";
+  json::append_int(out, usage.input);
+  out += ",\"cache_creation_input_tokens\":";
+  json::append_int(out, usage.cache_write);
+  out += ",\"cache_read_input_tokens\":";
+  json::append_int(out, usage.cache_read);
+  out += ",\"output_tokens\":";
+  json::append_int(out, usage.output);
+  out += '}';
+}
+
+Result<bj::object> image_block(const cn::ImagePart& image, std::string_view p) {
+  BULWARK_API_TRY(detail::require_inline_image(image, kFormat, p));
+  return bj::object{{"type", "image"},
+                    {"source", bj::object{{"type", "base64"}, {"media_type", image.media_type}, {"data", image.data}}}};
+}
+
+// One canonical part as a Messages content block; nullopt for an empty text (Anthropic
+// rejects empty text blocks).
+Result<std::optional<bj::object>> block_of(const cn::ContentPart& part, std::string_view p, cn::IdSource& ids) {
+  if (const auto* t = std::get_if<cn::TextPart>(&part)) {
+    if (t->text.empty()) return std::nullopt;
+    return bj::object{{"type", "text"}, {"text", t->text}};
+  }
+  if (const auto* img = std::get_if<cn::ImagePart>(&part)) {
+    auto block = image_block(*img, p);
+    if (!block) return std::unexpected(std::move(block).error());
+    return std::move(*block);
+  }
+  if (const auto* call = std::get_if<cn::ToolCallPart>(&part)) {
+    auto input = detail::arguments_object(call->arguments, path_key(p, "arguments"));
+    if (!input) return std::unexpected(std::move(input).error());
+    return bj::object{{"type", "tool_use"},
+                      {"id", cn::restyle_id(call->id, cn::id_prefix::anthropic_tool_use, ids)},
+                      {"name", call->name},
+                      {"input", std::move(*input)}};
+  }
+  if (const auto* result = std::get_if<cn::ToolResultPart>(&part)) {
+    bj::object block{{"type", "tool_result"}, {"tool_use_id", cn::restyle_id(result->tool_call_id, cn::id_prefix::anthropic_tool_use, ids)}};
+    const bool plain = result->content.size() == 1 && std::holds_alternative<cn::TextPart>(result->content[0]);
+    if (plain) {
+      block["content"] = std::get<cn::TextPart>(result->content[0]).text;
+    } else if (!result->content.empty()) {
+      bj::array content;
+      for (const cn::ToolResultContent& c : result->content) {
+        if (const auto* t = std::get_if<cn::TextPart>(&c)) {
+          if (!t->text.empty()) content.push_back(bj::object{{"type", "text"}, {"text", t->text}});
+        } else {
+          auto image = image_block(std::get<cn::ImagePart>(c), p);
+          if (!image) return std::unexpected(std::move(image).error());
+          content.push_back(std::move(*image));
+        }
+      }
+      block["content"] = std::move(content);
+    }
+    if (result->is_error) block["is_error"] = true;
+    return block;
+  }
+  return std::unexpected(bad_request("'" + std::string(p) + "' is audio, which Anthropic Messages cannot express.", std::string(p)));
+}
+
+// The (type, data) pair of an error event.
+std::string error_data(const Error& error) {
+  std::string out = "{\"type\":\"error\",\"error\":{\"type\":";
+  json::append_string(out, shape_of(error.kind).anthropic_type);
+  out += ",\"message\":";
+  json::append_string(out, error.message);
+  out += "}}";
+  return out;
+}
+
+}  // namespace
+
+std::string_view stop_reason_name(cn::StopReason reason) noexcept {
+  switch (reason) {
+    case cn::StopReason::none:
+    case cn::StopReason::end_turn: return "end_turn";
+    case cn::StopReason::max_tokens: return "max_tokens";
+    case cn::StopReason::stop_sequence: return "stop_sequence";
+    case cn::StopReason::tool_use: return "tool_use";
+    case cn::StopReason::content_filter:
+    case cn::StopReason::refusal:
+    case cn::StopReason::guardrail: return "refusal";
+  }
+  return "end_turn";
+}
+
+cn::StopReason stop_reason_from(std::string_view name) noexcept {
+  if (name == "end_turn" || name == "pause_turn") return cn::StopReason::end_turn;
+  if (name == "max_tokens" || name == "model_context_window_exceeded") return cn::StopReason::max_tokens;
+  if (name == "stop_sequence") return cn::StopReason::stop_sequence;
+  if (name == "tool_use") return cn::StopReason::tool_use;
+  if (name == "refusal") return cn::StopReason::refusal;
+  if (name.empty()) return cn::StopReason::none;
+  return cn::StopReason::end_turn;
+}
+
+std::string error_body(const Error& error) { return error_data(error); }
+
+ErrorKind upstream_error_kind(std::string_view type) noexcept {
+  if (type == "overloaded_error") return ErrorKind::upstream_overloaded;
+  if (type == "rate_limit_error") return ErrorKind::upstream_rate_limited;
+  if (type == "invalid_request_error" || type == "request_too_large") return ErrorKind::upstream_bad_request;
+  if (type == "authentication_error" || type == "permission_error") return ErrorKind::upstream_auth;
+  if (type == "not_found_error") return ErrorKind::upstream_not_found;
+  return ErrorKind::upstream_server_error;
+}
+
+Result<cn::ChatRequest> decode_request(std::string_view body, const DecodeOptions& options) {
+  bj::value storage;
+  auto parsed = detail::parse_object(body, storage);
+  if (!parsed) return std::unexpected(std::move(parsed).error());
+  const bj::object& o = **parsed;
+  cn::ChatRequest req;
+  if (options.require_model && !o.contains("model")) return std::unexpected(bad_request("model: Field required", "model"));
+  BULWARK_API_TRY(detail::read_string(o, "model", req.model, ""));
+  BULWARK_API_TRY(detail::read_int(o, "max_tokens", req.max_tokens, ""));
+  if (!req.max_tokens) return std::unexpected(bad_request("max_tokens: Field required", "max_tokens"));
+  if (*req.max_tokens < 1) return std::unexpected(bad_request("max_tokens: must be at least 1", "max_tokens"));
+
+  if (const bj::value* system = detail::find(o, "system")) {
+    if (system->is_string()) {
+      if (!system->get_string().empty()) req.system.emplace_back(system->get_string());
+    } else if (system->is_array()) {
+      for (std::size_t i = 0; i < system->get_array().size(); ++i) {
+        const std::string p = path_index("system", i);
+        const bj::value& b = system->get_array()[i];
+        if (!b.is_object()) return std::unexpected(bad_request("'" + p + "' must be a text block.", p));
+        std::string type, text;
+        BULWARK_API_TRY(detail::read_string(b.get_object(), "type", type, p));
+        if (type != "text") return std::unexpected(bad_request("'" + p + "' must be a text block.", p));
+        BULWARK_API_TRY(detail::read_string(b.get_object(), "text", text, p));
+        req.system.push_back(std::move(text));
+      }
+    } else {
+      return std::unexpected(bad_request("'system' must be a string or an array of text blocks.", "system"));
+    }
+  }
+  auto messages = detail::read_array(o, "messages", "");
+  if (!messages) return std::unexpected(std::move(messages).error());
+  if (*messages == nullptr) return std::unexpected(bad_request("messages: Field required", "messages"));
+  for (std::size_t i = 0; i < (*messages)->size(); ++i) BULWARK_API_TRY(decode_message((**messages)[i], i, req));
+
+  BULWARK_API_TRY(decode_tools(o, req));
+  BULWARK_API_TRY(detail::read_strings(o, "stop_sequences", req.stop, ""));
+  BULWARK_API_TRY(detail::read_double(o, "temperature", req.temperature, ""));
+  BULWARK_API_TRY(detail::read_double(o, "top_p", req.top_p, ""));
+  BULWARK_API_TRY(detail::read_int(o, "top_k", req.top_k, ""));
+  std::optional<bool> stream;
+  BULWARK_API_TRY(detail::read_bool(o, "stream", stream, ""));
+  req.stream = stream.value_or(false);
+  auto metadata = detail::read_object(o, "metadata", "");
+  if (!metadata) return std::unexpected(std::move(metadata).error());
+  if (*metadata != nullptr) BULWARK_API_TRY(detail::read_string(**metadata, "user_id", req.user, "metadata"));
+  return req;
+}
+
+Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view target_model, const RequestOptions& options) {
+  BULWARK_API_TRY(detail::refuse_openai_only(req, kFormat));
+  cn::IdSource ids(0);  // every id in a request exists: nothing is generated
+  bj::object o;
+  if (!options.anthropic_version.empty()) o["anthropic_version"] = options.anthropic_version;
+  if (options.include_model) o["model"] = target_model;
+  o["max_tokens"] = req.max_tokens.value_or(options.default_max_tokens);
+
+  std::vector<std::string_view> system;
+  for (const std::string& s : req.system)
+    if (!s.empty()) system.push_back(s);
+  if (system.size() == 1) {
+    o["system"] = system[0];
+  } else if (!system.empty()) {
+    bj::array blocks;
+    for (std::string_view s : system) blocks.push_back(bj::object{{"type", "text"}, {"text", s}});
+    o["system"] = std::move(blocks);
+  }
+
+  const std::vector<detail::Turn> turns = detail::merge_turns(req.messages);
+  bj::array messages;
+  for (std::size_t t = 0; t < turns.size(); ++t) {
+    const detail::Turn& turn = turns[t];
+    const std::string p = path_key(path_index("messages", turn.message), "content");
+    bj::array content;
+    for (const cn::ContentPart* part : turn.parts) {
+      auto block = block_of(*part, p, ids);
+      if (!block) return std::unexpected(std::move(block).error());
+      if (*block) content.push_back(std::move(**block));
+    }
+    if (content.empty()) {
+      // A trailing empty assistant turn asks for nothing: drop it rather than fail.
+      if (turn.assistant && t + 1 == turns.size()) continue;
+      return std::unexpected(bad_request("'" + p + "' is empty; Anthropic Messages requires non-empty content.", p));
+    }
+    messages.push_back(bj::object{{"role", turn.assistant ? "assistant" : "user"}, {"content", std::move(content)}});
+  }
+  o["messages"] = std::move(messages);
+
+  if (!req.tools.empty()) {
+    bj::array tools;
+    for (std::size_t i = 0; i < req.tools.size(); ++i) {
+      const cn::Tool& tool = req.tools[i];
+      auto schema = detail::schema_object(tool.parameters, path_index("tools", i));
+      if (!schema) return std::unexpected(std::move(schema).error());
+      bj::object t{{"name", tool.name}};
+      if (!tool.description.empty()) t["description"] = tool.description;
+      t["input_schema"] = std::move(*schema);
+      tools.push_back(std::move(t));
+    }
+    o["tools"] = std::move(tools);
+    bj::object choice;
+    switch (req.tool_choice.mode) {
+      case cn::ToolChoice::Mode::unset:
+        if (req.parallel_tool_calls == false) choice["type"] = "auto";  // the only place the flag can go
+        break;
+      case cn::ToolChoice::Mode::auto_: choice["type"] = "auto"; break;
+      case cn::ToolChoice::Mode::none: choice["type"] = "none"; break;
+      case cn::ToolChoice::Mode::required: choice["type"] = "any"; break;
+      case cn::ToolChoice::Mode::tool:
+        choice["type"] = "tool";
+        choice["name"] = req.tool_choice.name;
+        break;
+    }
+    if (!choice.empty()) {
+      if (req.parallel_tool_calls == false && req.tool_choice.mode != cn::ToolChoice::Mode::none)
+        choice["disable_parallel_tool_use"] = true;
+      o["tool_choice"] = std::move(choice);
+    }
+  }
+  if (!req.stop.empty()) {
+    bj::array stop;
+    for (const auto& s : req.stop) stop.push_back(bj::string_view(s));
+    o["stop_sequences"] = std::move(stop);
+  }
+  if (req.temperature) o["temperature"] = *req.temperature;
+  if (req.top_p) o["top_p"] = *req.top_p;
+  if (req.top_k) o["top_k"] = *req.top_k;
+  if (req.stream && options.include_stream) o["stream"] = true;
+  if (!req.user.empty()) o["metadata"] = bj::object{{"user_id", req.user}};
+  return detail::to_json(o);
+}
+
+Result<cn::ChatResponse> decode_response(std::string_view body) {
+  bj::value storage;
+  auto parsed = detail::parse_object(body, storage);
+  if (!parsed) return std::unexpected(detail::as_upstream(std::move(parsed).error()));
+  const bj::object& o = **parsed;
+  cn::ChatResponse resp;
+  if (const bj::value* id = detail::find(o, "id"); id != nullptr && id->is_string()) resp.id = id->get_string();
+  if (const bj::value* m = detail::find(o, "model"); m != nullptr && m->is_string()) resp.model = m->get_string();
+  const bj::value* content = detail::find(o, "content");
+  if (content == nullptr || !content->is_array()) return std::unexpected(detail::upstream_protocol("the upstream answer has no content"));
+  for (const bj::value& b : content->get_array()) {
+    if (!b.is_object()) continue;
+    const bj::object& block = b.get_object();
+    const bj::value* type = detail::find(block, "type");
+    if (type == nullptr || !type->is_string()) continue;
+    if (type->get_string() == "text") {
+      if (const bj::value* t = detail::find(block, "text"); t != nullptr && t->is_string())
+        resp.content.emplace_back(cn::TextPart{std::string(t->get_string())});
+    } else if (type->get_string() == "tool_use") {
+      cn::ToolCallPart call;
+      if (const bj::value* id = detail::find(block, "id"); id != nullptr && id->is_string()) call.id = id->get_string();
+      if (const bj::value* n = detail::find(block, "name"); n != nullptr && n->is_string()) call.name = n->get_string();
+      call.arguments = detail::arguments_text(detail::find(block, "input"));
+      resp.content.emplace_back(std::move(call));
+    }
+    // thinking and server-tool blocks are not carried by the canonical answer
+  }
+  if (const bj::value* sr = detail::find(o, "stop_reason"); sr != nullptr && sr->is_string()) resp.stop_reason = stop_reason_from(sr->get_string());
+  if (const bj::value* ss = detail::find(o, "stop_sequence"); ss != nullptr && ss->is_string()) resp.stop_sequence = ss->get_string();
+  if (const bj::value* u = detail::find(o, "usage"); u != nullptr && u->is_object()) resp.usage = decode_usage(u->get_object());
+  return resp;
+}
+
+std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed) {
+  cn::IdSource ids(id_seed);
+  std::string out;
+  out.reserve(256);
+  out += "{\"id\":";
+  json::append_string(out, cn::restyle_id(resp.id, cn::id_prefix::anthropic_message, ids));
+  out += ",\"type\":\"message\",\"role\":\"assistant\",\"model\":";
+  json::append_string(out, resp.model);
+  out += ",\"content\":[";
+  bool first = true;
+  for (const cn::ContentPart& part : resp.content) {
+    if (const auto* t = std::get_if<cn::TextPart>(&part)) {
+      if (!first) out += ',';
+      out += "{\"type\":\"text\",\"text\":";
+      json::append_string(out, t->text);
+      out += '}';
+    } else if (const auto* call = std::get_if<cn::ToolCallPart>(&part)) {
+      if (!first) out += ',';
+      out += "{\"type\":\"tool_use\",\"id\":";
+      json::append_string(out, cn::restyle_id(call->id, cn::id_prefix::anthropic_tool_use, ids));
+      out += ",\"name\":";
+      json::append_string(out, call->name);
+      out += ",\"input\":";
+      // Arguments that are not a JSON object (a broken upstream) become {}: clients expect an object.
+      auto input = detail::arguments_object(call->arguments, "arguments");
+      if (input) detail::write(out, *input);
+      else out += "{}";
+      out += '}';
+    } else {
+      continue;
+    }
+    first = false;
+  }
+  out += "],\"stop_reason\":";
+  json::append_string(out, stop_reason_name(resp.stop_reason));
+  out += ",\"stop_sequence\":";
+  if (resp.stop_sequence.empty()) out += "null";
+  else json::append_string(out, resp.stop_sequence);
+  out += ",\"usage\":";
+  write_usage(out, resp.usage);
+  out += '}';
+  return out;
+}
+
+// ---- stream decoding ----
+
+Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& out) {
+  bj::error_code ec;
+  bj::value v = detail::parse_value(data, ec);
+  if (ec || !v.is_object()) return std::unexpected(detail::upstream_protocol("a stream event is not a JSON object"));
+  const bj::object& o = v.get_object();
+  const bj::value* tv = detail::find(o, "type");
+  if (tv == nullptr || !tv->is_string()) return std::unexpected(detail::upstream_protocol("a stream event has no type"));
+  const std::string_view type = tv->get_string();
+  const auto index = static_cast<std::uint32_t>(detail::count(o, "index"));
+  const auto skipped = [&] { return std::find(skipped_.begin(), skipped_.end(), index) != skipped_.end(); };
+
+  if (type == "message_start") {
+    cn::MessageStart start;
+    if (const bj::value* mv = detail::find(o, "message"); mv != nullptr && mv->is_object()) {
+      const bj::object& m = mv->get_object();
+      if (const bj::value* id = detail::find(m, "id"); id != nullptr && id->is_string()) start.id = id->get_string();
+      if (const bj::value* model = detail::find(m, "model"); model != nullptr && model->is_string()) start.model = model->get_string();
+      if (const bj::value* u = detail::find(m, "usage"); u != nullptr && u->is_object()) usage_ = decode_usage(u->get_object());
+    }
+    start.usage = usage_;
+    out.emplace_back(std::move(start));
+  } else if (type == "content_block_start") {
+    const bj::value* bv = detail::find(o, "content_block");
+    if (bv == nullptr || !bv->is_object()) return std::unexpected(detail::upstream_protocol("content_block_start without a block"));
+    const bj::object& block = bv->get_object();
+    const bj::value* bt = detail::find(block, "type");
+    const std::string_view block_type = bt != nullptr && bt->is_string() ? std::string_view(bt->get_string()) : std::string_view{};
+    if (block_type == "text") {
+      if (const bj::value* t = detail::find(block, "text"); t != nullptr && t->is_string() && !t->get_string().empty())
+        out.emplace_back(cn::TextDelta{index, std::string(t->get_string())});
+    } else if (block_type == "tool_use") {
+      cn::ToolCallStart start{index, {}, {}};
+      if (const bj::value* id = detail::find(block, "id"); id != nullptr && id->is_string()) start.id = id->get_string();
+      if (const bj::value* n = detail::find(block, "name"); n != nullptr && n->is_string()) start.name = n->get_string();
+      out.emplace_back(std::move(start));
+      // The input is {} at the start and arrives as input_json_delta; a non-empty one is kept.
+      if (const bj::value* in = detail::find(block, "input"); in != nullptr && in->is_object() && !in->get_object().empty())
+        out.emplace_back(cn::ToolArgsDelta{index, detail::to_json(*in)});
+    } else {
+      skipped_.push_back(index);  // thinking, redacted_thinking, server tools
+    }
+  } else if (type == "content_block_delta") {
+    if (skipped()) return {};
+    const bj::value* dv = detail::find(o, "delta");
+    if (dv == nullptr || !dv->is_object()) return std::unexpected(detail::upstream_protocol("content_block_delta without a delta"));
+    const bj::object& delta = dv->get_object();
+    const bj::value* dt = detail::find(delta, "type");
+    const std::string_view delta_type = dt != nullptr && dt->is_string() ? std::string_view(dt->get_string()) : std::string_view{};
+    if (delta_type == "text_delta") {
+      if (const bj::value* t = detail::find(delta, "text"); t != nullptr && t->is_string())
+        out.emplace_back(cn::TextDelta{index, std::string(t->get_string())});
+    } else if (delta_type == "input_json_delta") {
+      if (const bj::value* pj = detail::find(delta, "partial_json"); pj != nullptr && pj->is_string() && !pj->get_string().empty())
+        out.emplace_back(cn::ToolArgsDelta{index, std::string(pj->get_string())});
+    }
+    // citations_delta, thinking_delta, signature_delta: not carried
+  } else if (type == "content_block_stop") {
+    if (!skipped()) out.emplace_back(cn::BlockStop{index});
+  } else if (type == "message_delta") {
+    cn::MessageDelta md;
+    if (const bj::value* dv = detail::find(o, "delta"); dv != nullptr && dv->is_object()) {
+      if (const bj::value* sr = detail::find(dv->get_object(), "stop_reason"); sr != nullptr && sr->is_string())
+        md.stop_reason = stop_reason_from(sr->get_string());
+      if (const bj::value* ss = detail::find(dv->get_object(), "stop_sequence"); ss != nullptr && ss->is_string())
+        md.stop_sequence = ss->get_string();
+    }
+    // message_delta's usage is cumulative; input counts appear here only in newer streams.
+    if (const bj::value* u = detail::find(o, "usage"); u != nullptr && u->is_object()) {
+      const bj::object& usage = u->get_object();
+      usage_.output = detail::count(usage, "output_tokens");
+      if (usage.contains("input_tokens")) usage_.input = detail::count(usage, "input_tokens");
+      if (usage.contains("cache_read_input_tokens")) usage_.cache_read = detail::count(usage, "cache_read_input_tokens");
+      if (usage.contains("cache_creation_input_tokens")) usage_.cache_write = detail::count(usage, "cache_creation_input_tokens");
+    }
+    md.usage = usage_;
+    delta_seen_ = true;
+    out.emplace_back(std::move(md));
+  } else if (type == "message_stop") {
+    out.emplace_back(cn::MessageStop{});
+    done_ = true;
+  } else if (type == "ping") {
+    out.emplace_back(cn::Ping{});
+  } else if (type == "error") {
+    std::string kind_name, message = "the upstream reported an error mid-stream";
+    if (const bj::value* ev = detail::find(o, "error"); ev != nullptr && ev->is_object()) {
+      if (const bj::value* t = detail::find(ev->get_object(), "type"); t != nullptr && t->is_string()) kind_name = t->get_string();
+      if (const bj::value* m = detail::find(ev->get_object(), "message"); m != nullptr && m->is_string()) message = m->get_string();
+    }
+    Error e = Error::gateway(upstream_error_kind(kind_name), std::move(message));
+    e.origin = Origin::upstream;
+    e.retryable = e.kind == ErrorKind::upstream_overloaded || e.kind == ErrorKind::upstream_rate_limited ||
+                  e.kind == ErrorKind::upstream_server_error;
+    out.emplace_back(cn::StreamError{std::move(e)});
+  }
+  // Unknown event types are ignored, as Anthropic asks of clients.
+  return {};
+}
+
+Status StreamDecoder::feed_sse(std::string_view event, std::vector<cn::StreamEvent>& out) {
+  std::string data;
+  bool any = false;
+  while (!event.empty()) {
+    const std::size_t nl = event.find('\n');
+    std::string_view line = event.substr(0, nl);
+    event.remove_prefix(nl == std::string_view::npos ? event.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.starts_with("data:")) continue;
+    line.remove_prefix(5);
+    if (line.starts_with(' ')) line.remove_prefix(1);
+    if (any) data.push_back('\n');
+    data.append(line);
+    any = true;
+  }
+  if (!any) return {};
+  return feed(data, out);
+}
+
+void StreamDecoder::finish(std::vector<cn::StreamEvent>& out) {
+  if (done_) return;
+  if (delta_seen_) out.emplace_back(cn::MessageStop{});
+  else out.emplace_back(cn::StreamError{Error::transport(ErrorKind::stream_truncated, "the upstream stream ended before the answer was complete", false)});
+  done_ = true;
+}
+
+// ---- stream encoding ----
+
+StreamEncoder::StreamEncoder(StreamOptions options) : options_(std::move(options)), ids_(options_.id_seed) {}
+
+void StreamEncoder::start(std::vector<Event>& out) {
+  if (started_) return;
+  started_ = true;
+  std::string data = "{\"type\":\"message_start\",\"message\":{\"id\":";
+  json::append_string(data, cn::restyle_id(options_.id, cn::id_prefix::anthropic_message, ids_));
+  data += ",\"type\":\"message\",\"role\":\"assistant\",\"model\":";
+  json::append_string(data, options_.model);
+  data += ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":";
+  write_usage(data, usage_);
+  data += "}}";
+  out.push_back(Event{"message_start", std::move(data)});
+}
+
+void StreamEncoder::close_block(std::vector<Event>& out) {
+  if (!open_) return;
+  std::string data = "{\"type\":\"content_block_stop\",\"index\":";
+  json::append_int(data, open_->index);
+  data += '}';
+  out.push_back(Event{"content_block_stop", std::move(data)});
+  open_.reset();
+}
+
+void StreamEncoder::message_delta(std::vector<Event>& out, cn::StopReason reason, const std::string& stop_sequence) {
+  if (delta_sent_) return;
+  delta_sent_ = true;
+  close_block(out);
+  std::string data = "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":";
+  json::append_string(data, stop_reason_name(reason));
+  data += ",\"stop_sequence\":";
+  if (stop_sequence.empty()) data += "null";
+  else json::append_string(data, stop_sequence);
+  data += "},\"usage\":";
+  write_usage(data, usage_);
+  data += '}';
+  out.push_back(Event{"message_delta", std::move(data)});
+}
+
+void StreamEncoder::encode_events(const cn::StreamEvent& event, std::vector<Event>& out) {
+  if (done_) return;
+  std::visit(
+      [&](const auto& e) {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, cn::MessageStart>) {
+          if (options_.model.empty()) options_.model = e.model;
+          if (options_.id.empty()) options_.id = e.id;
+          usage_ = e.usage;
+          start(out);
+        } else if constexpr (std::is_same_v<E, cn::TextDelta>) {
+          start(out);
+          if (e.text.empty()) return;
+          if (!open_ || open_->canonical != e.index || !open_->text) {
+            close_block(out);
+            open_ = Open{e.index, next_index_++, true};
+            std::string data = "{\"type\":\"content_block_start\",\"index\":";
+            json::append_int(data, open_->index);
+            data += ",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}";
+            out.push_back(Event{"content_block_start", std::move(data)});
+          }
+          std::string data = "{\"type\":\"content_block_delta\",\"index\":";
+          json::append_int(data, open_->index);
+          data += ",\"delta\":{\"type\":\"text_delta\",\"text\":";
+          json::append_string(data, e.text);
+          data += "}}";
+          out.push_back(Event{"content_block_delta", std::move(data)});
+        } else if constexpr (std::is_same_v<E, cn::ToolCallStart>) {
+          start(out);
+          close_block(out);
+          open_ = Open{e.index, next_index_++, false};
+          tools_.emplace_back(e.index, open_->index);
+          std::string data = "{\"type\":\"content_block_start\",\"index\":";
+          json::append_int(data, open_->index);
+          data += ",\"content_block\":{\"type\":\"tool_use\",\"id\":";
+          json::append_string(data, cn::restyle_id(e.id, cn::id_prefix::anthropic_tool_use, ids_));
+          data += ",\"name\":";
+          json::append_string(data, e.name);
+          data += ",\"input\":{}}}";
+          out.push_back(Event{"content_block_start", std::move(data)});
+        } else if constexpr (std::is_same_v<E, cn::ToolArgsDelta>) {
+          start(out);
+          if (e.partial_json.empty()) return;
+          std::optional<std::uint32_t> index;
+          if (open_ && open_->canonical == e.index && !open_->text) index = open_->index;
+          else  // a source that interleaves tool calls: best effort, the call's own index
+            for (const auto& [c, i] : tools_)
+              if (c == e.index) index = i;
+          if (!index) return;
+          std::string data = "{\"type\":\"content_block_delta\",\"index\":";
+          json::append_int(data, *index);
+          data += ",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":";
+          json::append_string(data, e.partial_json);
+          data += "}}";
+          out.push_back(Event{"content_block_delta", std::move(data)});
+        } else if constexpr (std::is_same_v<E, cn::BlockStop>) {
+          if (open_ && open_->canonical == e.index) close_block(out);
+        } else if constexpr (std::is_same_v<E, cn::MessageDelta>) {
+          start(out);
+          if (e.usage) usage_ = *e.usage;
+          message_delta(out, e.stop_reason, e.stop_sequence);
+        } else if constexpr (std::is_same_v<E, cn::MessageStop>) {
+          start(out);
+          message_delta(out, cn::StopReason::end_turn, {});
+          out.push_back(Event{"message_stop", "{\"type\":\"message_stop\"}"});
+          done_ = true;
+        } else if constexpr (std::is_same_v<E, cn::StreamError>) {
+          out.push_back(Event{"error", error_data(e.error)});
+        } else if constexpr (std::is_same_v<E, cn::Ping>) {
+          out.push_back(Event{"ping", "{\"type\":\"ping\"}"});
+        }
+      },
+      event);
+}
+
+void StreamEncoder::encode(const cn::StreamEvent& event, std::string& out) {
+  scratch_.clear();
+  encode_events(event, scratch_);
+  for (const Event& e : scratch_) {
+    out += "event: ";
+    out += e.type;
+    out += "\ndata: ";
+    out += e.data;
+    out += "\n\n";
+  }
+}
+
+}  // namespace bulwark::api::anthropic

@@ -1,0 +1,153 @@
+#pragma once
+// The canonical chat model: what every wire format (OpenAI chat completions, Anthropic
+// Messages, Bedrock Converse and the Bedrock InvokeModel families) is translated to and
+// from. It holds the meaning of a request or an answer, not any format's spelling: the
+// system prompt is separate from the turns, tool results are their own role, tool-call
+// arguments are JSON text, and usage counts uncached input apart from cache reads/writes.
+// See docs/formats.md for the mapping tables.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace bulwark::api::canonical {
+
+struct TextPart {
+  std::string text;
+};
+
+// An image inline (base64 + media type) or, only from OpenAI callers, by remote URL.
+// Anthropic and Bedrock cannot fetch URLs: their encoders refuse a URL image with a 400.
+struct ImagePart {
+  std::string media_type;  // "image/png", "image/jpeg", "image/gif", "image/webp"
+  std::string data;        // base64, without the data: prefix
+  std::string url;         // set instead of media_type/data for a non-data: URL
+  std::string detail;      // OpenAI's "low" / "high" / "auto"; empty when not given
+};
+
+// OpenAI's input_audio part. Only OpenAI can carry it; every other encoder refuses it.
+struct AudioPart {
+  std::string format;  // "wav", "mp3"
+  std::string data;    // base64
+};
+
+// A tool call made by the assistant. Arguments stay JSON text (OpenAI's form) because
+// streams deliver them as fragments; encoders that need an object parse them.
+struct ToolCallPart {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text; empty means {}
+};
+
+// What a tool result may contain: text and images, in order.
+using ToolResultContent = std::variant<TextPart, ImagePart>;
+
+struct ToolResultPart {
+  std::string tool_call_id;
+  std::vector<ToolResultContent> content;
+  bool is_error = false;
+};
+
+using ContentPart = std::variant<TextPart, ImagePart, AudioPart, ToolCallPart, ToolResultPart>;
+
+// Tool results are their own role (OpenAI's "tool" messages); Anthropic and Bedrock
+// carry them in user turns, so their encoders merge a tool message into the user turn.
+enum class Role : std::uint8_t { user, assistant, tool };
+std::string_view to_string(Role role) noexcept;
+
+struct Message {
+  Role role = Role::user;
+  std::vector<ContentPart> content;  // Role::tool holds only ToolResultParts
+  std::string name;                  // OpenAI's participant name; only OpenAI keeps it
+};
+
+struct Tool {
+  std::string name;
+  std::string description;
+  std::string parameters;  // JSON Schema as JSON text; empty means {"type":"object"}
+};
+
+struct ToolChoice {
+  enum class Mode : std::uint8_t {
+    unset,     // not given: the format's default (auto when tools are present)
+    auto_,     // the model decides
+    none,      // no tool may be called
+    required,  // some tool must be called (Anthropic and Bedrock call it "any")
+    tool,      // this named tool must be called
+  };
+  Mode mode = Mode::unset;
+  std::string name;  // for Mode::tool
+};
+
+// Why the model stopped. Formats name these differently; see docs/formats.md.
+enum class StopReason : std::uint8_t {
+  none,            // not (yet) known
+  end_turn,        // a natural end
+  max_tokens,      // the output limit
+  stop_sequence,   // one of the stop sequences matched (the answer's stop_sequence says which)
+  tool_use,        // the model wants tool results
+  content_filter,  // output withheld by a content filter
+  refusal,         // the model declined (Anthropic's "refusal")
+  guardrail,       // a Bedrock guardrail intervened
+};
+std::string_view to_string(StopReason reason) noexcept;
+
+// Token counts. `input` is the uncached input only (Anthropic's and Bedrock's convention);
+// the whole prompt is input + cache_read + cache_write (OpenAI's prompt_tokens).
+struct Usage {
+  std::int64_t input = 0;
+  std::int64_t output = 0;
+  std::int64_t cache_read = 0;
+  std::int64_t cache_write = 0;
+
+  std::int64_t prompt() const noexcept { return input + cache_read + cache_write; }
+  std::int64_t total() const noexcept { return prompt() + output; }
+  friend bool operator==(const Usage&, const Usage&) = default;
+};
+
+struct ChatRequest {
+  std::string model;                // as the caller named it (empty for Bedrock: it is in the URL)
+  std::vector<std::string> system;  // system prompt blocks, in order
+  std::vector<Message> messages;
+  std::vector<Tool> tools;
+  ToolChoice tool_choice;
+  std::optional<bool> parallel_tool_calls;
+  std::vector<std::string> stop;
+  std::optional<double> temperature;
+  std::optional<double> top_p;
+  std::optional<std::int64_t> top_k;  // Anthropic, Bedrock Claude and Nova only
+  std::optional<std::int64_t> max_tokens;
+  bool stream = false;
+  bool include_usage = false;  // an OpenAI caller asked for the usage chunk
+  std::string user;            // end-user id: OpenAI's user, Anthropic's metadata.user_id
+
+  // OpenAI-only features. Set (non-default) they make every other encoder answer 400,
+  // because dropping them would change what the caller gets back.
+  std::int64_t n = 1;
+  bool logprobs = false;
+  std::optional<std::int64_t> top_logprobs;
+  std::optional<double> presence_penalty;
+  std::optional<double> frequency_penalty;
+  std::optional<std::int64_t> seed;
+  std::string response_format;  // JSON text of a non-"text" response_format, else empty
+  std::string audio;            // JSON text of the audio output options, else empty
+  std::string logit_bias;       // JSON text of a non-empty logit_bias, else empty
+};
+
+struct ChatResponse {
+  std::string id;
+  std::string model;
+  std::int64_t created = 0;             // Unix seconds (OpenAI); 0 when unknown
+  std::vector<ContentPart> content;     // TextParts and ToolCallParts
+  StopReason stop_reason = StopReason::none;
+  std::string stop_sequence;            // the matched one, for StopReason::stop_sequence
+  Usage usage;
+  std::optional<std::int64_t> latency_ms;  // Bedrock's metrics.latencyMs
+};
+
+// All the answer's text parts, concatenated.
+std::string text_of(const ChatResponse& response);
+
+}  // namespace bulwark::api::canonical

@@ -1,0 +1,763 @@
+#include "api/openai/translate.hpp"
+
+#include <algorithm>
+
+#include "api/detail/support.hpp"
+#include "api/openai/chat.hpp"
+#include "core/json_write.hpp"
+
+namespace bulwark::api::openai {
+namespace {
+
+namespace bj = boost::json;
+namespace cn = canonical;
+using detail::bad_request;
+using detail::path_index;
+using detail::path_key;
+
+// Text parts of a system, developer or tool message's content: a string or text parts.
+Result<std::vector<std::string>> texts_of(const bj::value& content, std::string_view path) {
+  std::vector<std::string> out;
+  if (content.is_string()) {
+    out.emplace_back(content.get_string());
+    return out;
+  }
+  if (!content.is_array()) return std::unexpected(bad_request("'" + std::string(path) + "' must be a string or an array of text parts.", std::string(path)));
+  const bj::array& parts = content.get_array();
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::string p = path_index(path, i);
+    if (!parts[i].is_object()) return std::unexpected(bad_request("'" + p + "' must be an object.", p));
+    const bj::object& part = parts[i].get_object();
+    std::string type, text;
+    BULWARK_API_TRY(detail::read_string(part, "type", type, p));
+    if (type != "text" && type != "refusal")
+      return std::unexpected(bad_request("'" + p + "' must be a text part here, not '" + type + "'.", p));
+    BULWARK_API_TRY(detail::read_string(part, type == "text" ? "text" : "refusal", text, p));
+    out.push_back(std::move(text));
+  }
+  return out;
+}
+
+Status decode_user_part(const bj::value& value, std::string_view p, std::vector<cn::ContentPart>& out) {
+  if (!value.is_object()) return std::unexpected(bad_request("'" + std::string(p) + "' must be an object.", std::string(p)));
+  const bj::object& part = value.get_object();
+  std::string type;
+  BULWARK_API_TRY(detail::read_string(part, "type", type, p));
+  if (type == "text") {
+    cn::TextPart t;
+    BULWARK_API_TRY(detail::read_string(part, "text", t.text, p));
+    out.emplace_back(std::move(t));
+  } else if (type == "image_url") {
+    const bj::value* iu = detail::find(part, "image_url");
+    const std::string ip = path_key(p, "image_url");
+    cn::ImagePart image;
+    std::string url;
+    if (iu != nullptr && iu->is_string()) {  // an early, still-seen shorthand
+      url.assign(iu->get_string());
+    } else if (iu != nullptr && iu->is_object()) {
+      BULWARK_API_TRY(detail::read_string(iu->get_object(), "url", url, ip));
+      BULWARK_API_TRY(detail::read_string(iu->get_object(), "detail", image.detail, ip));
+    }
+    if (url.empty()) return std::unexpected(bad_request("'" + ip + ".url' is required.", ip));
+    if (auto data = detail::parse_data_url(url)) {
+      image.media_type.assign(data->media_type);
+      image.data.assign(data->data);
+    } else if (url.starts_with("data:")) {
+      return std::unexpected(bad_request("'" + ip + ".url' must be a base64 data: URL or an http(s) URL.", ip));
+    } else {
+      image.url = std::move(url);
+    }
+    out.emplace_back(std::move(image));
+  } else if (type == "input_audio") {
+    auto ia = detail::read_object(part, "input_audio", p);
+    if (!ia) return std::unexpected(std::move(ia).error());
+    const std::string ap = path_key(p, "input_audio");
+    if (*ia == nullptr) return std::unexpected(bad_request("'" + ap + "' is required.", ap));
+    cn::AudioPart audio;
+    BULWARK_API_TRY(detail::read_string(**ia, "data", audio.data, ap));
+    BULWARK_API_TRY(detail::read_string(**ia, "format", audio.format, ap));
+    out.emplace_back(std::move(audio));
+  } else {
+    return std::unexpected(bad_request("Content part type '" + type + "' is not supported by this gateway.", std::string(p)));
+  }
+  return {};
+}
+
+Status decode_message(const bj::value& value, std::size_t index, cn::ChatRequest& req) {
+  const std::string p = path_index("messages", index);
+  if (!value.is_object()) return std::unexpected(bad_request("Each message must be an object.", "messages"));
+  const bj::object& m = value.get_object();
+  std::string role;
+  BULWARK_API_TRY(detail::read_string(m, "role", role, p));
+  const bj::value* content = detail::find(m, "content");
+  const std::string cp = path_key(p, "content");
+
+  if (role == "system" || role == "developer") {
+    if (content == nullptr) return std::unexpected(bad_request("'" + cp + "' is required.", cp));
+    auto texts = texts_of(*content, cp);
+    if (!texts) return std::unexpected(std::move(texts).error());
+    for (auto& t : *texts) req.system.push_back(std::move(t));
+    return {};
+  }
+
+  cn::Message msg;
+  BULWARK_API_TRY(detail::read_string(m, "name", msg.name, p));
+  if (role == "user") {
+    msg.role = cn::Role::user;
+    if (content != nullptr && content->is_string()) {
+      msg.content.emplace_back(cn::TextPart{std::string(content->get_string())});
+    } else if (content != nullptr) {
+      if (!content->is_array()) return std::unexpected(bad_request("'" + cp + "' must be a string or an array of content parts.", cp));
+      const bj::array& parts = content->get_array();
+      for (std::size_t i = 0; i < parts.size(); ++i) BULWARK_API_TRY(decode_user_part(parts[i], path_index(cp, i), msg.content));
+    }
+  } else if (role == "assistant") {
+    msg.role = cn::Role::assistant;
+    if (detail::find(m, "function_call") != nullptr)
+      return std::unexpected(bad_request("'" + path_key(p, "function_call") + "' (the legacy function calling) is not supported; use tool_calls.", path_key(p, "function_call")));
+    if (content != nullptr) {
+      auto texts = texts_of(*content, cp);
+      if (!texts) return std::unexpected(std::move(texts).error());
+      for (auto& t : *texts) msg.content.emplace_back(cn::TextPart{std::move(t)});
+    }
+    auto calls = detail::read_array(m, "tool_calls", p);
+    if (!calls) return std::unexpected(std::move(calls).error());
+    if (*calls != nullptr) {
+      for (std::size_t i = 0; i < (*calls)->size(); ++i) {
+        const std::string tp = path_index(path_key(p, "tool_calls"), i);
+        const bj::value& c = (**calls)[i];
+        if (!c.is_object()) return std::unexpected(bad_request("'" + tp + "' must be an object.", tp));
+        cn::ToolCallPart call;
+        BULWARK_API_TRY(detail::read_string(c.get_object(), "id", call.id, tp));
+        auto fn = detail::read_object(c.get_object(), "function", tp);
+        if (!fn) return std::unexpected(std::move(fn).error());
+        if (*fn == nullptr) return std::unexpected(bad_request("'" + tp + ".function' is required.", tp));
+        const std::string fp = path_key(tp, "function");
+        BULWARK_API_TRY(detail::read_string(**fn, "name", call.name, fp));
+        BULWARK_API_TRY(detail::read_string(**fn, "arguments", call.arguments, fp));
+        if (call.name.empty()) return std::unexpected(bad_request("'" + fp + ".name' is required.", fp));
+        msg.content.emplace_back(std::move(call));
+      }
+    }
+  } else if (role == "tool") {
+    msg.role = cn::Role::tool;
+    cn::ToolResultPart result;
+    BULWARK_API_TRY(detail::read_string(m, "tool_call_id", result.tool_call_id, p));
+    if (result.tool_call_id.empty()) return std::unexpected(bad_request("'" + p + ".tool_call_id' is required.", path_key(p, "tool_call_id")));
+    if (content != nullptr) {
+      auto texts = texts_of(*content, cp);
+      if (!texts) return std::unexpected(std::move(texts).error());
+      for (auto& t : *texts) result.content.emplace_back(cn::TextPart{std::move(t)});
+    }
+    msg.content.emplace_back(std::move(result));
+  } else {
+    const std::string rp = path_key(p, "role");
+    return std::unexpected(bad_request("'" + rp + "' must be one of system, developer, user, assistant, tool (not '" + role + "').", rp));
+  }
+  req.messages.push_back(std::move(msg));
+  return {};
+}
+
+Status decode_tools(const bj::object& o, cn::ChatRequest& req) {
+  auto tools = detail::read_array(o, "tools", "");
+  if (!tools) return std::unexpected(std::move(tools).error());
+  if (*tools != nullptr) {
+    for (std::size_t i = 0; i < (*tools)->size(); ++i) {
+      const std::string p = path_index("tools", i);
+      const bj::value& t = (**tools)[i];
+      if (!t.is_object()) return std::unexpected(bad_request("'" + p + "' must be an object.", p));
+      std::string type = "function";
+      BULWARK_API_TRY(detail::read_string(t.get_object(), "type", type, p));
+      if (type != "function") return std::unexpected(bad_request("Tool type '" + type + "' is not supported; only 'function'.", p));
+      auto fn = detail::read_object(t.get_object(), "function", p);
+      if (!fn) return std::unexpected(std::move(fn).error());
+      if (*fn == nullptr) return std::unexpected(bad_request("'" + p + ".function' is required.", p));
+      const std::string fp = path_key(p, "function");
+      cn::Tool tool;
+      BULWARK_API_TRY(detail::read_string(**fn, "name", tool.name, fp));
+      BULWARK_API_TRY(detail::read_string(**fn, "description", tool.description, fp));
+      if (tool.name.empty()) return std::unexpected(bad_request("'" + fp + ".name' is required.", fp));
+      if (const bj::value* params = detail::find(**fn, "parameters")) {
+        if (!params->is_object()) return std::unexpected(bad_request("'" + fp + ".parameters' must be an object.", fp));
+        tool.parameters = detail::to_json(*params);
+      }
+      req.tools.push_back(std::move(tool));
+    }
+  }
+  if (const bj::value* tc = detail::find(o, "tool_choice")) {
+    if (tc->is_string()) {
+      const std::string_view s = tc->get_string();
+      if (s == "auto") req.tool_choice.mode = cn::ToolChoice::Mode::auto_;
+      else if (s == "none") req.tool_choice.mode = cn::ToolChoice::Mode::none;
+      else if (s == "required") req.tool_choice.mode = cn::ToolChoice::Mode::required;
+      else return std::unexpected(bad_request("'tool_choice' must be auto, none, required or a function.", "tool_choice"));
+    } else if (tc->is_object()) {
+      auto fn = detail::read_object(tc->get_object(), "function", "tool_choice");
+      if (!fn) return std::unexpected(std::move(fn).error());
+      if (*fn != nullptr) BULWARK_API_TRY(detail::read_string(**fn, "name", req.tool_choice.name, "tool_choice.function"));
+      if (req.tool_choice.name.empty()) return std::unexpected(bad_request("'tool_choice.function.name' is required.", "tool_choice"));
+      req.tool_choice.mode = cn::ToolChoice::Mode::tool;
+    } else {
+      return std::unexpected(bad_request("'tool_choice' must be a string or an object.", "tool_choice"));
+    }
+  }
+  std::optional<bool> parallel;
+  BULWARK_API_TRY(detail::read_bool(o, "parallel_tool_calls", parallel, ""));
+  req.parallel_tool_calls = parallel;
+  return {};
+}
+
+// The OpenAI-only options, kept so that an OpenAI upstream gets them and others refuse them.
+Status decode_openai_only(const bj::object& o, cn::ChatRequest& req) {
+  std::optional<std::int64_t> n;
+  BULWARK_API_TRY(detail::read_int(o, "n", n, ""));
+  if (n) {
+    if (*n < 1) return std::unexpected(bad_request("'n' must be at least 1.", "n"));
+    req.n = *n;
+  }
+  std::optional<bool> logprobs;
+  BULWARK_API_TRY(detail::read_bool(o, "logprobs", logprobs, ""));
+  req.logprobs = logprobs.value_or(false);
+  BULWARK_API_TRY(detail::read_int(o, "top_logprobs", req.top_logprobs, ""));
+  BULWARK_API_TRY(detail::read_double(o, "presence_penalty", req.presence_penalty, ""));
+  BULWARK_API_TRY(detail::read_double(o, "frequency_penalty", req.frequency_penalty, ""));
+  BULWARK_API_TRY(detail::read_int(o, "seed", req.seed, ""));
+  if (const bj::value* rf = detail::find(o, "response_format")) {
+    if (!rf->is_object()) return std::unexpected(bad_request("'response_format' must be an object.", "response_format"));
+    const bj::value* type = detail::find(rf->get_object(), "type");
+    if (type == nullptr || !type->is_string() || type->get_string() != "text") req.response_format = detail::to_json(*rf);
+  }
+  if (const bj::value* audio = detail::find(o, "audio")) req.audio = detail::to_json(*audio);
+  if (const bj::value* lb = detail::find(o, "logit_bias")) {
+    if (!lb->is_object()) return std::unexpected(bad_request("'logit_bias' must be an object.", "logit_bias"));
+    if (!lb->get_object().empty()) req.logit_bias = detail::to_json(*lb);
+  }
+  return {};
+}
+
+cn::Usage decode_usage(const bj::object& u) {
+  cn::Usage usage;
+  usage.output = detail::count(u, "completion_tokens");
+  if (const bj::value* d = detail::find(u, "prompt_tokens_details"); d != nullptr && d->is_object())
+    usage.cache_read = detail::count(d->get_object(), "cached_tokens");
+  // Not OpenAI's own field: gateways that relay Anthropic or Bedrock usage add it.
+  usage.cache_write = detail::count(u, "cache_creation_input_tokens");
+  usage.input = std::max<std::int64_t>(0, detail::count(u, "prompt_tokens") - usage.cache_read - usage.cache_write);
+  return usage;
+}
+
+void write_usage(std::string& out, const cn::Usage& usage) {
+  out += "{\"prompt_tokens\":";
+  json::append_int(out, usage.prompt());
+  out += ",\"completion_tokens\":";
+  json::append_int(out, usage.output);
+  out += ",\"total_tokens\":";
+  json::append_int(out, usage.total());
+  out += ",\"prompt_tokens_details\":{\"cached_tokens\":";
+  json::append_int(out, usage.cache_read);
+  out += '}';
+  // OpenAI has no cache-write count: keep it visible (as other gateways do) rather than lose it.
+  if (usage.cache_write != 0) {
+    out += ",\"cache_creation_input_tokens\":";
+    json::append_int(out, usage.cache_write);
+  }
+  out += '}';
+}
+
+bj::value usage_value(const cn::Usage& usage) {
+  std::string text;
+  write_usage(text, usage);
+  return bj::parse(text);
+}
+
+}  // namespace
+
+std::string_view finish_reason(cn::StopReason reason) noexcept {
+  switch (reason) {
+    case cn::StopReason::none: return "";
+    case cn::StopReason::end_turn:
+    case cn::StopReason::stop_sequence: return "stop";
+    case cn::StopReason::max_tokens: return "length";
+    case cn::StopReason::tool_use: return "tool_calls";
+    case cn::StopReason::content_filter:
+    case cn::StopReason::refusal:
+    case cn::StopReason::guardrail: return "content_filter";
+  }
+  return "stop";
+}
+
+cn::StopReason stop_reason_from(std::string_view reason) noexcept {
+  if (reason == "stop") return cn::StopReason::end_turn;
+  if (reason == "length") return cn::StopReason::max_tokens;
+  if (reason == "tool_calls" || reason == "function_call") return cn::StopReason::tool_use;
+  if (reason == "content_filter") return cn::StopReason::content_filter;
+  if (reason.empty()) return cn::StopReason::none;
+  return cn::StopReason::end_turn;  // an unknown reason still ended the answer
+}
+
+Result<cn::ChatRequest> decode_request(std::string_view body) {
+  bj::value storage;
+  auto parsed = detail::parse_object(body, storage);
+  if (!parsed) return std::unexpected(std::move(parsed).error());
+  const bj::object& o = **parsed;
+  cn::ChatRequest req;
+
+  if (!o.contains("model")) return std::unexpected(bad_request("You must provide a model parameter.", "model"));
+  BULWARK_API_TRY(detail::read_string(o, "model", req.model, ""));
+  auto messages = detail::read_array(o, "messages", "");
+  if (!messages) return std::unexpected(std::move(messages).error());
+  if (*messages == nullptr) return std::unexpected(bad_request("Missing required parameter: 'messages'.", "messages"));
+  if ((*messages)->empty()) return std::unexpected(bad_request("'messages' must contain at least one message.", "messages"));
+  for (std::size_t i = 0; i < (*messages)->size(); ++i) BULWARK_API_TRY(decode_message((**messages)[i], i, req));
+
+  BULWARK_API_TRY(decode_tools(o, req));
+  BULWARK_API_TRY(detail::read_strings(o, "stop", req.stop, ""));
+  BULWARK_API_TRY(detail::read_double(o, "temperature", req.temperature, ""));
+  BULWARK_API_TRY(detail::read_double(o, "top_p", req.top_p, ""));
+  // max_completion_tokens is the current name; max_tokens the older one.
+  BULWARK_API_TRY(detail::read_int(o, "max_tokens", req.max_tokens, ""));
+  BULWARK_API_TRY(detail::read_int(o, "max_completion_tokens", req.max_tokens, ""));
+  if (req.max_tokens && *req.max_tokens < 0) return std::unexpected(bad_request("'max_tokens' must be a non-negative integer.", "max_tokens"));
+  std::optional<bool> stream;
+  BULWARK_API_TRY(detail::read_bool(o, "stream", stream, ""));
+  req.stream = stream.value_or(false);
+  auto so = detail::read_object(o, "stream_options", "");
+  if (!so) return std::unexpected(std::move(so).error());
+  if (*so != nullptr) {
+    std::optional<bool> iu;
+    BULWARK_API_TRY(detail::read_bool(**so, "include_usage", iu, "stream_options"));
+    req.include_usage = iu.value_or(false);
+  }
+  BULWARK_API_TRY(detail::read_string(o, "user", req.user, ""));
+  BULWARK_API_TRY(decode_openai_only(o, req));
+  return req;
+}
+
+Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view target_model) {
+  if (req.top_k) return std::unexpected(bad_request("'top_k' cannot be expressed in OpenAI chat completions.", "top_k"));
+  bj::object o;
+  o["model"] = target_model;
+  bj::array messages;
+  for (const std::string& s : req.system) messages.push_back(bj::object{{"role", "system"}, {"content", s}});
+  for (std::size_t i = 0; i < req.messages.size(); ++i) {
+    const cn::Message& m = req.messages[i];
+    const std::string p = path_index("messages", i);
+    if (m.role == cn::Role::tool) {
+      for (const cn::ContentPart& part : m.content) {
+        const auto* result = std::get_if<cn::ToolResultPart>(&part);
+        if (result == nullptr) continue;
+        std::string text;
+        for (const cn::ToolResultContent& c : result->content) {
+          if (!std::holds_alternative<cn::TextPart>(c))
+            return std::unexpected(bad_request("'" + p + "' has an image in a tool result, which OpenAI chat completions cannot express.", p));
+          text += std::get<cn::TextPart>(c).text;
+        }
+        messages.push_back(bj::object{{"role", "tool"}, {"tool_call_id", result->tool_call_id}, {"content", std::move(text)}});
+      }
+      continue;
+    }
+    bj::object msg;
+    msg["role"] = cn::to_string(m.role);
+    if (!m.name.empty()) msg["name"] = m.name;
+    if (m.role == cn::Role::assistant) {
+      std::string text;
+      bool has_text = false;
+      bj::array calls;
+      for (const cn::ContentPart& part : m.content) {
+        if (const auto* t = std::get_if<cn::TextPart>(&part)) {
+          text += t->text;
+          has_text = true;
+        } else if (const auto* c = std::get_if<cn::ToolCallPart>(&part)) {
+          calls.push_back(bj::object{{"id", c->id},
+                                     {"type", "function"},
+                                     {"function", bj::object{{"name", c->name}, {"arguments", c->arguments.empty() ? "{}" : c->arguments}}}});
+        } else {
+          return std::unexpected(bad_request("'" + p + "' is an assistant message with non-text content, which OpenAI cannot express.", p));
+        }
+      }
+      if (has_text) msg["content"] = std::move(text);
+      else msg["content"] = nullptr;
+      if (!calls.empty()) msg["tool_calls"] = std::move(calls);
+    } else {
+      const bool plain = m.content.size() == 1 && std::holds_alternative<cn::TextPart>(m.content[0]);
+      if (plain) {
+        msg["content"] = std::get<cn::TextPart>(m.content[0]).text;
+      } else {
+        bj::array parts;
+        for (const cn::ContentPart& part : m.content) {
+          if (const auto* t = std::get_if<cn::TextPart>(&part)) {
+            parts.push_back(bj::object{{"type", "text"}, {"text", t->text}});
+          } else if (const auto* img = std::get_if<cn::ImagePart>(&part)) {
+            bj::object iu;
+            iu["url"] = img->url.empty() ? "data:" + img->media_type + ";base64," + img->data : img->url;
+            if (!img->detail.empty()) iu["detail"] = img->detail;
+            parts.push_back(bj::object{{"type", "image_url"}, {"image_url", std::move(iu)}});
+          } else if (const auto* a = std::get_if<cn::AudioPart>(&part)) {
+            parts.push_back(bj::object{{"type", "input_audio"}, {"input_audio", bj::object{{"data", a->data}, {"format", a->format}}}});
+          } else {
+            return std::unexpected(bad_request("'" + p + "' is a user message with tool content, which OpenAI cannot express.", p));
+          }
+        }
+        msg["content"] = std::move(parts);
+      }
+    }
+    messages.push_back(std::move(msg));
+  }
+  o["messages"] = std::move(messages);
+
+  if (!req.tools.empty()) {
+    bj::array tools;
+    for (std::size_t i = 0; i < req.tools.size(); ++i) {
+      const cn::Tool& t = req.tools[i];
+      auto schema = detail::schema_object(t.parameters, path_index("tools", i));
+      if (!schema) return std::unexpected(std::move(schema).error());
+      bj::object fn{{"name", t.name}};
+      if (!t.description.empty()) fn["description"] = t.description;
+      fn["parameters"] = std::move(*schema);
+      tools.push_back(bj::object{{"type", "function"}, {"function", std::move(fn)}});
+    }
+    o["tools"] = std::move(tools);
+  }
+  switch (req.tool_choice.mode) {
+    case cn::ToolChoice::Mode::unset: break;
+    case cn::ToolChoice::Mode::auto_: o["tool_choice"] = "auto"; break;
+    case cn::ToolChoice::Mode::none: o["tool_choice"] = "none"; break;
+    case cn::ToolChoice::Mode::required: o["tool_choice"] = "required"; break;
+    case cn::ToolChoice::Mode::tool:
+      o["tool_choice"] = bj::object{{"type", "function"}, {"function", bj::object{{"name", req.tool_choice.name}}}};
+      break;
+  }
+  if (req.parallel_tool_calls) o["parallel_tool_calls"] = *req.parallel_tool_calls;
+  if (!req.stop.empty()) {
+    bj::array stop;
+    for (const auto& s : req.stop) stop.push_back(bj::string_view(s));
+    o["stop"] = std::move(stop);
+  }
+  if (req.temperature) o["temperature"] = *req.temperature;
+  if (req.top_p) o["top_p"] = *req.top_p;
+  // max_tokens rather than max_completion_tokens: every OpenAI-compatible server knows it.
+  if (req.max_tokens) o["max_tokens"] = *req.max_tokens;
+  if (req.stream) {
+    o["stream"] = true;
+    o["stream_options"] = bj::object{{"include_usage", true}};  // the gateway always wants usage
+  }
+  if (!req.user.empty()) o["user"] = req.user;
+  if (req.n != 1) o["n"] = req.n;
+  if (req.logprobs) o["logprobs"] = true;
+  if (req.top_logprobs) o["top_logprobs"] = *req.top_logprobs;
+  if (req.presence_penalty) o["presence_penalty"] = *req.presence_penalty;
+  if (req.frequency_penalty) o["frequency_penalty"] = *req.frequency_penalty;
+  if (req.seed) o["seed"] = *req.seed;
+  // These hold JSON text this library wrote from a parsed value: they parse again.
+  bj::error_code ec;
+  if (!req.response_format.empty()) o["response_format"] = detail::parse_value(req.response_format, ec);
+  if (!req.audio.empty()) o["audio"] = detail::parse_value(req.audio, ec);
+  if (!req.logit_bias.empty()) o["logit_bias"] = detail::parse_value(req.logit_bias, ec);
+  return detail::to_json(o);
+}
+
+Result<cn::ChatResponse> decode_response(std::string_view body) {
+  bj::value storage;
+  auto parsed = detail::parse_object(body, storage);
+  if (!parsed) return std::unexpected(detail::as_upstream(std::move(parsed).error()));
+  const bj::object& o = **parsed;
+  cn::ChatResponse resp;
+  if (auto s = detail::read_string(o, "id", resp.id, ""); !s) return std::unexpected(detail::as_upstream(s.error()));
+  if (auto s = detail::read_string(o, "model", resp.model, ""); !s) return std::unexpected(detail::as_upstream(s.error()));
+  resp.created = detail::count(o, "created");
+  const bj::value* choices = detail::find(o, "choices");
+  if (choices == nullptr || !choices->is_array() || choices->get_array().empty() || !choices->get_array()[0].is_object())
+    return std::unexpected(detail::upstream_protocol("the upstream answer has no choices"));
+  const bj::object& choice = choices->get_array()[0].get_object();
+  if (const bj::value* fr = detail::find(choice, "finish_reason"); fr != nullptr && fr->is_string())
+    resp.stop_reason = stop_reason_from(fr->get_string());
+  const bj::value* message = detail::find(choice, "message");
+  if (message == nullptr || !message->is_object()) return std::unexpected(detail::upstream_protocol("the upstream answer has no message"));
+  const bj::object& m = message->get_object();
+  if (const bj::value* c = detail::find(m, "content"); c != nullptr && c->is_string())
+    resp.content.emplace_back(cn::TextPart{std::string(c->get_string())});
+  else if (const bj::value* r = detail::find(m, "refusal"); r != nullptr && r->is_string()) {
+    resp.content.emplace_back(cn::TextPart{std::string(r->get_string())});
+    resp.stop_reason = cn::StopReason::refusal;
+  }
+  if (const bj::value* calls = detail::find(m, "tool_calls"); calls != nullptr && calls->is_array()) {
+    for (const bj::value& c : calls->get_array()) {
+      if (!c.is_object()) continue;
+      cn::ToolCallPart call;
+      if (const bj::value* id = detail::find(c.get_object(), "id"); id != nullptr && id->is_string()) call.id = id->get_string();
+      if (const bj::value* fn = detail::find(c.get_object(), "function"); fn != nullptr && fn->is_object()) {
+        if (const bj::value* n = detail::find(fn->get_object(), "name"); n != nullptr && n->is_string()) call.name = n->get_string();
+        if (const bj::value* a = detail::find(fn->get_object(), "arguments"); a != nullptr && a->is_string()) call.arguments = a->get_string();
+      }
+      resp.content.emplace_back(std::move(call));
+    }
+  }
+  if (const bj::value* u = detail::find(o, "usage"); u != nullptr && u->is_object()) resp.usage = decode_usage(u->get_object());
+  return resp;
+}
+
+std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed) {
+  cn::IdSource ids(id_seed);
+  std::string text;
+  bool has_text = false;
+  bj::array calls;
+  for (const cn::ContentPart& part : resp.content) {
+    if (const auto* t = std::get_if<cn::TextPart>(&part)) {
+      text += t->text;
+      has_text = true;
+    } else if (const auto* c = std::get_if<cn::ToolCallPart>(&part)) {
+      calls.push_back(bj::object{{"id", cn::restyle_id(c->id, cn::id_prefix::openai_tool_call, ids)},
+                                 {"type", "function"},
+                                 {"function", bj::object{{"name", c->name}, {"arguments", c->arguments.empty() ? "{}" : c->arguments}}}});
+    }
+  }
+  bj::object message{{"role", "assistant"}};
+  if (has_text) message["content"] = std::move(text);
+  else message["content"] = nullptr;
+  message["refusal"] = nullptr;
+  if (!calls.empty()) message["tool_calls"] = std::move(calls);
+  const std::string_view fr = finish_reason(resp.stop_reason == cn::StopReason::none ? cn::StopReason::end_turn : resp.stop_reason);
+  bj::object o{{"id", cn::restyle_id(resp.id, cn::id_prefix::openai_completion, ids)},
+               {"object", "chat.completion"},
+               {"created", resp.created},
+               {"model", resp.model},
+               {"choices", bj::array{bj::object{{"index", 0}, {"message", std::move(message)}, {"logprobs", nullptr}, {"finish_reason", fr}}}},
+               {"usage", usage_value(resp.usage)}};
+  return detail::to_json(o);
+}
+
+// ---- stream decoding ----
+
+void StreamDecoder::close_blocks(std::vector<cn::StreamEvent>& out) {
+  for (std::uint32_t b : open_) out.emplace_back(cn::BlockStop{b});
+  open_.clear();
+  text_block_.reset();
+}
+
+void StreamDecoder::emit_delta(std::vector<cn::StreamEvent>& out) {
+  if (delta_sent_) return;
+  close_blocks(out);
+  out.emplace_back(cn::MessageDelta{stop_ == cn::StopReason::none ? cn::StopReason::end_turn : stop_, {}, usage_, std::nullopt});
+  delta_sent_ = true;
+}
+
+Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& out) {
+  if (data == "[DONE]") {
+    if (!done_) {
+      emit_delta(out);
+      out.emplace_back(cn::MessageStop{});
+      done_ = true;
+    }
+    return {};
+  }
+  bj::error_code ec;
+  bj::value v = detail::parse_value(data, ec);
+  if (ec || !v.is_object()) return std::unexpected(detail::upstream_protocol("a stream chunk is not a JSON object"));
+  const bj::object& o = v.get_object();
+  if (const bj::value* err = detail::find(o, "error")) {
+    std::string message = "the upstream reported an error mid-stream";
+    if (err->is_object())
+      if (const bj::value* m = detail::find(err->get_object(), "message"); m != nullptr && m->is_string()) message = m->get_string();
+    Error e = Error::gateway(ErrorKind::upstream_server_error, std::move(message));
+    e.origin = Origin::upstream;
+    out.emplace_back(cn::StreamError{std::move(e)});
+    return {};
+  }
+  if (!started_) {
+    cn::MessageStart start;
+    if (const bj::value* id = detail::find(o, "id"); id != nullptr && id->is_string()) start.id = id->get_string();
+    if (const bj::value* m = detail::find(o, "model"); m != nullptr && m->is_string()) start.model = m->get_string();
+    out.emplace_back(std::move(start));
+    started_ = true;
+  }
+  if (const bj::value* choices = detail::find(o, "choices"); choices != nullptr && choices->is_array()) {
+    for (const bj::value& cv : choices->get_array()) {
+      if (!cv.is_object()) continue;
+      const bj::object& choice = cv.get_object();
+      // The canonical answer is one choice: n > 1 never reaches a translated upstream.
+      if (detail::count(choice, "index") != 0) continue;
+      if (const bj::value* dv = detail::find(choice, "delta"); dv != nullptr && dv->is_object()) {
+        const bj::object& delta = dv->get_object();
+        const bj::value* text = detail::find(delta, "content");
+        if (text == nullptr || !text->is_string()) text = detail::find(delta, "refusal");
+        if (text != nullptr && text->is_string() && !text->get_string().empty()) {
+          if (!text_block_) {
+            text_block_ = next_block_++;
+            open_.push_back(*text_block_);
+          }
+          out.emplace_back(cn::TextDelta{*text_block_, std::string(text->get_string())});
+        }
+        if (const bj::value* calls = detail::find(delta, "tool_calls"); calls != nullptr && calls->is_array()) {
+          for (const bj::value& c : calls->get_array()) {
+            if (!c.is_object()) continue;
+            const bj::object& call = c.get_object();
+            const std::int64_t tool_index = detail::count(call, "index");
+            const bj::object* fn = nullptr;
+            if (const bj::value* f = detail::find(call, "function"); f != nullptr && f->is_object()) fn = &f->get_object();
+            std::optional<std::uint32_t> block;
+            for (const auto& [ti, b] : tools_)
+              if (ti == tool_index) block = b;
+            if (!block) {
+              block = next_block_++;
+              tools_.emplace_back(tool_index, *block);
+              open_.push_back(*block);
+              text_block_.reset();  // text after a tool call is a new block
+              cn::ToolCallStart start{*block, {}, {}};
+              if (const bj::value* id = detail::find(call, "id"); id != nullptr && id->is_string()) start.id = id->get_string();
+              if (fn != nullptr)
+                if (const bj::value* n = detail::find(*fn, "name"); n != nullptr && n->is_string()) start.name = n->get_string();
+              out.emplace_back(std::move(start));
+            }
+            if (fn != nullptr)
+              if (const bj::value* a = detail::find(*fn, "arguments"); a != nullptr && a->is_string() && !a->get_string().empty())
+                out.emplace_back(cn::ToolArgsDelta{*block, std::string(a->get_string())});
+          }
+        }
+      }
+      if (const bj::value* fr = detail::find(choice, "finish_reason"); fr != nullptr && fr->is_string()) {
+        stop_ = stop_reason_from(fr->get_string());
+        finished_ = true;
+        close_blocks(out);
+      }
+    }
+  }
+  if (const bj::value* u = detail::find(o, "usage"); u != nullptr && u->is_object()) {
+    usage_ = decode_usage(u->get_object());
+    if (finished_) emit_delta(out);
+  }
+  return {};
+}
+
+Status StreamDecoder::feed_sse(std::string_view event, std::vector<cn::StreamEvent>& out) {
+  std::string data;
+  bool any = false;
+  while (!event.empty()) {
+    const std::size_t nl = event.find('\n');
+    std::string_view line = event.substr(0, nl);
+    event.remove_prefix(nl == std::string_view::npos ? event.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.starts_with("data:")) continue;  // comments, event:, id:, retry:
+    line.remove_prefix(5);
+    if (line.starts_with(' ')) line.remove_prefix(1);
+    if (any) data.push_back('\n');
+    data.append(line);
+    any = true;
+  }
+  if (!any) return {};
+  return feed(data, out);
+}
+
+void StreamDecoder::finish(std::vector<cn::StreamEvent>& out) {
+  if (done_) return;
+  if (finished_) {
+    emit_delta(out);
+    out.emplace_back(cn::MessageStop{});
+  } else {
+    out.emplace_back(cn::StreamError{Error::transport(ErrorKind::stream_truncated, "the upstream stream ended before the answer was complete", false)});
+  }
+  done_ = true;
+}
+
+// ---- stream encoding ----
+
+StreamEncoder::StreamEncoder(StreamOptions options) : options_(std::move(options)), ids_(options_.id_seed) {}
+
+void StreamEncoder::start(std::string& out) {
+  if (started_) return;
+  started_ = true;
+  prefix_ = "{\"id\":";
+  json::append_string(prefix_, cn::restyle_id(options_.id, cn::id_prefix::openai_completion, ids_));
+  prefix_ += ",\"object\":\"chat.completion.chunk\",\"created\":";
+  json::append_int(prefix_, options_.created);
+  prefix_ += ",\"model\":";
+  json::append_string(prefix_, options_.model);
+  chunk(out, "{\"role\":\"assistant\",\"content\":\"\"}", {});
+}
+
+void StreamEncoder::chunk(std::string& out, std::string_view delta_json, std::string_view finish) {
+  out += "data: ";
+  out += prefix_;
+  out += ",\"choices\":[{\"index\":0,\"delta\":";
+  out += delta_json;
+  out += ",\"logprobs\":null,\"finish_reason\":";
+  if (finish.empty()) out += "null";
+  else json::append_string(out, finish);
+  out += "}]}\n\n";
+}
+
+void StreamEncoder::finish(std::string& out, cn::StopReason reason) {
+  if (finished_) return;
+  finished_ = true;
+  chunk(out, "{}", finish_reason(reason == cn::StopReason::none ? cn::StopReason::end_turn : reason));
+}
+
+void StreamEncoder::encode(const cn::StreamEvent& event, std::string& out) {
+  if (done_) return;
+  std::visit(
+      [&](const auto& e) {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, cn::MessageStart>) {
+          if (options_.model.empty()) options_.model = e.model;
+          if (options_.id.empty()) options_.id = e.id;
+          usage_ = e.usage;
+          start(out);
+        } else if constexpr (std::is_same_v<E, cn::TextDelta>) {
+          start(out);
+          if (e.text.empty()) return;
+          std::string delta = "{\"content\":";
+          json::append_string(delta, e.text);
+          delta += '}';
+          chunk(out, delta, {});
+        } else if constexpr (std::is_same_v<E, cn::ToolCallStart>) {
+          start(out);
+          const auto tool_index = static_cast<std::uint32_t>(tools_.size());
+          tools_.emplace_back(e.index, tool_index);
+          std::string delta = "{\"tool_calls\":[{\"index\":";
+          json::append_int(delta, tool_index);
+          delta += ",\"id\":";
+          json::append_string(delta, cn::restyle_id(e.id, cn::id_prefix::openai_tool_call, ids_));
+          delta += ",\"type\":\"function\",\"function\":{\"name\":";
+          json::append_string(delta, e.name);
+          delta += ",\"arguments\":\"\"}}]}";
+          chunk(out, delta, {});
+        } else if constexpr (std::is_same_v<E, cn::ToolArgsDelta>) {
+          start(out);
+          std::optional<std::uint32_t> tool_index;
+          for (const auto& [block, ti] : tools_)
+            if (block == e.index) tool_index = ti;
+          if (!tool_index || e.partial_json.empty()) return;  // arguments of a call never started
+          std::string delta = "{\"tool_calls\":[{\"index\":";
+          json::append_int(delta, *tool_index);
+          delta += ",\"function\":{\"arguments\":";
+          json::append_string(delta, e.partial_json);
+          delta += "}}]}";
+          chunk(out, delta, {});
+        } else if constexpr (std::is_same_v<E, cn::MessageDelta>) {
+          start(out);
+          if (e.usage) usage_ = e.usage;
+          finish(out, e.stop_reason);
+        } else if constexpr (std::is_same_v<E, cn::MessageStop>) {
+          start(out);
+          finish(out, cn::StopReason::end_turn);
+          if (options_.include_usage && usage_) {
+            out += "data: ";
+            out += prefix_;
+            out += ",\"choices\":[],\"usage\":";
+            write_usage(out, *usage_);
+            out += "}\n\n";
+          }
+          out += "data: [DONE]\n\n";
+          done_ = true;
+        } else if constexpr (std::is_same_v<E, cn::StreamError>) {
+          out += "data: ";
+          out += error_body(e.error);
+          out += "\n\n";
+        } else if constexpr (std::is_same_v<E, cn::Ping>) {
+          out += ": ping\n\n";  // an SSE comment: keeps the connection alive, ignored by clients
+        }
+        // BlockStop: OpenAI has no block boundaries.
+      },
+      event);
+}
+
+}  // namespace bulwark::api::openai

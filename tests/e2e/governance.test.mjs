@@ -1,0 +1,322 @@
+// Governance end to end: virtual keys through the admin API and the CLI, the official
+// openai SDK as the caller, rate limits, budgets under a concurrent burst, policies,
+// spend that survives kill -9, and the audit chain.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import OpenAI from 'openai';
+import * as h from './harness.mjs';
+
+const MASTER = 'e2e-master-key-0123456789-abcdefghijklmnop';
+
+// Prices for the mock's models: $1,000 per million tokens makes each answer cost cents.
+const PRICES = `prices_as_of: "2026-11-24"
+models:
+  mock-fast: {input: "1000", output: "1000"}
+  primary-model: {input: "1000", output: "1000"}
+  backup-model: {input: "1000", output: "1000"}
+  lonely-model: {input: "1000", output: "1000"}
+`;
+
+const GOVERNANCE = `governance:
+  auth: keys
+  prices: prices.yaml
+  audit_content: full
+  key_refresh: 200ms
+  policies:
+    strict:
+      pii: {email: redact, card: block}
+    no-w7:
+      deny: [{id: no-w7, pattern: "w7 ", action: block}]
+admin:
+  master_key: ${MASTER}
+`;
+
+function gatewayUrl(gw) {
+  return `http://127.0.0.1:${gw.port}`;
+}
+
+async function admin(gw, method, route, body) {
+  const r = await fetch(gatewayUrl(gw) + route, {
+    method,
+    headers: { authorization: `Bearer ${MASTER}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: r.status, json };
+}
+
+function sdk(gw, apiKey) {
+  return new OpenAI({ baseURL: `${gatewayUrl(gw)}/v1`, apiKey, maxRetries: 0 });
+}
+
+const ask = (client, extra = {}) =>
+  client.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'say something nice' }], ...extra });
+
+function cli(config, ...args) {
+  return spawnSync(h.bulwarkBin, [...args, '--config', config], { encoding: 'utf8', env: { ...process.env, TEST_PROVIDER_KEY: h.PROVIDER_KEY } });
+}
+
+describe('governance', () => {
+  let mock, gw, config;
+  before(async () => {
+    mock = await h.startMock();
+    config = h.writeConfig(h.gatewayConfig(mock.port, { governance: GOVERNANCE }));
+    writeFileSync(path.join(path.dirname(config), 'prices.yaml'), PRICES);
+    gw = await h.startGateway(config);
+  });
+  after(async () => {
+    await h.stopProcess(gw);
+    await h.stopProcess(mock);
+  });
+
+  it('refuses callers without a key or with an unknown one, in OpenAI error shape', async () => {
+    await assert.rejects(ask(sdk(gw, 'sk-not-a-bulwark-key')), (e) => e.status === 401 && e.code === 'invalid_api_key');
+    await assert.rejects(ask(sdk(gw, 'bwk_' + 'A'.repeat(40))), (e) => e.status === 401);
+    const r = await fetch(`${gatewayUrl(gw)}/v1/chat/completions`, { method: 'POST', body: '{"model":"gpt-4o-mini","messages":[]}' });
+    assert.equal(r.status, 401);
+  });
+
+  it('guards the admin API with the master key', async () => {
+    const r = await fetch(`${gatewayUrl(gw)}/admin/keys`, { headers: { authorization: 'Bearer wrong-master-key-0123456789-abcdefghij' } });
+    assert.equal(r.status, 401);
+  });
+
+  it('creates a key shown once, serves it, prices the answer and never stores the secret', async () => {
+    const created = await admin(gw, 'POST', '/admin/keys', { name: 'alice', models: ['gpt-*'] });
+    assert.equal(created.status, 201);
+    const secret = created.json.secret;
+    assert.match(secret, /^bwk_[0-9A-Za-z]{40}$/);
+    assert.equal(created.json.key.display_prefix, secret.slice(0, 10));
+    const { data, response } = await ask(sdk(gw, secret)).withResponse();
+    assert.equal(data.choices[0].message.content, h.expectedAnswer(16));
+    // 3 prompt + 16 completion tokens at $1,000 per million.
+    assert.equal(response.headers.get('x-bulwark-cost-usd'), '0.019000');
+    const shown = await admin(gw, 'GET', `/admin/keys/${created.json.key.id}`);
+    assert.equal(shown.status, 200);
+    assert.ok(!JSON.stringify(shown.json).includes(secret.slice(10)), 'the secret never comes back');
+    const listed = await admin(gw, 'GET', '/admin/keys');
+    assert.ok(listed.json.data.some((k) => k.id === created.json.key.id));
+  });
+
+  it('enforces the model allow-list with 403', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'narrow', models: ['gpt-*'] });
+    await assert.rejects(
+      sdk(gw, json.secret).chat.completions.create({ model: 'lonely', messages: [{ role: 'user', content: 'hi' }] }),
+      (e) => e.status === 403 && e.code === 'model_not_allowed',
+    );
+  });
+
+  it('limits requests per minute with x-ratelimit headers and Retry-After on 429', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'slow', rpm: 2 });
+    const client = sdk(gw, json.secret);
+    const first = await ask(client).withResponse();
+    assert.equal(first.response.headers.get('x-ratelimit-limit-requests'), '2');
+    assert.equal(first.response.headers.get('x-ratelimit-remaining-requests'), '1');
+    await ask(client);
+    await assert.rejects(ask(client), (e) => {
+      assert.equal(e.status, 429);
+      assert.equal(e.code, 'rate_limit_exceeded');
+      assert.ok(Number(e.headers.get('retry-after')) >= 1);
+      assert.ok(Number(e.headers.get('retry-after-ms')) > 0);
+      return true;
+    });
+  });
+
+  it('caps a team: two keys share its limit', async () => {
+    const team = await admin(gw, 'POST', '/admin/teams', { id: 'search', name: 'Search', rpm: 3 });
+    assert.equal(team.status, 201);
+    const a = (await admin(gw, 'POST', '/admin/keys', { name: 'a', team_id: 'search' })).json.secret;
+    const b = (await admin(gw, 'POST', '/admin/keys', { name: 'b', team_id: 'search' })).json.secret;
+    await ask(sdk(gw, a));
+    await ask(sdk(gw, b));
+    await ask(sdk(gw, a));
+    await assert.rejects(ask(sdk(gw, b)), (e) => e.status === 429 && /team/.test(e.message));
+  });
+
+  it('holds a budget worth 10 answers under a burst of 50 concurrent requests', async () => {
+    // Each answer costs $0.019; admission reserves its maximum (~$0.08) first.
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'budgeted', budget_usd: '0.19', budget_period: 'day' });
+    const client = sdk(gw, json.secret);
+    await h.setBehavior(mock.port, 'mock-fast', { tokens: 16, latency_ms: 50 });
+    const results = await Promise.allSettled(Array.from({ length: 50 }, () => ask(client)));
+    await h.setBehavior(mock.port, 'mock-fast', { tokens: 16 });
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    const refused = results.filter((r) => r.status === 'rejected');
+    assert.ok(ok >= 1, 'some requests are served');
+    assert.ok(refused.length >= 1, 'the burst is cut off');
+    for (const r of refused) {
+      assert.equal(r.reason.status, 429);
+      assert.equal(r.reason.code, 'budget_exceeded');
+      assert.match(r.reason.message, /budget/i);
+    }
+    const shown = await admin(gw, 'GET', `/admin/keys/${json.key.id}`);
+    const spent = Number(shown.json.budget.spent_usd);
+    assert.ok(Math.abs(spent - ok * 0.019) < 1e-9, `spent ${spent} for ${ok} answers`);
+    assert.ok(ok <= 10, `${ok} answers fit a budget worth 10`);
+    assert.ok(spent <= 0.19 + 1e-9, `spent ${spent} stays within the $0.19 budget`);
+    assert.equal(Number(shown.json.budget.reserved_usd), 0);
+  });
+
+  it('revokes at once and rotates with a grace period', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'temp' });
+    await ask(sdk(gw, json.secret));
+    const rotated = await admin(gw, 'POST', `/admin/keys/${json.key.id}/rotate`, { grace: '1h' });
+    assert.equal(rotated.status, 200);
+    await ask(sdk(gw, json.secret)); // the old secret, within its grace
+    await ask(sdk(gw, rotated.json.secret));
+    assert.equal((await admin(gw, 'DELETE', `/admin/keys/${json.key.id}`)).status, 200);
+    await assert.rejects(ask(sdk(gw, rotated.json.secret)), (e) => e.status === 401);
+    await assert.rejects(ask(sdk(gw, json.secret)), (e) => e.status === 401);
+  });
+
+  it('applies the key policy: PII redacted before it leaves, card numbers blocked', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'pii', policy_profile: 'strict' });
+    const client = sdk(gw, json.secret);
+    const { response } = await client.chat.completions
+      .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'mail bob.smith@example.com about it' }] })
+      .withResponse();
+    const id = response.headers.get('x-bulwark-request-id');
+    await assert.rejects(
+      client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'my card is 4111 1111 1111 1111' }] }),
+      (e) => e.status === 403 && e.code === 'policy_violation' && !e.message.includes('4111'),
+    );
+    // The audit trail (content: full) holds the prompt as it went upstream.
+    const audit = await admin(gw, 'GET', '/admin/audit?limit=100000');
+    const record = audit.json
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).record)
+      .find((r) => r.request_id === id);
+    assert.ok(record, 'the request is in the audit log');
+    assert.ok(!JSON.stringify(record).includes('bob.smith@example.com'));
+    assert.match(JSON.stringify(record), /REDACTED:EMAIL/);
+  });
+
+  it('applies output rules to answers, streamed or not', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'deny', policy_profile: 'no-w7' });
+    const client = sdk(gw, json.secret);
+    await assert.rejects(ask(client), (e) => e.status === 400 && e.code === 'content_filter');
+    const stream = await ask(client, { stream: true });
+    let text = '';
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+      })(),
+      /blocked by policy 'no-w7'/,
+    );
+    assert.ok(!text.includes('w7'), `nothing of the blocked part reached the caller: ${text}`);
+  });
+
+  it('reports spend by key and model, from the admin API and the CLI', async () => {
+    const r = await admin(gw, 'GET', '/admin/spend?by=model');
+    assert.equal(r.status, 200);
+    const row = r.json.data.find((d) => d.group === 'gpt-4o-mini');
+    assert.ok(row && row.requests > 0 && Number(row.cost_usd) > 0);
+    const csv = cli(config, 'spend', '--by', 'key', '--format', 'csv');
+    assert.equal(csv.status, 0, csv.stderr);
+    assert.match(csv.stdout.split('\n')[0], /^key,requests,input_tokens/);
+    assert.ok(csv.stdout.trim().split('\n').length > 2);
+  });
+
+  it('picks up a key created by the CLI while the gateway runs', async () => {
+    const made = cli(config, 'keys', 'create', '--name', 'from-cli', '--models', 'gpt-*');
+    assert.equal(made.status, 0, made.stderr);
+    const secret = JSON.parse(made.stdout).secret;
+    let served = false;
+    for (let i = 0; i < 50 && !served; i++) {
+      try {
+        await ask(sdk(gw, secret));
+        served = true;
+      } catch (e) {
+        assert.equal(e.status, 401);
+        await h.sleep(100);
+      }
+    }
+    assert.ok(served, 'the gateway saw the new key within its refresh interval');
+  });
+
+  it('keeps every answered request in the ledger through kill -9 under load', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'durable' });
+    const client = sdk(gw, json.secret);
+    const concurrency = 8;
+    let received = 0;
+    let stop = false;
+    const callers = Array.from({ length: concurrency }, async () => {
+      while (!stop) {
+        try {
+          await ask(client);
+          received++;
+        } catch {
+          return;
+        }
+      }
+    });
+    await h.sleep(800);
+    stop = true;
+    await h.stopProcess(gw, 'SIGKILL');
+    await Promise.allSettled(callers);
+    gw = await h.startGateway(config);
+    const spend = await admin(gw, 'GET', '/admin/spend?by=key');
+    const row = spend.json.data.find((d) => d.group === json.key.id);
+    assert.ok(received > 10, `load was running (${received} answers)`);
+    // Recorded before each answer's last byte: every answer a client got is there, plus
+    // at most the requests that were in flight when the process died.
+    assert.ok(row.requests >= received && row.requests <= received + concurrency, `ledger ${row.requests}, answers ${received}`);
+    assert.equal(Number(row.cost_usd).toFixed(6), (row.requests * 0.019).toFixed(6));
+  });
+
+  it('verifies the audit chain and detects a tampered record', async () => {
+    const verify = await admin(gw, 'GET', '/admin/audit/verify');
+    assert.equal(verify.json.ok, true, JSON.stringify(verify.json));
+    assert.ok(verify.json.checked > 20);
+    const clean = cli(config, 'audit', 'verify');
+    assert.equal(clean.status, 0, clean.stdout + clean.stderr);
+    // An insider edits one record's body directly in the database.
+    await h.stopProcess(gw);
+    const db = path.join(path.dirname(config), 'bulwark-data', 'bulwark.db');
+    const sql = spawnSync('sqlite3', [
+      db,
+      "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET body = replace(body, '\"status\":', '\"status\":9') WHERE seq = 5;",
+    ], { encoding: 'utf8' });
+    assert.equal(sql.status, 0, sql.stderr);
+    const tampered = cli(config, 'audit', 'verify');
+    assert.equal(tampered.status, 1, tampered.stdout + tampered.stderr);
+    assert.match(tampered.stdout, /BROKEN at seq 5/);
+    gw = await h.startGateway(config);
+  });
+
+  it('refuses an expired key', async () => {
+    const expires = new Date(Date.now() + 1500).toISOString();
+    const { json, status } = await admin(gw, 'POST', '/admin/keys', { name: 'short-lived', expires_at: expires });
+    assert.equal(status, 201, JSON.stringify(json));
+    await ask(sdk(gw, json.secret));
+    await h.sleep(1700);
+    await assert.rejects(ask(sdk(gw, json.secret)), (e) => e.status === 401 && /expired/i.test(e.message));
+  });
+});
+
+describe('keyless mode', () => {
+  let mock, gw;
+  before(async () => {
+    mock = await h.startMock();
+    gw = await h.startGateway(h.writeConfig(h.gatewayConfig(mock.port)));
+  });
+  after(async () => {
+    await h.stopProcess(gw);
+    await h.stopProcess(mock);
+  });
+
+  it('serves callers without a Bulwark key', async () => {
+    const data = await ask(sdk(gw, 'anything'));
+    assert.equal(data.choices[0].message.content, h.expectedAnswer(16));
+  });
+});
