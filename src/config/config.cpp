@@ -878,6 +878,7 @@ void read_model(Ctx& ctx, const std::string& name, const YAML::Node& node, Confi
         }
       }
       target.timeouts = read_timeouts(ctx, t.get("timeouts"), t.where() + ".timeouts");
+      if (auto v = t.boolean("prefill")) target.prefill = *v;
       read_target_cost(ctx, t, target);
       target.id = target.provider + "/" + target.model;
       m.targets.push_back(std::move(target));
@@ -1131,6 +1132,7 @@ void read_config(Ctx& ctx, const YAML::Node& root, Config& cfg) {
     if (auto v = l.duration("read_timeout")) cfg.limits.read_timeout = *v;
     if (auto v = l.duration("keepalive_idle_timeout")) cfg.limits.keepalive_idle_timeout = *v;
     if (auto v = l.duration("shutdown_grace")) cfg.limits.shutdown_grace = *v;
+    if (auto v = l.duration("stream_keepalive")) cfg.limits.stream_keepalive = *v;
   }
   if (YAML::Node n = r.get("log"); n.IsDefined() && !n.IsNull()) {
     MapReader l(ctx, n, "log");

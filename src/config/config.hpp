@@ -202,6 +202,9 @@ struct Target {
   std::string id;  // "provider/model": the name in metrics, logs and headers
   std::optional<TargetPrice> price;  // load_balancing: cost
   std::optional<double> cost_rank;   // load_balancing: cost (lower is cheaper; wins over price)
+  // The target continues a trailing assistant message (prefill): a stream that broke on
+  // another target after its first token may be finished here (docs/resilience.md).
+  bool prefill = false;
 };
 
 struct Model {
@@ -236,6 +239,9 @@ struct Limits {
   Millis read_timeout{30'000};         // to receive one whole request
   Millis keepalive_idle_timeout{75'000};
   Millis shutdown_grace{30'000};
+  // A stream still waiting for its first token gets its response head and an SSE comment
+  // this often, so proxies and load balancers do not cut an idle connection. 0: off.
+  Millis stream_keepalive{15'000};
 };
 
 struct LogConfig {

@@ -118,6 +118,16 @@ struct Request {
   std::string completion;  // the answer, kept only when the audit records content
   bool books_closed = false;
   std::optional<RoutePlan> routed;  // a routed model's plan for this request (its tier chain)
+  // Streams: the response head went out (at the first token, or early with a keep-alive)
+  // and a keep-alive write is in progress; the relay waits for it.
+  bool head_sent = false;
+  bool keepalive_busy = false;
+  std::optional<Clock::duration> first_token_cap;  // x-bulwark-first-token-timeout
+  // Stream failover with prefill: the answer text relayed so far (only tracked when some
+  // target of the chain can continue it), and the request that continues it.
+  bool track_text = false;
+  std::string answered_text;
+  std::optional<api::openai::ChatRequest> continuation;
   std::string route_header;         // x-bulwark-route: why this tier
   std::optional<accounting::Cost> cost;
   std::string cost_text;  // x-bulwark-cost-usd
@@ -163,6 +173,21 @@ std::vector<const TargetPlan*> order_targets(const ModelPlan& plan, Random& rand
   return order;
 }
 
+Clock::duration first_token_timeout(const Request& r, const TargetPlan& tp) {
+  const Clock::duration configured = tp.timeouts.first_token;
+  return r.first_token_cap ? std::min(*r.first_token_cap, configured) : configured;
+}
+
+// Waits while a keep-alive write is on the wire, so two writes never interleave.
+asio::awaitable<void> wait_keepalive_idle(Request& r, asio::any_io_executor ex) {
+  asio::steady_timer t(ex);
+  while (r.keepalive_busy) {
+    t.expires_after(std::chrono::milliseconds(1));
+    auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+  }
+}
+
 struct OpenExchange {
   std::unique_ptr<phttp::Connection> conn;
   std::unique_ptr<phttp::Exchange> exchange;
@@ -175,7 +200,8 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
                                                     Clock::time_point head_deadline) {
   const config::Endpoint& ep = tp.provider->endpoint;
   const phttp::Destination dest{ep.tls, ep.host, ep.port, tp.tls};
-  auto body = api::openai::upstream_body(r.chat, tp.target->model);
+  const api::openai::ChatRequest& chat = r.continuation ? *r.continuation : r.chat;
+  auto body = api::openai::upstream_body(chat, tp.target->model);
   for (int round = 0; round < 2; ++round) {
     const auto now = Clock::now();
     const auto connect_by = std::min({now + tp.timeouts.connect, head_deadline, r.deadline});
@@ -184,7 +210,7 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
     OpenExchange ox{std::move(*conn), nullptr};
     const bool reused = ox.conn->reused();
     r.active = ox.conn.get();
-    auto req = oa::build_request(*tp.provider, round == 0 ? body : std::string(body), r.chat.stream);
+    auto req = oa::build_request(*tp.provider, round == 0 ? body : std::string(body), chat.stream);
     ox.exchange = std::make_unique<phttp::Exchange>(*ox.conn);
     auto sent = co_await ox.exchange->write(req, std::min(head_deadline, r.deadline));
     Status head = std::move(sent);
@@ -283,6 +309,19 @@ Status authenticate(Request& r) {
   }
   if (!r.caller.policy) r.caller.policy = r.runtime->default_policy();
   return {};
+}
+
+// A per-request time limit from a header: "30s", "1500ms" or a number of milliseconds.
+// nullopt when absent.
+Result<std::optional<Clock::duration>> timeout_override(const Request& r, std::string_view name) {
+  const std::string_view v = header(r, name);
+  if (v.empty()) return std::optional<Clock::duration>{};
+  std::optional<config::Millis> d;
+  if (v.find_first_not_of("0123456789") == std::string_view::npos && v.size() < 10) d = config::Millis(std::stoll(std::string(v)));
+  else d = config::parse_duration(v);
+  if (!d || d->count() <= 0)
+    return std::unexpected(Error::client(ErrorKind::bad_request, std::string(name) + " must be a duration such as 30s or 1500ms.", std::string(name)));
+  return std::optional<Clock::duration>{std::chrono::duration_cast<Clock::duration>(*d)};
 }
 
 // 3. route: an ordinary model's plan, or for a routed model the tier its policy picks
@@ -622,7 +661,13 @@ std::vector<Header> as_views(const std::vector<std::string>& h) {
   return v;
 }
 
+asio::awaitable<void> end_stream_with_error(Request& r, Downstream& ds, const Error& e);
+
 asio::awaitable<void> respond_error(Request& r, Downstream& ds, const Error& e) {
+  if (r.head_sent) {  // a stream already answered 200: the error goes in the stream
+    co_await end_stream_with_error(r, ds, e);
+    co_return;
+  }
   r.status = static_cast<unsigned>(http_status_of(e.kind));
   r.error = e;
   r.served = nullptr;  // nothing was served, so nothing is billed
@@ -643,7 +688,7 @@ asio::awaitable<void> respond_error(Request& r, Downstream& ds, const Error& e) 
 asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelPlan& mp, const TargetPlan& tp,
                                              Downstream& ds, const std::function<void(Clock::duration)>& on_served) {
   const auto start = Clock::now();
-  auto ox = co_await open_exchange(r, w, tp, start + tp.timeouts.first_token);
+  auto ox = co_await open_exchange(r, w, tp, start + first_token_timeout(r, tp));
   if (!ox) co_return AttemptResult{AttemptEnd::failed, std::move(ox.error())};
   if (ox->exchange->status() != 200) {
     Error e = co_await read_error_answer(r, w, tp, *ox);
@@ -677,6 +722,18 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
   co_return AttemptResult{AttemptEnd::served, {}};
 }
 
+// Appends choice 0's content delta of one data event to the answer text so far.
+void track_answer_text(Request& r, std::string_view event) {
+  std::string_view payload = event;
+  if (payload.starts_with("data:")) payload.remove_prefix(5);
+  if (payload.starts_with(' ')) payload.remove_prefix(1);
+  while (!payload.empty() && (payload.back() == '\n' || payload.back() == '\r')) payload.remove_suffix(1);
+  auto deltas = api::openai::delta_texts(payload);
+  if (!deltas) return;
+  for (const api::openai::DeltaText& d : *deltas)
+    if (d.choice == 0) r.answered_text += d.text;
+}
+
 std::string stream_error_event(const Error& e) {
   return "data: " + api::openai::error_body(e) + "\n\n";
 }
@@ -686,7 +743,7 @@ std::string stream_error_event(const Error& e) {
 asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const ModelPlan& mp, const TargetPlan& tp,
                                               Downstream& ds) {
   const auto start = Clock::now();
-  const auto first_token_by = std::min(start + tp.timeouts.first_token, r.deadline);
+  const auto first_token_by = std::min(start + first_token_timeout(r, tp), r.deadline);
   auto ox = co_await open_exchange(r, w, tp, first_token_by);
   if (!ox) co_return AttemptResult{AttemptEnd::failed, std::move(ox.error())};
   if (ox->exchange->status() != 200) {
@@ -697,7 +754,9 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   oa::SseSplitter splitter;
   std::string held;  // events not yet sent: everything before the first token
   std::string out;
-  bool committed = false, saw_done = false, saw_token = false;
+  // A continuation (stream failover with prefill) relays at once: the caller already has
+  // the beginning of this answer.
+  bool committed = r.continuation.has_value(), saw_done = false, saw_token = false;
   std::optional<Error> failure;  // the upstream's fault: may fail over before commit
   std::optional<Error> blocked;  // the policy's verdict on the answer: ends the request
   std::vector<std::string> headers;
@@ -796,6 +855,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
           if (ev.content_deltas > 0 || ev.has_finish) saw_token = true;
           if (ev.usage_only && !r.chat.include_usage) return;  // we asked for it, the caller did not
           r.output_bytes += event.size();
+          if (r.track_text && ev.content_deltas > 0) track_answer_text(r, event);
           if (guard && ev.content_deltas > 0) event = redact_event(event);
           if (blocked) return;
           if (guard && ev.has_finish) flush_redactors();
@@ -806,6 +866,11 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
       }
     });
     if (blocked) break;
+    if (committed && r.continuation && saw_token && r.served != &tp) {  // the continuation took over
+      r.served_model = &mp;
+      r.served = &tp;
+      r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
+    }
     if (!committed) {
       held += out;
       if (saw_token && !failure) {
@@ -814,9 +879,14 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
         r.served_model = &mp;
         r.served = &tp;
         r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
-        headers = response_headers(r);
         r.status = 200;
-        bool ok = co_await ds.begin_stream(200, as_views(headers), "text/event-stream");
+        co_await wait_keepalive_idle(r, w.executor);
+        bool ok = true;
+        if (!r.head_sent) {
+          headers = response_headers(r);
+          r.head_sent = true;
+          ok = co_await ds.begin_stream(200, as_views(headers), "text/event-stream");
+        }
         if (ok) ok = co_await ds.write(held);
         if (!ok) {
           r.client_gone = true;
@@ -874,14 +944,39 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     co_return AttemptResult{AttemptEnd::served, {}};
   }
   if (!committed) co_return AttemptResult{AttemptEnd::failed, std::move(*failure)};
-  // The caller already has part of the answer: say plainly that it is incomplete.
-  r.attempts.back().outcome = name_of(failure->kind);
-  r.status = static_cast<unsigned>(http_status_of(failure->kind));
-  r.error = *failure;
-  close_books(r);  // billed as served so far, estimated when the usage never came
-  const bool ok = co_await ds.write(stream_error_event(*failure));
-  if (ok) co_await ds.end_stream();
+  if (r.served == &tp) r.attempts.back().outcome = name_of(failure->kind);
+  else r.attempts.push_back({tp.target->id, name_of(failure->kind), Clock::now() - start});
+  // run_attempts continues on a prefill target or ends the stream with an error event.
   co_return AttemptResult{AttemptEnd::failed_after_commit, std::move(*failure)};
+}
+
+// The caller already has part of the answer and no target can finish it: say plainly
+// that it is incomplete, never [DONE].
+asio::awaitable<void> end_stream_with_error(Request& r, Downstream& ds, const Error& e) {
+  r.status = static_cast<unsigned>(http_status_of(e.kind));
+  r.error = e;
+  close_books(r);  // billed as served so far, estimated when the usage never came
+  const bool ok = co_await ds.write(stream_error_event(e));
+  if (ok) co_await ds.end_stream();
+}
+
+// The request that continues a broken stream on a prefill target: the caller's messages
+// and, last, the assistant text relayed so far.
+Status prepare_continuation(Request& r) {
+  boost::system::error_code ec;
+  boost::json::value doc = boost::json::parse(r.chat.body, ec);
+  if (ec || !doc.is_object()) return std::unexpected(Error::gateway(ErrorKind::internal, "cannot re-read the request body"));
+  boost::json::value* messages = doc.as_object().if_contains("messages");
+  if (!messages || !messages->is_array()) return std::unexpected(Error::gateway(ErrorKind::internal, "request without messages"));
+  boost::json::object prefill;
+  prefill["role"] = "assistant";
+  prefill["content"] = r.answered_text;
+  messages->as_array().emplace_back(std::move(prefill));
+  auto chat = api::openai::decode_chat_request(boost::json::serialize(doc));
+  if (!chat) return std::unexpected(chat.error());
+  chat->include_usage = r.chat.include_usage;
+  r.continuation = std::move(*chat);
+  return {};
 }
 
 std::string summarize(const std::vector<AttemptRecord>& attempts, const std::vector<Error>& errors) {
@@ -971,9 +1066,29 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
         case AttemptEnd::served:
           if (!verdict_recorded) record_success(took);
           co_return;
-        case AttemptEnd::failed_after_commit:
+        case AttemptEnd::failed_after_commit: {
           permit->record(res::classify(result.error), took);
+          // Stream failover after the first token: a later target that supports prefill
+          // finishes the answer from where it broke; otherwise the stream ends in error.
+          std::size_t k = i + 1;
+          while (k < cands.size() && !cands[k].target->target->prefill) ++k;
+          if (k < cands.size() && r.track_text && !r.client_gone && Clock::now() < r.deadline &&
+              errors.size() + 1 < policy.max_attempts_per_request) {
+            if (auto ok = prepare_continuation(r); ok) {
+              log::warn("stream_continued", {{"request_id", r.in.request_id},
+                                             {"from", tp.target->id},
+                                             {"to", cands[k].target->target->id},
+                                             {"error", name_of(result.error.kind)},
+                                             {"prefill_bytes", r.answered_text.size()}});
+              health.counters->failovers.fetch_add(1, std::memory_order_relaxed);
+              errors.push_back(std::move(result.error));
+              i = k;
+              goto next_candidate;
+            }
+          }
+          co_await end_stream_with_error(r, ds, result.error);
           co_return;
+        }
         case AttemptEnd::client_gone:
           permit->release();  // says nothing about the target
           r.status = 499;
@@ -1067,6 +1182,34 @@ exhausted:
   co_await respond_error(r, ds, final);
 }
 
+// While a stream waits for its first token (slow model, retries, failover), sends the
+// response head and then an SSE comment every `every`, so idle-timeouts of proxies and
+// load balancers between us and the caller do not cut it. Never completes on its own
+// (completing would cancel the attempts it races with); stops writing once the relay
+// has the stream.
+asio::awaitable<void> keep_alive(Request& r, Worker& w, Downstream& ds, Clock::duration every) {
+  asio::steady_timer timer(w.executor);
+  for (;;) {
+    timer.expires_after(every);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;  // cancelled: the request is over
+    if (r.first_token || r.client_gone) continue;
+    r.keepalive_busy = true;
+    bool ok = true;
+    if (!r.head_sent) {
+      r.head_sent = true;
+      const auto h = response_headers(r);
+      ok = co_await ds.begin_stream(200, as_views(h), "text/event-stream");
+    }
+    if (ok) ok = co_await ds.write(": keep-alive\n\n");
+    r.keepalive_busy = false;
+    if (!ok) {
+      r.client_gone = true;
+      if (r.active) r.active->close();
+    }
+  }
+}
+
 // Races the attempts against the caller hanging up: a hang-up closes the live upstream
 // connection, which ends the upstream request at once instead of generating for nobody.
 asio::awaitable<void> watch_hangup(Request& r, Downstream& ds) {
@@ -1141,18 +1284,34 @@ asio::awaitable<void> handle_chat_completion(std::shared_ptr<const Runtime> runt
   if (!refused)
     if (auto ok = guard_input(r); !ok) refused = std::move(ok.error());
 
+  // The caller's own time limits (x-bulwark-timeout, x-bulwark-first-token-timeout) may
+  // only shorten the configured ones.
+  if (!refused) {
+    r.deadline = r.in.received + r.route->timeouts.total;
+    if (auto cap = timeout_override(r, "x-bulwark-timeout"); !cap) refused = std::move(cap.error());
+    else if (*cap) r.deadline = std::min(r.deadline, r.in.received + **cap);
+    if (auto cap = timeout_override(r, "x-bulwark-first-token-timeout"); !cap) refused = std::move(cap.error());
+    else r.first_token_cap = *cap;
+    if (r.chat.stream)
+      for (const ModelPlan& mp : r.route->chain)
+        for (const TargetPlan& tp : mp.targets) r.track_text = r.track_text || tp.target->prefill;
+  }
+  if (refused && (refused->kind == ErrorKind::unauthenticated || refused->kind == ErrorKind::permission_denied ||
+                  refused->kind == ErrorKind::rate_limited || refused->kind == ErrorKind::budget_exceeded))
+    log::info("request_refused", {{"request_id", r.in.request_id},
+                                  {"error", name_of(refused->kind)},
+                                  {"key_id", r.caller.key_id()},
+                                  {"model", r.chat.model}});
   if (refused) {
-    if (refused->kind == ErrorKind::unauthenticated || refused->kind == ErrorKind::permission_denied ||
-        refused->kind == ErrorKind::rate_limited || refused->kind == ErrorKind::budget_exceeded)
-      log::info("request_refused", {{"request_id", r.in.request_id},
-                                    {"error", name_of(refused->kind)},
-                                    {"key_id", r.caller.key_id()},
-                                    {"model", r.chat.model}});
     co_await respond_error(r, downstream, *refused);
   } else {
-    r.deadline = r.in.received + r.route->timeouts.total;
-    // 6-9. attempts; a streamed answer is also raced against the caller hanging up
-    if (r.chat.stream) co_await (run_attempts(r, worker, downstream) || watch_hangup(r, downstream));
+    // 6-9. attempts; a streamed answer is also raced against the caller hanging up, and
+    // kept alive while its first token is slow to come
+    const auto keepalive = runtime->config().limits.stream_keepalive;
+    if (r.chat.stream && keepalive.count() > 0)
+      co_await (run_attempts(r, worker, downstream) || watch_hangup(r, downstream) ||
+                keep_alive(r, worker, downstream, std::chrono::duration_cast<Clock::duration>(keepalive)));
+    else if (r.chat.stream) co_await (run_attempts(r, worker, downstream) || watch_hangup(r, downstream));
     else co_await run_attempts(r, worker, downstream);
   }
   // 10. account & log (the books are normally closed before the last byte; a caller

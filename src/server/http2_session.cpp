@@ -211,8 +211,8 @@ class Http2Session::Impl::Stream final : public pipeline::Downstream {
     nva.push_back(nv("content-type", content_type));
     for (const auto& [k, v] : headers)
       if (!connection_specific(k)) nva.push_back(nv(k, v));
-    if (length) nva.push_back(nv("content-length", *length));
-    else nva.push_back(nv("cache-control", "no-cache"));
+    if (!length) nva.push_back(nv("cache-control", "no-cache"));
+    else if (status != 204 && status != 304) nva.push_back(nv("content-length", *length));
     nghttp2_data_provider provider{};
     provider.source.ptr = this;
     provider.read_callback = [](nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t len, std::uint32_t* flags,
@@ -382,6 +382,8 @@ bool Http2Session::Impl::init() {
   if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, iv.data(), iv.size()) != 0) return false;
   if (options.connection_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
     nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, static_cast<std::int32_t>(options.connection_window));
+  if (goaway_sent)  // shut down before it ran: refuse every stream
+    nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, nullptr, 0);
   return true;
 }
 
@@ -400,6 +402,7 @@ void Http2Session::Impl::spawn(std::shared_ptr<Stream> st) {
 void Http2Session::Impl::shutdown() {
   if (dead || goaway_sent) return;
   goaway_sent = true;
+  if (!session) return;  // before run(): init() sends it
   nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session), NGHTTP2_NO_ERROR,
                         nullptr, 0);
   wake(writer_wake);
@@ -438,7 +441,6 @@ void Http2Session::Impl::maybe_idle() {
 }
 
 asio::awaitable<void> Http2Session::Impl::writer(std::shared_ptr<Impl> self) {
-  writer_running = true;
   for (;;) {
     if (dead) break;
     out.clear();
@@ -529,6 +531,7 @@ asio::awaitable<void> Http2Session::Impl::run(std::string initial) {
     log::error("http2_session_error", {{"error", "nghttp2 session setup failed"}});
     co_return;
   }
+  writer_running = true;
   asio::co_spawn(transport.executor(), writer(self), asio::detached);
   maybe_idle();
   std::array<std::uint8_t, kReadChunk> in;

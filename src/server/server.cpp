@@ -399,7 +399,10 @@ asio::awaitable<void> serve_h2(WorkerCtx& wc, Transport& transport, std::string 
     w->h2_streams.fetch_add(1, std::memory_order_relaxed);
     return dispatch_h2(w, std::move(req), &ds, received);
   };
-  handlers.reject = [w](Error e, pipeline::Downstream& ds) { return reject_h2(w, std::move(e), &ds); };
+  handlers.reject = [w](Error e, pipeline::Downstream& ds) {
+    w->h2_streams.fetch_add(1, std::memory_order_relaxed);
+    return reject_h2(w, std::move(e), &ds);
+  };
   handlers.busy = [w](int d) { w->busy.fetch_add(d, std::memory_order_relaxed); };
   Http2Session session(transport, options, std::move(handlers));
   Conn conn{[&session] { session.shutdown(); }};

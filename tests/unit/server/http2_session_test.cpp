@@ -118,7 +118,8 @@ asio::awaitable<void> reject(Error e, Downstream* ds) {
 
 class TestServer {
  public:
-  explicit TestServer(Http2Options options) : options_(options), acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+  explicit TestServer(Http2Options options, bool shutdown_first = false)
+      : options_(options), shutdown_first_(shutdown_first), acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
     asio::co_spawn(io_, accept(), asio::detached);
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -164,12 +165,14 @@ class TestServer {
     };
     Http2Session session(transport, options_, std::move(h));
     sessions_.push_back(&session);
+    if (shutdown_first_) session.shutdown();
     co_await session.run({});
     std::erase(sessions_, &session);
     ++finished;
   }
 
   Http2Options options_;
+  bool shutdown_first_;
   asio::io_context io_{1};
   tcp::acceptor acceptor_;
   std::vector<Http2Session*> sessions_;
@@ -343,6 +346,7 @@ TEST(Http2Session, PassesTheRequestBodyAndAnswersEmptyBodies) {
   EXPECT_EQ(c.responses[echo].body, body);
   EXPECT_EQ(c.responses[empty].status, 204);
   EXPECT_EQ(c.responses[empty].body, "");
+  EXPECT_FALSE(c.responses[empty].headers.contains("content-length")) << "204 has no content-length";
 }
 
 TEST(Http2Session, StreamsMoreThanTheClientWindowThroughFlowControl) {
@@ -464,6 +468,16 @@ TEST(Http2Session, ShutdownSendsGoawayAndLetsTheStreamInFlightFinish) {
   EXPECT_TRUE(c.goaway);
   EXPECT_EQ(c.responses[id].status, 200);
   EXPECT_EQ(c.responses[id].body, "slow");
+}
+
+TEST(Http2Session, ShutdownBeforeItRunsRefusesEveryStream) {
+  TestServer server(small_options(), /*shutdown_first=*/true);  // as a connection accepted mid-drain
+  Client c(server.port());
+  const auto id = c.request("GET", "/hello");
+  ASSERT_TRUE(c.pump([&] { return c.responses[id].closed && c.eof; }, 3s));
+  EXPECT_TRUE(c.goaway);
+  EXPECT_EQ(c.responses[id].status, 0);
+  EXPECT_EQ(c.responses[id].error_code, NGHTTP2_REFUSED_STREAM);
 }
 
 TEST(Http2Session, AnIdleConnectionIsClosedWithGoaway) {
