@@ -57,6 +57,7 @@
 #include "router/policy.hpp"
 #include "router/request_features.hpp"
 #include "providers/openai/openai.hpp"
+#include "providers/upstream.hpp"
 #include "resilience/retry_after.hpp"
 #include "resilience/retry_policy.hpp"
 #include "telemetry/log.hpp"
@@ -202,6 +203,10 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
   const phttp::Destination dest{ep.tls, ep.host, ep.port, tp.tls};
   const api::openai::ChatRequest& chat = r.continuation ? *r.continuation : r.chat;
   auto body = api::openai::upstream_body(chat, tp.target->model);
+  // In the target's own format (OpenAI passes through; Anthropic and Bedrock are
+  // translated and signed), before any connection: a refusal costs none.
+  auto built = providers::build_chat_request(*tp.provider, tp.target->model, body, chat.stream, std::chrono::system_clock::now());
+  if (!built) co_return std::unexpected(std::move(built.error()));
   for (int round = 0; round < 2; ++round) {
     const auto now = Clock::now();
     const auto connect_by = std::min({now + tp.timeouts.connect, head_deadline, r.deadline});
@@ -210,7 +215,7 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
     OpenExchange ox{std::move(*conn), nullptr};
     const bool reused = ox.conn->reused();
     r.active = ox.conn.get();
-    auto req = oa::build_request(*tp.provider, round == 0 ? body : std::string(body), chat.stream);
+    auto req = *built;  // a copy: the second round (stale pooled connection) sends it again
     ox.exchange = std::make_unique<phttp::Exchange>(*ox.conn);
     auto sent = co_await ox.exchange->write(req, std::min(head_deadline, r.deadline));
     Status head = std::move(sent);
@@ -250,7 +255,7 @@ asio::awaitable<Error> read_error_answer(Request& r, Worker& w, const TargetPlan
   const auto wait = res::parse_retry_after(lookup, static_cast<int>(status), std::chrono::system_clock::now(),
                                            res::kRetryAfterSaturation);
   auto body = co_await ox.exchange->read_all(std::min(Clock::now() + tp.timeouts.idle, r.deadline), kMaxUpstreamErrorBody);
-  Error e = oa::classify_error(status, body ? std::string_view(*body) : std::string_view{}, tp.target->id);
+  Error e = providers::classify_error(*tp.provider, status, lookup, body ? std::string_view(*body) : std::string_view{}, tp.target->id);
   if (wait) e.retry_after = std::chrono::duration_cast<std::chrono::milliseconds>(wait->requested);
   if (body && ox.exchange->keep_alive()) w.pool.release(std::move(ox.conn));
   co_return e;
@@ -702,6 +707,11 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
     co_return AttemptResult{AttemptEnd::failed, name_timeout(std::move(body.error()), ErrorKind::idle_timeout, body_deadline, r.deadline)};
   }
   if (ox->exchange->keep_alive()) w.pool.release(std::move(ox->conn));
+  if (providers::translates(*tp.provider)) {
+    auto converted = providers::openai_answer(*tp.provider, tp.target->model, *body, r.in.request_id);
+    if (!converted) co_return AttemptResult{AttemptEnd::failed, std::move(converted.error())};
+    *body = std::move(*converted);
+  }
   r.usage = oa::read_usage(*body);
   r.served_model = &mp;
   r.served = &tp;
@@ -751,6 +761,9 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     co_return AttemptResult{AttemptEnd::failed, std::move(e)};
   }
 
+  std::unique_ptr<providers::OpenAIStream> conv;
+  if (providers::translates(*tp.provider)) conv = providers::OpenAIStream::make(*tp.provider, tp.target->model, r.in.request_id);
+  std::string converted;
   oa::SseSplitter splitter;
   std::string held;  // events not yet sent: everything before the first token
   std::string out;
@@ -824,13 +837,20 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
                              deadline, r.deadline);
       break;
     }
-    if (piece->empty()) {
-      if (!saw_done)
-        failure = Error::transport(ErrorKind::stream_truncated, "upstream " + tp.target->id + " ended the stream before [DONE]");
-      break;
+    // Anthropic and Bedrock streams are converted to OpenAI SSE first; OpenAI's pass as is.
+    std::string_view bytes = *piece;
+    const bool ended = piece->empty();
+    if (conv) {
+      converted.clear();
+      auto ok = ended ? conv->finish(converted) : conv->feed(*piece, converted);
+      if (!ok) {
+        failure = std::move(ok.error());
+        break;
+      }
+      bytes = converted;
     }
     out.clear();
-    splitter.feed(*piece, [&](std::string_view event) {
+    splitter.feed(bytes, [&](std::string_view event) {
       if (failure || blocked || saw_done) return;
       const oa::StreamEvent ev = oa::inspect_event(event);
       switch (ev.kind) {
@@ -865,6 +885,10 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
           return;
       }
     });
+    if (ended && !failure && !blocked) {
+      if (!saw_done)
+        failure = Error::transport(ErrorKind::stream_truncated, "upstream " + tp.target->id + " ended the stream before [DONE]");
+    }
     if (blocked) break;
     if (committed && r.continuation && saw_token && r.served != &tp) {  // the continuation took over
       r.served_model = &mp;

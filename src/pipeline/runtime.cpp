@@ -5,6 +5,7 @@
 
 #include "pipeline/governance.hpp"
 #include "providers/http/client.hpp"
+#include "providers/upstream.hpp"
 #include "telemetry/events.hpp"
 #include "telemetry/log.hpp"
 
@@ -117,6 +118,15 @@ Result<std::shared_ptr<const Runtime>> Runtime::build(std::shared_ptr<const conf
       return std::unexpected(Error::gateway(ErrorKind::internal, "provider " + name + ": TLS setup failed: " + e.what()));
     }
   }
+
+  // Each target's format and credentials, checked now rather than on its first request;
+  // a reload re-reads credentials from the environment and the shared file.
+  providers::forget_credentials();
+  for (const config::Model& m : cfg.models)
+    for (const config::Target& t : m.targets)
+      if (const config::Provider* p = cfg.find_provider(t.provider))
+        if (auto ok = providers::check_target(*p, t.model, env); !ok)
+          return std::unexpected(Error::gateway(ErrorKind::internal, "target " + t.id + ": " + ok.error().message));
 
   auto model_plan = [&](const config::Model& m) {
     ModelPlan plan{&m, {}};

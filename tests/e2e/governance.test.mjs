@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -301,6 +302,85 @@ describe('governance', () => {
     await ask(sdk(gw, json.secret));
     await h.sleep(1700);
     await assert.rejects(ask(sdk(gw, json.secret)), (e) => e.status === 401 && /expired/i.test(e.message));
+  });
+});
+
+// An upstream whose answers carry personal data, split across stream chunks the way a
+// model's tokens would split it.
+function piiUpstream() {
+  const answer = (model) =>
+    model === 'pii-card' ? 'Your card 4111 1111 1111 1111 is on file.' : 'Write to jane.doe@example.com or call +1 415 555 0100 today.';
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const request = JSON.parse(body);
+      const text = answer(request.model);
+      if (!request.stream) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'chatcmpl-pii', object: 'chat.completion', created: 1, model: request.model,
+          choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 } }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = (delta, finish = null) =>
+        `data: ${JSON.stringify({ id: 'chatcmpl-pii', object: 'chat.completion.chunk', created: 1, model: request.model,
+          choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+      let out = chunk({ role: 'assistant', content: '' });
+      for (let i = 0; i < text.length; i += 3) out += chunk({ content: text.slice(i, i + 3) });
+      out += chunk({}, 'stop');
+      out += `data: ${JSON.stringify({ id: 'chatcmpl-pii', object: 'chat.completion.chunk', created: 1, model: request.model, choices: [],
+        usage: { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 } })}\n\n`;
+      res.end(out + 'data: [DONE]\n\n');
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+describe('policies on answers with personal data', () => {
+  let mock, upstream, gw, client;
+  before(async () => {
+    mock = await h.startMock();
+    upstream = await piiUpstream();
+    const providers = `  pii-up:\n    kind: openai\n    base_url: http://127.0.0.1:${upstream.address().port}/v1\n`;
+    const models = `  pii-mail:\n    targets: [{provider: pii-up, model: pii-mail}]\n  pii-card:\n    targets: [{provider: pii-up, model: pii-card}]\n`;
+    const governance = 'governance:\n  auth: keyless\n  default_policy: strict\n  policies:\n    strict:\n      pii: {email: redact, phone: redact, card: block}\n';
+    gw = await h.startGateway(h.writeConfig(h.gatewayConfig(mock.port, { providers, models, governance })));
+    client = new OpenAI({ baseURL: `http://127.0.0.1:${gw.port}/v1`, apiKey: 'k', maxRetries: 0 });
+  });
+  after(async () => {
+    await h.stopProcess(gw);
+    await h.stopProcess(mock);
+    upstream.close();
+  });
+
+  it('redacts an e-mail address and a phone number split across stream chunks', async () => {
+    const stream = await client.chat.completions.create({ model: 'pii-mail', stream: true, messages: [{ role: 'user', content: 'contact?' }] });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    assert.equal(text, 'Write to [REDACTED:EMAIL] or call [REDACTED:PHONE] today.');
+  });
+
+  it('redacts the same in a plain answer', async () => {
+    const r = await client.chat.completions.create({ model: 'pii-mail', messages: [{ role: 'user', content: 'contact?' }] });
+    assert.equal(r.choices[0].message.content, 'Write to [REDACTED:EMAIL] or call [REDACTED:PHONE] today.');
+  });
+
+  it('blocks a card number mid-stream without letting its digits through', async () => {
+    const stream = await client.chat.completions.create({ model: 'pii-card', stream: true, messages: [{ role: 'user', content: 'card?' }] });
+    let text = '';
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+      })(),
+      /blocked by policy 'strict'/,
+    );
+    assert.ok(!/4111|1111/.test(text), `no digits reached the caller: ${text}`);
+    await assert.rejects(
+      client.chat.completions.create({ model: 'pii-card', messages: [{ role: 'user', content: 'card?' }] }),
+      (e) => e.status === 400 && e.code === 'content_filter',
+    );
   });
 });
 
