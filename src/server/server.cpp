@@ -28,6 +28,7 @@
 #include "pipeline/admin_governance.hpp"
 #include "pipeline/chat.hpp"
 #include "pipeline/governance.hpp"
+#include "pipeline/ingress.hpp"
 #include "pipeline/health.hpp"
 #include "pipeline/worker.hpp"
 #include "providers/http/deadline.hpp"
@@ -268,6 +269,25 @@ asio::awaitable<void> dispatch(WorkerCtx& wc, http::request<http::string_body>& 
     }
     pipeline::IncomingRequest in{std::move(req.body()), wc.worker.next_request_id(), received, &req.base()};
     co_await pipeline::handle_chat_completion(rt, wc.worker, std::move(in), ds);
+  } else if (auto ingress = pipeline::match_ingress(req.method_string(), target)) {
+    // Anthropic Messages and Bedrock Runtime callers: their body becomes the pipeline's
+    // OpenAI form, and the answer goes back in their format through the translating
+    // downstream (errors included).
+    const std::string id = wc.worker.next_request_id();
+    auto openai_body = pipeline::to_openai_request(ingress->format, req.body(), ingress->model, ingress->stream);
+    std::string model = ingress->model;
+    if (openai_body && model.empty())
+      if (auto decoded = api::openai::decode_chat_request(std::string(*openai_body))) model = decoded->model;
+    auto tds = pipeline::translating_downstream(ingress->format, ds, model, req.body());
+    if (!openai_body) {
+      const Error& e = openai_body.error();
+      log::info("request_rejected", {{"request_id", id}, {"reason", name_of(e.kind)}, {"path", target}});
+      const pipeline::Header h[] = {{"x-bulwark-request-id", id}};
+      co_await tds->send(static_cast<unsigned>(http_status_of(e.kind)), h, "application/json", api::openai::error_body(e));
+    } else {
+      pipeline::IncomingRequest in{std::move(*openai_body), id, received, &req.base()};
+      co_await pipeline::handle_chat_completion(rt, wc.worker, std::move(in), *tds);
+    }
   } else if (target == "/v1/models" && only(http::verb::get)) {
     co_await send_json(ds, wc.worker.next_request_id(), 200, rt->models_json());
   } else if (target == "/healthz" && only(http::verb::get)) {
