@@ -522,7 +522,8 @@ Status guard_answer(Request& r, std::string& body) {
 accounting::Usage usage_of(const oa::Usage& u) {
   accounting::Usage out;
   out.cached_input_tokens = std::min(u.cached_prompt_tokens, u.prompt_tokens);
-  out.input_tokens = u.prompt_tokens - out.cached_input_tokens;
+  out.cache_write_tokens = std::min(u.cache_write_tokens, u.prompt_tokens - out.cached_input_tokens);
+  out.input_tokens = u.prompt_tokens - out.cached_input_tokens - out.cache_write_tokens;
   out.output_tokens = u.completion_tokens;
   return out;
 }

@@ -22,6 +22,9 @@ void read_usage_object(simdjson::dom::element u, Usage& out) {
   if (!u["total_tokens"].get(v)) out.total_tokens = v;
   else out.total_tokens = out.prompt_tokens + out.completion_tokens;
   if (!u.at_pointer("/prompt_tokens_details/cached_tokens").get(v)) out.cached_prompt_tokens = v;
+  // Prompt-cache writes, which the Anthropic and Bedrock conversions report here
+  // (included in prompt_tokens, like cached reads).
+  if (!u["cache_creation_input_tokens"].get(v)) out.cache_write_tokens = v;
 }
 
 bool contains_ci(std::string_view hay, std::string_view needle) {

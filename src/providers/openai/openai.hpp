@@ -19,6 +19,7 @@ struct Usage {
   std::int64_t completion_tokens = 0;
   std::int64_t total_tokens = 0;
   std::int64_t cached_prompt_tokens = 0;
+  std::int64_t cache_write_tokens = 0;  // prompt-cache writes (Anthropic, Bedrock), within prompt_tokens
   bool present = false;
 };
 

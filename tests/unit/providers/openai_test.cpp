@@ -98,6 +98,11 @@ TEST(ReadUsage, FromACompleteAnswer) {
   EXPECT_EQ(u.prompt_tokens, 11);
   EXPECT_EQ(u.completion_tokens, 4);
   EXPECT_EQ(u.total_tokens, 15);
+  // Cached reads and prompt-cache writes (as the Anthropic and Bedrock conversions report them).
+  const auto c = oa::read_usage(
+      R"({"usage":{"prompt_tokens":100,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":60},"cache_creation_input_tokens":30}})");
+  EXPECT_EQ(c.cached_prompt_tokens, 60);
+  EXPECT_EQ(c.cache_write_tokens, 30);
   EXPECT_FALSE(oa::read_usage(R"({"choices":[]})").present);
   EXPECT_FALSE(oa::read_usage("garbage").present);
 }
