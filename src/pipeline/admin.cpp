@@ -1,5 +1,7 @@
 #include "pipeline/admin.hpp"
 
+#include "core/percent.hpp"
+
 #include <set>
 
 #include "api/openai/chat.hpp"
@@ -88,30 +90,6 @@ std::string_view action_name(Action a) {
 
 }  // namespace
 
-std::optional<std::string> percent_decode(std::string_view s) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    const char c = static_cast<char>(hi * 16 + lo);
-    if (c == '\0') return std::nullopt;
-    out += c;
-    i += 2;
-  }
-  return out;
-}
 
 AdminResponse admin_targets(const Runtime& runtime, std::string_view authorization) {
   if (!authorized(runtime, authorization)) return unauthorized(runtime);

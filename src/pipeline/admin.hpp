@@ -3,6 +3,8 @@
 // body to send. All of them need the master key (`Authorization: Bearer KEY`).
 #include <optional>
 #include <string>
+
+#include "core/percent.hpp"
 #include <string_view>
 
 #include "pipeline/runtime.hpp"
@@ -33,7 +35,6 @@ AdminResponse admin_targets(const Runtime& runtime, std::string_view authorizati
 AdminResponse admin_target_action(const Runtime& runtime, std::string_view authorization, std::string_view path,
                                   std::string_view request_id);
 
-// Percent-decodes one path segment; nullopt for a malformed escape or an encoded NUL.
-std::optional<std::string> percent_decode(std::string_view s);
+using bulwark::percent_decode;  // core/percent.hpp: one path segment of an admin URL
 
 }  // namespace bulwark::pipeline

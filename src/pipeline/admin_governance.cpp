@@ -10,6 +10,7 @@
 #include "accounting/pricing.hpp"
 #include "api/openai/chat.hpp"
 #include "config/config.hpp"
+#include "core/percent.hpp"
 #include "pipeline/governance.hpp"
 #include "telemetry/log.hpp"
 
@@ -193,22 +194,10 @@ std::string_view strip_query(std::string_view target, std::string_view* query) {
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      unsigned v = 0;
-      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-      if (ec == std::errc{} && p == s.data() + i + 3) {
-        out += static_cast<char>(v);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i] == '+' ? ' ' : s[i];
-  }
-  return out;
+// Query values may use '+' for spaces; a malformed escape is kept as written.
+std::string decode_component(std::string_view s, bool plus_is_space) {
+  auto decoded = percent_decode(s, plus_is_space);
+  return decoded ? std::move(*decoded) : std::string(s);
 }
 
 std::optional<std::string> query_param(std::string_view query, std::string_view name) {
@@ -216,7 +205,7 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
     const auto amp = query.find('&');
     const std::string_view pair = query.substr(0, amp);
     const auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? std::string() : decode_component(pair.substr(eq + 1), true);
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);
   }
@@ -254,7 +243,7 @@ AdminReply keys_route(Governance& g, const AdminCall& call, std::string_view res
   }
   // /{id}[/action]
   const auto slash = rest.find('/');
-  const std::string id = percent_decode(rest.substr(0, slash));
+  const std::string id = decode_component(rest.substr(0, slash), false);
   const std::string_view action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
   if (action.empty() && call.method == "GET") {
     auto k = keys.show(id);
@@ -328,7 +317,7 @@ AdminReply teams_route(Governance& g, const AdminCall& call, std::string_view re
     }
     return error_reply(Error::client(ErrorKind::method_not_allowed, "Use GET or POST on /admin/teams."));
   }
-  const std::string id = percent_decode(rest);
+  const std::string id = decode_component(rest, false);
   if (call.method == "GET") {
     auto t = keys.show_team(id);
     if (!t) return error_reply(t.error());

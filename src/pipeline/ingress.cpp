@@ -1,5 +1,7 @@
 #include "pipeline/ingress.hpp"
 
+#include "core/percent.hpp"
+
 #include <boost/json.hpp>
 #include <vector>
 
@@ -25,28 +27,6 @@ using Family = ab::invoke::Family;
 
 constexpr std::string_view kEventStream = "application/vnd.amazon.eventstream";
 
-std::optional<std::string> percent_decode(std::string_view s) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return out;
-}
 
 std::uint64_t seed_of(std::string_view text) noexcept {
   std::uint64_t h = 1469598103934665603ull;  // FNV-1a

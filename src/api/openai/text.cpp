@@ -1,5 +1,7 @@
 #include "api/openai/text.hpp"
 
+#include <simdjson.h>
+
 #include <boost/json.hpp>
 #include <functional>
 
@@ -55,14 +57,6 @@ void visit_answer(bj::value& doc, const char* member, const Visit& visit) {
   }
 }
 
-Result<std::vector<std::string>> collect(std::string_view body, const std::function<void(bj::value&, const Visit&)>& walk) {
-  auto doc = parse(body);
-  if (!doc) return std::unexpected(doc.error());
-  std::vector<std::string> out;
-  walk(*doc, [&](bj::string& s) { out.emplace_back(s.data(), s.size()); });
-  return out;
-}
-
 Result<std::string> replace(std::string_view body, std::span<const std::string> texts,
                             const std::function<void(bj::value&, const Visit&)>& walk) {
   auto doc = parse(body);
@@ -77,16 +71,67 @@ Result<std::string> replace(std::string_view body, std::span<const std::string> 
   return bj::serialize(*doc);
 }
 
+// Reading is on every governed request, so it uses simdjson's DOM (one parse, no
+// allocation per node); only a rewrite, which is rare, builds a Boost.JSON document.
+namespace sj = simdjson::dom;
+
+sj::parser& reader() {
+  thread_local sj::parser parser;
+  return parser;
+}
+
+Result<sj::element> read(std::string_view body) {
+  sj::element doc;
+  if (reader().parse(body.data(), body.size(), true).get(doc))
+    return std::unexpected(Error::client(ErrorKind::invalid_json, "The body is not valid JSON."));
+  return doc;
+}
+
+void read_content(sj::element content, std::vector<std::string>& out) {
+  std::string_view text;
+  if (!content.get(text)) {
+    out.emplace_back(text);
+    return;
+  }
+  sj::array parts;
+  if (content.get(parts)) return;
+  for (sj::element part : parts) {
+    std::string_view type;
+    if (part["type"].get(type) || type != "text") continue;
+    if (!part["text"].get(text)) out.emplace_back(text);
+  }
+}
+
 }  // namespace
 
-Result<std::vector<std::string>> request_texts(std::string_view body) { return collect(body, visit_request); }
+Result<std::vector<std::string>> request_texts(std::string_view body) {
+  auto doc = read(body);
+  if (!doc) return std::unexpected(doc.error());
+  std::vector<std::string> out;
+  sj::array messages;
+  if ((*doc)["messages"].get(messages)) return out;
+  for (sj::element m : messages) {
+    sj::element content;
+    if (!m["content"].get(content)) read_content(content, out);
+  }
+  return out;
+}
 
 Result<std::string> with_request_texts(std::string_view body, std::span<const std::string> texts) {
   return replace(body, texts, visit_request);
 }
 
 Result<std::vector<std::string>> answer_texts(std::string_view body) {
-  return collect(body, [](bj::value& d, const Visit& v) { visit_answer(d, "message", v); });
+  auto doc = read(body);
+  if (!doc) return std::unexpected(doc.error());
+  std::vector<std::string> out;
+  sj::array choices;
+  if ((*doc)["choices"].get(choices)) return out;
+  for (sj::element c : choices) {
+    sj::element content;
+    if (!c.at_pointer("/message/content").get(content)) read_content(content, out);
+  }
+  return out;
 }
 
 Result<std::string> with_answer_texts(std::string_view body, std::span<const std::string> texts) {
