@@ -25,17 +25,6 @@ std::string num(double v) {
   return buf;
 }
 
-// Constant time in the presented key (MasterKey hashes both sides and compares with
-// CRYPTO_memcmp).
-bool authorized(const Runtime& rt, std::string_view authorization) {
-  if (!rt.master_key()) return false;
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() <= kBearer.size()) return false;
-  for (std::size_t i = 0; i < kBearer.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(authorization[i])) != std::tolower(static_cast<unsigned char>(kBearer[i])))
-      return false;
-  return rt.master_key()->check(authorization.substr(kBearer.size()));
-}
 
 // The "breaker" object of the admin pages.
 void append_breaker(std::string& out, const res::BreakerSnapshot& b) {
@@ -90,9 +79,21 @@ std::string_view action_name(Action a) {
 
 }  // namespace
 
+// Constant time in the presented key (MasterKey hashes both sides and compares with
+// CRYPTO_memcmp).
+bool admin_authorized(const Runtime& rt, std::string_view authorization) {
+  if (!rt.master_key()) return false;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.size() <= kBearer.size()) return false;
+  for (std::size_t i = 0; i < kBearer.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != std::tolower(static_cast<unsigned char>(kBearer[i])))
+      return false;
+  return rt.master_key()->check(authorization.substr(kBearer.size()));
+}
+
 
 AdminResponse admin_targets(const Runtime& runtime, std::string_view authorization) {
-  if (!authorized(runtime, authorization)) return unauthorized(runtime);
+  if (!admin_authorized(runtime, authorization)) return unauthorized(runtime);
   std::set<std::string, std::less<>> ids;
   for (const config::Model& m : runtime.config().models)
     for (const config::Target& t : m.targets) ids.insert(t.id);
@@ -128,7 +129,7 @@ namespace bulwark::pipeline {
 
 AdminResponse admin_target_action(const Runtime& runtime, std::string_view authorization, std::string_view path,
                                   std::string_view request_id) {
-  if (!authorized(runtime, authorization)) {
+  if (!admin_authorized(runtime, authorization)) {
     log::warn("admin_unauthorized", {{"request_id", request_id}, {"path", "/admin/targets/{target}/{action}"}});
     return unauthorized(runtime);
   }

@@ -35,6 +35,9 @@ AdminResponse admin_targets(const Runtime& runtime, std::string_view authorizati
 AdminResponse admin_target_action(const Runtime& runtime, std::string_view authorization, std::string_view path,
                                   std::string_view request_id);
 
+// The admin API's check: `Authorization: Bearer <master key>`, compared in constant time.
+bool admin_authorized(const Runtime& runtime, std::string_view authorization);
+
 using bulwark::percent_decode;  // core/percent.hpp: one path segment of an admin URL
 
 }  // namespace bulwark::pipeline

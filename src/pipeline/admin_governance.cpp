@@ -11,6 +11,7 @@
 #include "api/openai/chat.hpp"
 #include "config/config.hpp"
 #include "core/percent.hpp"
+#include "pipeline/admin.hpp"
 #include "pipeline/governance.hpp"
 #include "telemetry/log.hpp"
 
@@ -212,13 +213,6 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
-bool authorized(const Runtime& rt, std::string_view authorization) {
-  if (!rt.master_key()) return false;
-  if (authorization.size() <= 7) return false;
-  const std::string_view scheme = authorization.substr(0, 7);
-  if (scheme != "Bearer " && scheme != "bearer ") return false;
-  return rt.master_key()->check(authorization.substr(7));
-}
 
 AdminReply keys_route(Governance& g, const AdminCall& call, std::string_view rest, std::string_view query) {
   auth::KeyService& keys = g.keys();
@@ -422,7 +416,7 @@ bool is_governance_admin_path(std::string_view target) noexcept {
 }
 
 AdminReply admin_governance(const Runtime& runtime, const AdminCall& call) {
-  if (!authorized(runtime, call.authorization))
+  if (!admin_authorized(runtime, call.authorization))
     return error_reply(Error::client(ErrorKind::unauthenticated, "The admin API needs the master key as `Authorization: Bearer <key>`."));
   Governance* g = runtime.governance();
   if (!g) return error_reply(Error::gateway(ErrorKind::internal, "Governance is not available in this process."));

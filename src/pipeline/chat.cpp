@@ -150,6 +150,12 @@ Error name_timeout(Error e, ErrorKind phase, Clock::time_point used, Clock::time
   return e;
 }
 
+// Whether the target's breaker would let a call through now (closed, half-open or disabled).
+bool breaker_admits(const TargetPlan& t) {
+  const auto state = t.health->breaker->state();
+  return state != resilience::BreakerState::open && state != resilience::BreakerState::forced_open;
+}
+
 // 6. pick upstream: the model's load-balancing strategy orders its targets (first choice
 // first, the rest as the failover order); a target whose breaker is open goes last.
 std::vector<const TargetPlan*> order_targets(const ModelPlan& plan, Random& random, std::uint64_t tokens_needed) {
@@ -164,9 +170,7 @@ std::vector<const TargetPlan*> order_targets(const ModelPlan& plan, Random& rand
   std::vector<router::TargetView> views;
   views.reserve(plan.targets.size());
   for (const TargetPlan& t : plan.targets) {
-    const auto state = t.health->breaker->state();
-    const bool healthy = state != resilience::BreakerState::open && state != resilience::BreakerState::forced_open;
-    views.push_back(t.stats->view(*t.target, healthy, now, lb.stale_after, tokens_needed));
+    views.push_back(t.stats->view(*t.target, breaker_admits(t), now, lb.stale_after, tokens_needed));
   }
   std::vector<std::uint32_t> idx;
   router::order_targets(lb.strategy, views, random, idx);
@@ -372,11 +376,7 @@ Status route_request(Request& r, Worker& w) {
   rp->policy.yield_to_healthy(d, [rp](std::size_t tier) {
     const RoutePlan* plan = rp->tiers[tier];
     if (!plan || plan->chain.empty()) return false;
-    for (const TargetPlan& t : plan->chain.front().targets) {
-      const auto state = t.health->breaker->state();
-      if (state != resilience::BreakerState::open && state != resilience::BreakerState::forced_open) return true;
-    }
-    return false;
+    return std::any_of(plan->chain.front().targets.begin(), plan->chain.front().targets.end(), breaker_admits);
   });
   // The chosen tier's own chain, then the tiers above it, each model once.
   RoutePlan plan = *rp->tiers[d.tier];
@@ -733,13 +733,17 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
   co_return AttemptResult{AttemptEnd::served, {}};
 }
 
+// The JSON of a one-line SSE data event ("data: {...}\n\n").
+std::string_view data_payload(std::string_view event) {
+  if (event.starts_with("data:")) event.remove_prefix(5);
+  if (event.starts_with(' ')) event.remove_prefix(1);
+  while (!event.empty() && (event.back() == '\n' || event.back() == '\r')) event.remove_suffix(1);
+  return event;
+}
+
 // Appends choice 0's content delta of one data event to the answer text so far.
 void track_answer_text(Request& r, std::string_view event) {
-  std::string_view payload = event;
-  if (payload.starts_with("data:")) payload.remove_prefix(5);
-  if (payload.starts_with(' ')) payload.remove_prefix(1);
-  while (!payload.empty() && (payload.back() == '\n' || payload.back() == '\r')) payload.remove_suffix(1);
-  auto deltas = api::openai::delta_texts(payload);
+  auto deltas = api::openai::delta_texts(data_payload(event));
   if (!deltas) return;
   for (const api::openai::DeltaText& d : *deltas)
     if (d.choice == 0) r.answered_text += d.text;
@@ -799,10 +803,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   };
   // Runs the redactors over one data event; returns the event to relay.
   auto redact_event = [&](std::string_view event) -> std::string_view {
-    std::string_view payload = event;
-    if (payload.starts_with("data:")) payload.remove_prefix(5);
-    if (payload.starts_with(' ')) payload.remove_prefix(1);
-    while (!payload.empty() && (payload.back() == '\n' || payload.back() == '\r')) payload.remove_suffix(1);
+    const std::string_view payload = data_payload(event);
     auto deltas = api::openai::delta_texts(payload);
     if (!deltas || deltas->empty()) return event;
     for (api::openai::DeltaText& d : *deltas) {

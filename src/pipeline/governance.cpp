@@ -102,26 +102,15 @@ void Governance::refresh_loop(std::chrono::milliseconds every) {
 void Governance::install_metrics(telemetry::Registry& registry) {
   registry.add_collector([this](std::string& out) {
     const accounting::LedgerStats s = ledger_->stats();
-    auto counter = [&out](const char* name, const char* help, std::uint64_t v) {
-      out += "# HELP ";
-      out += name;
-      out += ' ';
-      out += help;
-      out += "\n# TYPE ";
-      out += name;
-      out += " counter\n";
-      out += name;
-      out += ' ';
-      out += std::to_string(v);
-      out += '\n';
+    auto counter = [&out](std::string_view name, std::string_view help, std::uint64_t v) {
+      telemetry::append_family(out, name, help, "counter", v);
     };
     counter("bulwark_ledger_recorded_total", "Spend and audit records accepted by the ledger.", s.recorded);
     counter("bulwark_ledger_committed_total", "Records committed to the database.", s.committed);
     counter("bulwark_ledger_rejected_total", "Records refused (queue or journal full): lost accounting.", s.rejected);
     counter("bulwark_ledger_batches_total", "Database transactions the ledger writer committed.", s.batches);
     counter("bulwark_ledger_commit_failures_total", "Failed ledger commits (retried).", s.commit_failures);
-    out += "# HELP bulwark_virtual_keys Virtual keys in the in-memory cache.\n# TYPE bulwark_virtual_keys gauge\n";
-    out += "bulwark_virtual_keys " + std::to_string(cache_->size()) + "\n";
+    telemetry::append_family(out, "bulwark_virtual_keys", "Virtual keys in the in-memory cache.", "gauge", cache_->size());
   });
 }
 

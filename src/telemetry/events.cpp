@@ -1,4 +1,5 @@
 #include "telemetry/events.hpp"
+#include "telemetry/metrics.hpp"
 
 #include <openssl/ssl.h>
 #include <unistd.h>
@@ -343,17 +344,7 @@ EventStats EventNotifier::stats() const {
 void EventNotifier::render_metrics(std::string& out) const {
   const EventStats s = stats();
   auto counter = [&](std::string_view name, std::string_view help, std::uint64_t v) {
-    out += "# HELP ";
-    out += name;
-    out += ' ';
-    out += help;
-    out += "\n# TYPE ";
-    out += name;
-    out += " counter\n";
-    out += name;
-    out += ' ';
-    out += std::to_string(v);
-    out += '\n';
+    append_family(out, name, help, "counter", v);
   };
   counter("bulwark_events_published_total", "Operator events queued for the webhook.", s.published);
   counter("bulwark_events_sent_total", "Operator events delivered to the webhook (2xx answer).", s.sent);
@@ -361,8 +352,7 @@ void EventNotifier::render_metrics(std::string& out) const {
   counter("bulwark_events_dropped_total", "Operator events dropped from a full queue or when the webhook was turned off.",
           s.dropped);
   counter("bulwark_event_delivery_retries_total", "Webhook delivery attempts after the first, over all events.", s.retries);
-  out += "# HELP bulwark_events_queued Operator events waiting for delivery.\n# TYPE bulwark_events_queued gauge\n";
-  out += "bulwark_events_queued " + std::to_string(s.queued) + "\n";
+  append_family(out, "bulwark_events_queued", "Operator events waiting for delivery.", "gauge", s.queued);
 }
 
 bool EventNotifier::wait_idle(std::chrono::milliseconds timeout) const {

@@ -193,4 +193,21 @@ std::string label_key(std::initializer_list<std::string_view> values) {
   return key;
 }
 
+void append_family(std::string& out, std::string_view name, std::string_view help, std::string_view type,
+                   std::uint64_t value) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+  out += name;
+  out += ' ';
+  out += std::to_string(value);
+  out += '\n';
+}
+
 }  // namespace bulwark::telemetry

@@ -40,6 +40,11 @@ inline constexpr std::array<double, 14> kOverheadBuckets{0.000005, 0.00001, 0.00
                                                           0.00025,  0.0005,  0.001,    0.0025,  0.005,
                                                           0.01,     0.025,   0.05,     0.1};
 
+// One unlabelled sample with its HELP and TYPE lines, for collectors that render their
+// own families (type: "counter" or "gauge").
+void append_family(std::string& out, std::string_view name, std::string_view help, std::string_view type,
+                   std::uint64_t value);
+
 enum class CounterId : std::uint8_t { requests, upstream_attempts, route_decisions, count_ };
 enum class HistogramId : std::uint8_t { request_duration, upstream_duration, overhead, ttft, count_ };
 enum class GaugeId : std::uint8_t { in_flight, open_connections, count_ };
