@@ -13,9 +13,12 @@
 #      to open, time until the healed target serves again (half-open probe, close)
 #   d  a slow target (10% of attempts +1.5 s): p50/p99 alone and with a second target
 #   e  429 with Retry-After: honoured when short, failed over at once when too long
+#   f  three targets, streamed: one down, one failing 50%, one flapping, total outage
+#   g  brownout (one of three targets +5 s to the first token), without and with hedging:
+#      p99 time to first token and extra upstream tokens
 # Breaker transitions are timed from the gateway's own transition webhook (events:), so
 # the report also exercises it. Writes docs/reliability.md (or --out) and prints it.
-# About 100 s; --quick (shorter runs) is a smoke check of about 40 s. Use an optimised
+# About 4 minutes; --quick (shorter runs) is a smoke check of about 90 s. Use an optimised
 # build (RelWithDebInfo): a Debug or sanitizer build distorts the latencies.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -71,11 +74,8 @@ EOF
   cat <<'EOF'
 ## Not measured here
 
-- Hedging (not implemented), so no brownout time-to-first-token figures and no hedged
-  extra tokens.
-- A target failing 50% of its calls, and three-target models (the scenarios above use one
-  or two targets per model).
-- Streaming: every request here is non-streamed.
+- Cross-format upstreams (Anthropic, Bedrock): every scenario uses OpenAI-format targets;
+  the resilience engine sees the same error classes for every format (tests/e2e cover them).
 EOF
 } >"$OUT"
 log "wrote $OUT"

@@ -50,6 +50,19 @@ const MODELS = `
     fallbacks: [ra-backup]
   ra-backup:
     targets: [{provider: m2, model: ra-backup-model}]
+${['down', 'half', 'flap', 'out'].map((p) => `  trio-${p}:
+    targets: [{provider: m1, model: trio-${p}-a}, {provider: m2, model: trio-${p}-b}, {provider: m3, model: trio-${p}-c}]
+`).join('')}  brown:
+    targets: [{provider: m1, model: brown-a}, {provider: m2, model: brown-b}, {provider: m3, model: brown-c}]
+    timeouts: {first_token: 10s}
+    resilience:
+      breaker: {slow_call_duration: 1s, slow_call_rate: 0.5}
+  brown-hedged:
+    targets: [{provider: m1, model: brownh-a}, {provider: m2, model: brownh-b}, {provider: m3, model: brownh-c}]
+    timeouts: {first_token: 10s}
+    resilience:
+      breaker: {slow_call_duration: 1s, slow_call_rate: 0.5}
+      hedge: {delay: 1s, budget_ratio: 0.1, budget_min_per_second: 2}
 `;
 
 const mock = await h.startMock();
@@ -68,6 +81,7 @@ timeouts: {connect: 1s, first_token: 5s, idle: 5s, total: 15s}
 providers:
   m1: {kind: openai, base_url: "http://127.0.0.1:${mock.port}/v1", api_key: "\${TEST_PROVIDER_KEY}"}
   m2: {kind: openai, base_url: "http://127.0.0.1:${mock.port}/v1", api_key: "\${TEST_PROVIDER_KEY}"}
+  m3: {kind: openai, base_url: "http://127.0.0.1:${mock.port}/v1", api_key: "\${TEST_PROVIDER_KEY}"}
 models:${MODELS}`;
 const gw = await h.startGateway(h.writeConfig(cfg), { workers: 2 });
 const base = `http://127.0.0.1:${gw.port}`;
@@ -93,15 +107,48 @@ async function one(model) {
   }
 }
 
+// A streamed request: time to the first content token, and whether the stream ended as
+// a complete answer (finish_reason stop, then [DONE]). The prompt is 100 words, so a
+// cancelled or failed attempt costs the upstream a realistic number of input tokens.
+const PROMPT = Array.from({ length: 100 }, (_, i) => `word${i}`).join(' ');
+async function oneStream(model) {
+  const t0 = performance.now();
+  const at = Date.now();
+  try {
+    const r = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: PROMPT }] }),
+    });
+    let text = '';
+    let ttft = NaN;
+    const decoder = new TextDecoder();
+    for await (const piece of r.body) {
+      text += decoder.decode(piece, { stream: true });
+      if (Number.isNaN(ttft) && text.includes('"content":"w1')) ttft = performance.now() - t0;
+    }
+    const usage = /"usage":\{"prompt_tokens":(\d+),"completion_tokens":(\d+)/.exec(text);
+    return {
+      at, ms: performance.now() - t0, ttft, status: r.status,
+      ok: r.status === 200 && text.includes('"finish_reason":"stop"') && text.trimEnd().endsWith('data: [DONE]'),
+      attempts: Number(r.headers.get('x-bulwark-attempts') ?? 0), target: r.headers.get('x-bulwark-target'),
+      log: r.headers.get('x-bulwark-attempt-log') ?? '',
+      prompt: usage ? Number(usage[1]) : 0, completion: usage ? Number(usage[2]) : 0,
+    };
+  } catch (e) {
+    return { at, ms: performance.now() - t0, ttft: NaN, status: 0, ok: false, attempts: 0, target: null, log: '', prompt: 0, completion: 0, error: String(e) };
+  }
+}
+
 // Open loop at a fixed rate: request i starts at start + i/rps whatever the answers do.
-async function load(model, rps, seconds) {
+async function load(model, rps, seconds, send = one) {
   const n = Math.round(rps * seconds);
   const start = performance.now();
   const pending = [];
   for (let i = 0; i < n; i++) {
     const wait = start + (i * 1000) / rps - performance.now();
     if (wait > 0) await h.sleep(wait);
-    pending.push(one(model));
+    pending.push(send(model));
   }
   return Promise.all(pending);
 }
@@ -295,6 +342,114 @@ const verdict = (what, target, measured, pass) => verdicts.push(`| ${what} | ${t
   verdict('Retry-After 1 s honoured (no retry before it)', '>= 1000 ms', `${f0(Math.min(...gaps))} ms`, gaps.length === n && Math.min(...gaps) >= 1000);
   verdict('Retry-After over max_retry_after: fail over at once', '< 1 s', `${f0(Math.max(...longs.map((l) => l.ms)))} ms`,
     longs.every((l) => l.ok) && Math.max(...longs.map((l) => l.ms)) < 1000);
+}
+
+// --- (f) three targets, streamed: one down, one failing 50%, one flapping, total outage --
+{
+  const secs = scale(10), rps = 50, flapSecs = QUICK ? 12 : 30;
+  const targets = (p) => ['a', 'b', 'c'].map((x) => `trio-${p}-${x}`);
+  const healthy = (p) => Promise.all(targets(p).map((m) => h.setBehavior(mock.port, m, { tokens: 60 })));
+  const upstream = async (p) => (await Promise.all(targets(p).map((m) => records(m)))).reduce((n, rs) => n + rs.length, 0);
+  const ttftOf = (rs) => rs.filter((r) => r.ok).map((r) => r.ttft);
+  const row = (what, rs, up) => {
+    const s = summary(rs);
+    return `| ${what} | ${s.n} | ${s.ok} | ${percent(s.ok, s.n)} | ${f3(up / s.n)} | ${f1(pct(ttftOf(rs), 50))} | ${f1(pct(ttftOf(rs), 99))} | ${f1(s.p99)} |`;
+  };
+  md('## (f) Three targets, streamed');
+  md();
+  md('One model with three targets of equal weight (default resilience settings), streamed requests');
+  md('(100-word prompt, 60-token answers, `include_usage`), open loop. A request succeeds when its stream');
+  md('ends with `finish_reason: stop` and `[DONE]`; time to first token (TTFT) is measured by the client.');
+  md();
+  md('| fault | client requests | succeeded | success rate | upstream attempts per request | TTFT p50 ms | TTFT p99 ms | total p99 ms |');
+  md('|---|---|---|---|---|---|---|---|');
+
+  log(`(f1) three targets, one down, ${rps} req/s for ${secs} s (streamed)`);
+  await healthy('down');
+  await h.setBehavior(mock.port, 'trio-down-a', { tokens: 60, faults: [{ when: { always: true }, action: { status: 503 } }] });
+  const down = await load('trio-down', rps, secs, oneStream);
+  md(row('one target down (503)', down, await upstream('down')));
+
+  log(`(f2) three targets, one failing 50%, ${rps} req/s for ${secs} s (streamed)`);
+  await healthy('half');
+  await h.setBehavior(mock.port, 'trio-half-a', { tokens: 60, faults: [{ when: { fraction: 0.5 }, action: { status: 500 } }] });
+  const half = await load('trio-half', rps, secs, oneStream);
+  md(row('one target failing 50% (500)', half, await upstream('half')));
+
+  log(`(f3) three targets, one flapping (down 10 s / up 10 s), 20 req/s for ${flapSecs} s (streamed)`);
+  await healthy('flap');
+  const tf = Date.now();
+  await h.setBehavior(mock.port, 'trio-flap-a', { tokens: 60, faults: [{ when: { flap_period_ms: 20_000 }, action: { status: 503 } }] });
+  const flap = await load('trio-flap', 20, flapSecs, oneStream);
+  const healedAt = (await records('trio-flap-a')).find((r) => r.at_ms >= tf + 10_000 && r.status === 200);
+  md(row('one target flapping (503 for 10 s, then 10 s up)', flap, await upstream('flap')));
+
+  log(`(f4) three targets, total outage, ${rps} req/s for ${secs} s (streamed)`);
+  await Promise.all(targets('out').map((m) => h.setBehavior(mock.port, m, { faults: [{ when: { always: true }, action: { status: 503 } }] })));
+  const out3 = await load('trio-out', rps, secs, oneStream);
+  const outUp = await upstream('out');
+  md(row('total outage (all three 503)', out3, outUp));
+  md();
+  md(`Flapping target: first healthy answer ${healedAt ? `${healedAt.at_ms - tf - 10_000} ms` : 'never'} after its first up phase began.`);
+  md('In the total outage each early request fails over across the three targets until their breakers');
+  md('open; after that the breakers answer for them (no attempt) and only half-open probes reach the');
+  md('upstream. (With every breaker disabled by an operator, failover would make up to three attempts');
+  md('per request: the retry budget caps retries on one target, not moving on to the next.)');
+  md();
+  for (const [what, rs] of [['one of three down', down], ['one of three failing 50%', half], ['one of three flapping', flap]]) {
+    const s = summary(rs);
+    verdict(`success rate, three targets, ${what} (streamed)`, '>= 99.9%', percent(s.ok, s.n), s.ok / s.n >= 0.999);
+  }
+  verdict('upstream attempts per request, total outage of three targets (streamed)', '<= 1.1', f3(outUp / out3.length), outUp / out3.length <= 1.1);
+  verdict('a healed target serves again within 30 s (three targets)', '<= 30 s',
+    healedAt ? `${f1((healedAt.at_ms - tf - 10_000) / 1000)} s` : 'never', Boolean(healedAt) && healedAt.at_ms - tf - 10_000 <= 30_000);
+}
+
+// --- (g) brownout: one of three targets +5 s to the first token, without and with hedging --
+{
+  const secs = QUICK ? 10 : 30, rps = 20;
+  const run = async (model, prefix) => {
+    for (const x of ['b', 'c']) await h.setBehavior(mock.port, `${prefix}-${x}`, { tokens: 60 });
+    await h.setBehavior(mock.port, `${prefix}-a`, { tokens: 60, first_token_ms: 5000 });
+    const rs = await load(model, rps, secs, oneStream);
+    let up = 0;
+    for (const x of ['a', 'b', 'c']) up += (await records(`${prefix}-${x}`)).length;
+    const ok = rs.filter((r) => r.ok);
+    // Tokens the upstreams processed for attempts that did not serve the answer: each
+    // cancelled or timed-out attempt had read the prompt and sent no token (the loser of a
+    // race has by definition not sent its first token), so it costs its prompt's tokens.
+    const served = ok.reduce((n, r) => n + r.prompt + r.completion, 0);
+    const promptTokens = ok.length ? ok[0].prompt : 0;
+    const wasted = (up - ok.length) * promptTokens;
+    return { rs, ok, up, served, wasted, hedged: rs.filter((r) => r.log.includes('hedge_cancelled')).length };
+  };
+  log(`(g) brownout, ${rps} req/s for ${secs} s, without hedging`);
+  const plain = await run('brown', 'brown');
+  log(`(g) brownout, ${rps} req/s for ${secs} s, with hedging`);
+  const hedged = await run('brown-hedged', 'brownh');
+  md('## (g) Brownout: one of three targets +5 s to the first token');
+  md();
+  md(`Three targets; the first answers, but only after 5 s to its first token; ${rps} streamed`);
+  md(`requests/s for ${secs} s. The first-token budget is 1 s: the time a request may wait for its`);
+  md('first token before another target is asked (`hedge: {delay: 1s, budget_ratio: 0.1,');
+  md('budget_min_per_second: 2}`). The first-token timeout is 10 s, so timeouts do not rescue the');
+  md('slow target\'s requests; its breaker counts calls over 1 s as slow (`slow_call_duration: 1s,');
+  md('slow_call_rate: 0.5`), and a hedged attempt cancelled after 1 s counts as one. Both runs');
+  md('have the same breaker settings; only the second hedges.');
+  md();
+  md('| run | requests | success rate | TTFT p50 ms | TTFT p99 ms | TTFT max ms | upstream attempts per request | requests hedged | extra upstream tokens |');
+  md('|---|---|---|---|---|---|---|---|---|');
+  for (const [what, x] of [['without hedging', plain], ['with hedging', hedged]]) {
+    const t = x.ok.map((r) => r.ttft);
+    md(`| ${what} | ${x.rs.length} | ${percent(x.ok.length, x.rs.length)} | ${f1(pct(t, 50))} | ${f1(pct(t, 99))} | ${f0(Math.max(...t))} | ${f3(x.up / x.rs.length)} | ${x.hedged} | ${percent(x.wasted, x.served)} |`);
+  }
+  md();
+  md('Extra upstream tokens: the prompt tokens of every upstream attempt that did not serve the answer');
+  md('(cancelled hedges and timed-out attempts), over all tokens of the answers served.');
+  md();
+  const t = hedged.ok.map((r) => r.ttft);
+  verdict('brownout with hedging: p99 TTFT <= first-token budget (1 s) + 1 s', '<= 2000 ms', `${f0(pct(t, 99))} ms`, pct(t, 99) <= 2000);
+  verdict('brownout with hedging: extra upstream tokens', '<= 7%', percent(hedged.wasted, hedged.served), hedged.wasted <= 0.07 * hedged.served);
 }
 
 // --- metrics and the webhook ---------------------------------------------------------

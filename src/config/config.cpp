@@ -327,6 +327,34 @@ ResilienceSettings read_resilience(Ctx& ctx, const YAML::Node& node, const std::
       if (x.backoff_cap < x.backoff_base) ctx.error(t, where + ".retry.backoff_cap must not be shorter than backoff_base");
     }
   }
+  if (YAML::Node h = r.get("hedge"); h.IsDefined() && !h.IsNull()) {
+    MapReader m(ctx, h, where + ".hedge");
+    if (m.ok()) {
+      HedgeSettings& x = s.hedge;
+      x.enabled = m.boolean("enabled").value_or(true);
+      if (YAML::Node d = m.get("delay"); d.IsDefined() && !d.IsNull()) {
+        // "p50", "p95" or "p99" (adaptive: the latency tracker keeps these) or a duration.
+        const std::string text = d.IsScalar() ? d.Scalar() : std::string();
+        if (text.size() > 1 && text[0] == 'p' && std::isdigit(static_cast<unsigned char>(text[1]))) {
+          if (text != "p50" && text != "p95" && text != "p99")
+            ctx.error(d, where + ".hedge.delay must be a duration, p50, p95 or p99 (got '" + text + "')");
+          else {
+            x.delay.reset();
+            x.percentile = std::stod(text.substr(1)) / 100.0;
+          }
+        } else if (auto v = m.duration("delay")) {
+          x.delay = *v;
+        }
+      }
+      if (auto v = m.duration("min_delay")) x.min_delay = *v;
+      if (auto v = m.duration("max_delay")) x.max_delay = *v;
+      whole(m, "min_samples", 1, 1'000'000, x.min_samples);
+      if (auto v = m.number("budget_ratio", 0, 1)) x.budget_ratio = *v;
+      if (auto v = m.number("budget_min_per_second", 0, 1e6)) x.budget_min_per_second = *v;
+      if (x.delay && x.delay->count() <= 0) ctx.error(h, where + ".hedge.delay must be positive");
+      if (x.max_delay < x.min_delay) ctx.error(h, where + ".hedge.max_delay must not be shorter than min_delay");
+    }
+  }
   return s;
 }
 

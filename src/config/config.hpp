@@ -114,9 +114,23 @@ struct RetrySettings {
   double budget_min_per_second = 1.0;
   friend bool operator==(const RetrySettings&, const RetrySettings&) = default;
 };
+// Hedged requests: when the first attempt's first token is late, a second attempt on
+// another healthy target; the first to produce a token wins (docs/resilience.md).
+struct HedgeSettings {
+  bool enabled = false;
+  std::optional<Millis> delay;  // fixed; unset: adaptive, `percentile` of the primary's time to first token
+  double percentile = 0.95;
+  Millis min_delay{50};        // adaptive: lower bound
+  Millis max_delay{5'000};     // adaptive: upper bound, and the delay while samples are few
+  std::uint32_t min_samples = 20;  // adaptive: samples in the window before the percentile is trusted
+  double budget_ratio = 0.05;      // hedges per request over a 10 s window, per primary target
+  double budget_min_per_second = 0.1;
+  friend bool operator==(const HedgeSettings&, const HedgeSettings&) = default;
+};
 struct ResilienceSettings {
   BreakerSettings breaker;
   RetrySettings retry;
+  HedgeSettings hedge;
 };
 
 // --- Smart routing and load balancing (docs/routing.md; parsed by read_router and

@@ -12,7 +12,10 @@
 //   5. guard         the key's policy profile on the prompt: PII redaction, deny rules,
 //                    size caps; a block ends the request, a redaction rewrites the body
 //   6. pick upstream order the model's targets (weighted), then its fallbacks' targets
-//   7. send          one attempt: connection from the worker's pool, request, response head
+//   7. send          one attempt: connection from the worker's pool, request, response head.
+//                    Hedging (per model): when the first token is late, a second attempt on
+//                    another healthy target races the first; the first token wins and the
+//                    other attempt is cancelled (race_attempts)
 //   8. classify      an upstream error becomes an ErrorKind and a FailureClass, recorded on
 //                    the target's circuit breaker; the retry policy then decides: retry the
 //                    same target after a delay, fail over to the next target / fallback
@@ -34,6 +37,8 @@
 
 #include "pipeline/failover.hpp"
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/json.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -111,7 +116,9 @@ struct Request {
   std::optional<Clock::time_point> first_token;
   unsigned status = 0;
   bool client_gone = false;
-  phttp::Connection* active = nullptr;  // closed on hang-up to cancel the upstream call
+  // The live upstream connection of each racing attempt (two only while hedging); closed
+  // on hang-up to cancel the upstream calls.
+  std::array<phttp::Connection*, 2> active{};
   Governance* gov = nullptr;  // null: no accounting (tests without a database)
   Caller caller;
   std::optional<Error> error;  // the error answered, for the audit record
@@ -134,11 +141,51 @@ struct Request {
   std::string cost_text;  // x-bulwark-cost-usd
 };
 
-enum class AttemptEnd : std::uint8_t { served, failed, failed_after_commit, client_gone };
+// cancelled: lost a hedge race (the other attempt had its first token first).
+enum class AttemptEnd : std::uint8_t { served, failed, failed_after_commit, client_gone, cancelled };
 struct AttemptResult {
   AttemptEnd end = AttemptEnd::failed;
   Error error{};
 };
+
+// Hedging: two attempts of one request racing for its first token. Both run on the
+// request's worker, so no locks. The first to see its first token (a plain answer: the
+// whole answer) claims the race and closes the other's connection, which ends its read.
+constexpr std::string_view kHedgeCancelled = "hedge_cancelled";
+struct Race {
+  int winner = -1;
+  std::array<const TargetPlan*, 2> target{};
+  std::array<Clock::time_point, 2> started{};
+  std::array<bool, 2> running{};
+};
+
+// Which of a request's (at most two) concurrent attempts this is; no race: not hedged.
+struct Lane {
+  int slot = 0;
+  Race* race = nullptr;
+  bool cancelled() const noexcept { return race && race->winner >= 0 && race->winner != slot; }
+};
+
+void close_active(Request& r) {
+  for (phttp::Connection* c : r.active)
+    if (c) c->close();
+}
+
+// The attempt on `lane` has its first token: it serves the request unless the other lane
+// claimed it first. The other lane's attempt is cancelled, and logged as such now so that
+// the response head (sent at the first token) lists it.
+bool claim(Request& r, const Lane& lane) {
+  if (!lane.race) return true;
+  Race& race = *lane.race;
+  if (race.winner >= 0) return race.winner == lane.slot;
+  race.winner = lane.slot;
+  const int other = 1 - lane.slot;
+  if (race.running[other]) {
+    if (r.active[other]) r.active[other]->close();
+    r.attempts.push_back({race.target[other]->target->id, kHedgeCancelled, Clock::now() - race.started[other]});
+  }
+  return true;
+}
 
 std::chrono::microseconds us(Clock::duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d); }
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -150,11 +197,9 @@ Error name_timeout(Error e, ErrorKind phase, Clock::time_point used, Clock::time
   return e;
 }
 
-// Whether the target's breaker would let a call through now (closed, half-open or disabled).
-bool breaker_admits(const TargetPlan& t) {
-  const auto state = t.health->breaker->state();
-  return state != resilience::BreakerState::open && state != resilience::BreakerState::forced_open;
-}
+// Whether the target's breaker would let a call through now (closed, half-open, disabled,
+// or open with its open time up: that call is the half-open probe).
+bool breaker_admits(const TargetPlan& t) { return t.health->breaker->admits_now(); }
 
 // 6. pick upstream: the model's load-balancing strategy orders its targets (first choice
 // first, the rest as the failover order); a target whose breaker is open goes last.
@@ -202,7 +247,7 @@ struct OpenExchange {
 // already closed fails before any byte comes back; that is retried once on a fresh
 // connection and does not count as an attempt.
 asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const TargetPlan& tp,
-                                                    Clock::time_point head_deadline) {
+                                                    Clock::time_point head_deadline, const Lane& lane) {
   const config::Endpoint& ep = tp.provider->endpoint;
   const phttp::Destination dest{ep.tls, ep.host, ep.port, tp.tls};
   const api::openai::ChatRequest& chat = r.continuation ? *r.continuation : r.chat;
@@ -217,8 +262,9 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
     auto conn = co_await w.pool.acquire(dest, connect_by);
     if (!conn) co_return std::unexpected(name_timeout(std::move(conn.error()), ErrorKind::connect_timeout, connect_by, r.deadline));
     OpenExchange ox{std::move(*conn), nullptr};
+    if (lane.cancelled()) co_return std::unexpected(Error::gateway(ErrorKind::internal, "hedge race lost"));
     const bool reused = ox.conn->reused();
-    r.active = ox.conn.get();
+    r.active[lane.slot] = ox.conn.get();
     auto req = *built;  // a copy: the second round (stale pooled connection) sends it again
     ox.exchange = std::make_unique<phttp::Exchange>(*ox.conn);
     auto sent = co_await ox.exchange->write(req, std::min(head_deadline, r.deadline));
@@ -236,9 +282,9 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
       if (!report.empty()) tp.stats->record_rate_limits(report, SteadyClock::instance().now());
       co_return ox;
     }
-    r.active = nullptr;
+    r.active[lane.slot] = nullptr;
     ox.conn->close();
-    if (r.client_gone) co_return std::unexpected(Error::client(ErrorKind::bad_request, "client closed the connection"));
+    if (r.client_gone || lane.cancelled()) co_return std::unexpected(Error::client(ErrorKind::bad_request, "client closed the connection"));
     Error e = name_timeout(std::move(head.error()), ErrorKind::first_token_timeout, std::min(head_deadline, r.deadline), r.deadline);
     if (!(reused && e.kind == ErrorKind::connection_reset && !ox.exchange->received_anything())) co_return std::unexpected(std::move(e));
   }
@@ -692,17 +738,22 @@ asio::awaitable<void> respond_error(Request& r, Downstream& ds, const Error& e) 
 // on_served runs before the answer goes out: the breaker must hear of a success (say, a
 // half-open probe's) before the caller can send its next request.
 asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelPlan& mp, const TargetPlan& tp,
-                                             Downstream& ds, const std::function<void(Clock::duration)>& on_served) {
+                                             Downstream& ds, const std::function<void(Clock::duration)>& on_served,
+                                             const Lane& lane) {
   const auto start = Clock::now();
-  auto ox = co_await open_exchange(r, w, tp, start + first_token_timeout(r, tp));
+  auto ox = co_await open_exchange(r, w, tp, start + first_token_timeout(r, tp), lane);
+  if (lane.cancelled()) co_return AttemptResult{AttemptEnd::cancelled, {}};
   if (!ox) co_return AttemptResult{AttemptEnd::failed, std::move(ox.error())};
   if (ox->exchange->status() != 200) {
     Error e = co_await read_error_answer(r, w, tp, *ox);
+    r.active[lane.slot] = nullptr;
+    if (lane.cancelled()) co_return AttemptResult{AttemptEnd::cancelled, {}};
     co_return AttemptResult{AttemptEnd::failed, std::move(e)};
   }
   const auto body_deadline = std::min(Clock::now() + tp.timeouts.idle, r.deadline);
   auto body = co_await ox->exchange->read_all(body_deadline, kMaxUpstreamBody);
-  r.active = nullptr;
+  r.active[lane.slot] = nullptr;
+  if (lane.cancelled()) co_return AttemptResult{AttemptEnd::cancelled, {}};
   if (!body) {
     ox->conn->close();
     co_return AttemptResult{AttemptEnd::failed, name_timeout(std::move(body.error()), ErrorKind::idle_timeout, body_deadline, r.deadline)};
@@ -713,6 +764,7 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
     if (!converted) co_return AttemptResult{AttemptEnd::failed, std::move(converted.error())};
     *body = std::move(*converted);
   }
+  if (!claim(r, lane)) co_return AttemptResult{AttemptEnd::cancelled, {}};
   r.usage = oa::read_usage(*body);
   r.served_model = &mp;
   r.served = &tp;
@@ -756,13 +808,16 @@ std::string stream_error_event(const Error& e) {
 // One streamed attempt (phase 9). Events are held back until the first token so that a
 // failure before it can fail over without the caller seeing anything.
 asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const ModelPlan& mp, const TargetPlan& tp,
-                                              Downstream& ds) {
+                                              Downstream& ds, const Lane& lane) {
   const auto start = Clock::now();
   const auto first_token_by = std::min(start + first_token_timeout(r, tp), r.deadline);
-  auto ox = co_await open_exchange(r, w, tp, first_token_by);
+  auto ox = co_await open_exchange(r, w, tp, first_token_by, lane);
+  if (lane.cancelled()) co_return AttemptResult{AttemptEnd::cancelled, {}};
   if (!ox) co_return AttemptResult{AttemptEnd::failed, std::move(ox.error())};
   if (ox->exchange->status() != 200) {
     Error e = co_await read_error_answer(r, w, tp, *ox);
+    r.active[lane.slot] = nullptr;
+    if (lane.cancelled()) co_return AttemptResult{AttemptEnd::cancelled, {}};
     co_return AttemptResult{AttemptEnd::failed, std::move(e)};
   }
 
@@ -829,6 +884,24 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   };
   const bool keep_text = r.gov && r.runtime->config().governance.audit_content != "off";
   constexpr std::size_t kMaxAuditedAnswer = 1 << 20;
+  // Until its first token an attempt's events are its own (another attempt may be racing
+  // it, or it may fail over invisibly); they join the request's answer with that token.
+  std::size_t pre_bytes = 0;
+  std::string pre_completion;
+  std::optional<oa::Usage> pre_usage;
+  bool cancelled = false;  // a racing attempt had its first token first
+  auto take_token = [&]() -> bool {
+    if (saw_token) return true;
+    if (!claim(r, lane)) {
+      cancelled = true;
+      return false;
+    }
+    saw_token = true;
+    r.output_bytes += pre_bytes;
+    if (keep_text) r.completion += pre_completion;
+    if (pre_usage) r.usage = *pre_usage;
+    return true;
+  };
 
   for (;;) {
     const auto deadline = saw_token ? std::min(Clock::now() + tp.timeouts.idle, r.deadline) : first_token_by;
@@ -853,7 +926,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     }
     out.clear();
     splitter.feed(bytes, [&](std::string_view event) {
-      if (failure || blocked || saw_done) return;
+      if (failure || blocked || saw_done || cancelled) return;
       const oa::StreamEvent ev = oa::inspect_event(event);
       switch (ev.kind) {
         case oa::StreamEvent::Kind::comment:
@@ -861,8 +934,8 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
           return;
         case oa::StreamEvent::Kind::done:
           // Held back: the books are closed before the caller sees the end.
+          if (!take_token()) return;
           saw_done = true;
-          saw_token = true;
           if (guard) flush_redactors();
           return;
         case oa::StreamEvent::Kind::error:
@@ -873,17 +946,20 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
           failure = Error::transport(ErrorKind::upstream_protocol, "upstream " + tp.target->id + " sent a malformed stream event");
           return;
         case oa::StreamEvent::Kind::data:
-          if (ev.usage.present) r.usage = ev.usage;
-          if (ev.content_deltas > 0 || ev.has_finish) saw_token = true;
+          if ((ev.content_deltas > 0 || ev.has_finish) && !take_token()) return;
+          if (ev.usage.present) (saw_token ? r.usage : pre_usage.emplace()) = ev.usage;
           if (ev.usage_only && !r.chat.include_usage) return;  // we asked for it, the caller did not
-          r.output_bytes += event.size();
+          (saw_token ? r.output_bytes : pre_bytes) += event.size();
           if (r.track_text && ev.content_deltas > 0) track_answer_text(r, event);
           if (guard && ev.content_deltas > 0) event = redact_event(event);
           if (blocked) return;
           if (guard && ev.has_finish) flush_redactors();
           if (blocked) return;
           out += event;
-          if (keep_text && r.completion.size() < kMaxAuditedAnswer) r.completion += event;
+          if (keep_text) {
+            std::string& kept = saw_token ? r.completion : pre_completion;
+            if (kept.size() < kMaxAuditedAnswer) kept += event;
+          }
           return;
       }
     });
@@ -902,6 +978,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
       if (saw_token && !failure) {
         committed = true;
         r.first_token = Clock::now();
+        tp.health->first_token->record(*r.first_token - start);
         r.served_model = &mp;
         r.served = &tp;
         r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
@@ -927,14 +1004,19 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
         break;
       }
     }
-    if (failure || saw_done) break;
+    if (failure || saw_done || cancelled) break;
+  }
+  if (cancelled || lane.cancelled()) {
+    r.active[lane.slot] = nullptr;
+    ox->conn->close();
+    co_return AttemptResult{AttemptEnd::cancelled, {}};
   }
 
   // After [DONE], read the end of the chunked body so the connection can be reused;
   // keep_alive() below only holds if that completed the response.
   const bool clean = saw_done && !failure && !blocked && !r.client_gone;
   if (clean && !ox->exchange->done()) co_await ox->exchange->read_some(std::min(Clock::now() + tp.timeouts.idle, r.deadline));
-  r.active = nullptr;
+  r.active[lane.slot] = nullptr;
   r.upstream_time += Clock::now() - start;
   if (clean && ox->exchange->keep_alive()) w.pool.release(std::move(ox->conn));
   else ox->conn->close();
@@ -1008,7 +1090,7 @@ Status prepare_continuation(Request& r) {
 std::string summarize(const std::vector<AttemptRecord>& attempts, const std::vector<Error>& errors) {
   std::vector<const AttemptRecord*> made;
   for (const AttemptRecord& a : attempts)
-    if (a.counted) made.push_back(&a);
+    if (a.counted && a.outcome != kHedgeCancelled) made.push_back(&a);
   std::string msg = "All " + std::to_string(errors.size()) + " upstream attempt(s) failed: ";
   for (std::size_t i = 0; i < errors.size(); ++i) {
     if (i) msg += "; ";
@@ -1032,6 +1114,164 @@ asio::awaitable<void> wait_for_retry(Worker& w, Clock::time_point until) {
   (void)ec;
 }
 
+// One attempt on one target, run by run_attempts (alone, or as one of two racing lanes
+// when hedging): what it needs to book its outcome afterwards.
+struct LaneRun {
+  std::size_t index = 0;  // into the request's candidates
+  res::CallPermit permit;
+  Clock::time_point started{};
+  Clock::duration took{};
+  AttemptResult result;
+  bool verdict_recorded = false;  // a plain answer's success is recorded before it is sent
+};
+
+asio::awaitable<void> run_lane(Request& r, Worker& w, Downstream& ds, const Candidate& c, LaneRun& run, Lane lane) {
+  const TargetPlan& tp = *c.target;
+  run.started = Clock::now();
+  // on_served runs before a plain answer goes out: the breaker must hear of a success
+  // (say, a half-open probe's) before the caller can send its next request.
+  const std::function<void(Clock::duration)> on_served = [&run, &tp](Clock::duration upstream_took) {
+    run.permit.record(res::FailureClass::success, upstream_took);
+    tp.health->latency->record(upstream_took);
+    tp.health->first_token->record(upstream_took);
+    run.verdict_recorded = true;
+  };
+  {
+    const router::TargetStats::InFlight in_flight(*tp.stats);  // for least-in-flight and P2C
+    if (r.chat.stream) run.result = co_await attempt_stream(r, w, *c.model, tp, ds, lane);
+    else run.result = co_await attempt_unary(r, w, *c.model, tp, ds, on_served, lane);
+  }
+  r.active[lane.slot] = nullptr;  // whatever path ended the attempt, its connection is gone or pooled
+  run.took = Clock::now() - run.started;
+  const AttemptEnd end = run.result.end;
+  if (end == AttemptEnd::served) tp.stats->record_latency(run.took);
+  else if (end == AttemptEnd::failed || end == AttemptEnd::failed_after_commit) {
+    if (!is_callers_fault(run.result.error.kind)) tp.stats->record_failure(run.took);
+  }
+  const std::string_view outcome = end == AttemptEnd::served        ? std::string_view("ok")
+                                   : end == AttemptEnd::cancelled   ? kHedgeCancelled
+                                   : end == AttemptEnd::client_gone ? std::string_view("client_gone")
+                                                                    : name_of(run.result.error.kind);
+  w.metrics.inc(telemetry::CounterId::upstream_attempts, telemetry::label_key({tp.target->id, outcome}));
+  w.metrics.observe(telemetry::HistogramId::upstream_duration, tp.target->id, seconds(run.took));
+}
+
+// Books a failed attempt: its breaker's verdict, the attempt log, the error list.
+void book_failure(Request& r, const TargetPlan& tp, LaneRun& run, std::vector<Error>& errors) {
+  run.permit.record(res::classify(run.result.error), run.took);
+  r.attempts.push_back({tp.target->id, name_of(run.result.error.kind), run.took});
+  log::warn("upstream_attempt_failed", {{"request_id", r.in.request_id},
+                                        {"target", tp.target->id},
+                                        {"error", name_of(run.result.error.kind)},
+                                        {"upstream_status", run.result.error.upstream_status},
+                                        {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(run.took).count()}});
+  errors.push_back(std::move(run.result.error));
+}
+
+// The attempt that lost a hedge race: it says nothing about its target's health, unless
+// it had already been slower than the breaker's slow-call duration; what the provider
+// may charge for its prompt is recorded as overhead (never billed to the caller).
+void book_cancelled(const Request& r, const TargetPlan& tp, LaneRun& run) {
+  if (run.took >= tp.health->breaker->policy().slow_call_duration) run.permit.record(res::FailureClass::success, run.took);
+  else run.permit.release();
+  if (tp.price) {
+    const accounting::Usage prompt{.input_tokens = estimate_input_tokens(r)};
+    const auto cost = accounting::cost_of(*tp.price, prompt, true).nano_usd;
+    if (cost > 0) tp.health->counters->hedge_cancelled_nano_usd.fetch_add(static_cast<std::uint64_t>(cost), std::memory_order_relaxed);
+  }
+}
+
+// Phases 7-9 with hedging: runs the attempt on cands[lanes[0].index]; if it has no first
+// token after the hedge delay, starts a second on the next allowed, healthy target (within
+// the primary's hedge budget). The first to produce a token serves; the other is
+// cancelled. Returns the lane run_attempts goes on with: the winner, else the attempt
+// that finished last. The other lane's outcome is booked here (its failure goes into
+// `errors` before the returned one's).
+asio::awaitable<int> race_attempts(Request& r, Worker& w, Downstream& ds, const std::vector<Candidate>& cands,
+                                   const FailoverFilter& filter, std::array<LaneRun, 2>& lanes, std::vector<Error>& errors) {
+  using namespace asio::experimental::awaitable_operators;
+  const Candidate primary = cands[lanes[0].index];
+  const TargetHealth& health = *primary.target->health;
+  const config::HedgeSettings& hs = primary.model->model->resilience.hedge;
+  Race race;
+  race.target[0] = primary.target;
+  race.started[0] = Clock::now();
+  race.running[0] = true;
+  bool hedged = false;
+  int last_done = 0;
+  // A lane that fails while the other still runs is booked at once, so that the attempt
+  // log keeps the order of events (the other lane's answer lists it).
+  std::array<bool, 2> booked{};
+  const auto finished = [&](int lane) {
+    race.running[lane] = false;
+    last_done = lane;
+    if (lanes[lane].result.end == AttemptEnd::failed && race.winner < 0 && race.running[1 - lane]) {
+      book_failure(r, *cands[lanes[lane].index].target, lanes[lane], errors);
+      booked[lane] = true;
+    }
+  };
+  asio::steady_timer timer(w.executor);
+  timer.expires_after(hedge_delay(hs, health));
+
+  auto first = [&]() -> asio::awaitable<void> {
+    co_await run_lane(r, w, ds, primary, lanes[0], Lane{0, &race});
+    finished(0);
+    timer.cancel();  // no hedge is needed any more (the second lane, if running, goes on)
+  };
+  auto second = [&]() -> asio::awaitable<void> {
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+    if (!race.running[0] || race.winner >= 0 || r.client_gone || Clock::now() >= r.deadline) co_return;
+    std::size_t j = next_allowed(cands, lanes[0].index + 1, filter);
+    std::optional<res::CallPermit> permit;
+    for (; j < cands.size(); j = next_allowed(cands, j + 1, filter)) {
+      if (cands[j].target == primary.target) continue;
+      if (auto p = cands[j].target->health->breaker->try_acquire()) {
+        permit = std::move(*p);
+        break;
+      }
+    }
+    if (!permit) co_return;  // no other healthy target to hedge on
+    if (!health.hedge_budget->try_acquire()) {
+      health.counters->hedges_refused.fetch_add(1, std::memory_order_relaxed);
+      co_return;  // the unused permit is released: no call was made
+    }
+    hedged = true;
+    health.counters->hedges.fetch_add(1, std::memory_order_relaxed);
+    log::info("hedge_started", {{"request_id", r.in.request_id},
+                                {"primary", primary.target->target->id},
+                                {"hedge", cands[j].target->target->id},
+                                {"after_ms", std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - race.started[0]).count()}});
+    cands[j].target->health->budget->record_request();
+    lanes[1].index = j;
+    lanes[1].permit = std::move(*permit);
+    race.target[1] = cands[j].target;
+    race.started[1] = Clock::now();
+    race.running[1] = true;
+    co_await run_lane(r, w, ds, cands[j], lanes[1], Lane{1, &race});
+    finished(1);
+  };
+  co_await (first() && second());
+
+  if (!hedged) co_return 0;
+  const int reported = race.winner >= 0 ? race.winner : last_done;
+  const int other = 1 - reported;
+  LaneRun& o = lanes[other];
+  const TargetPlan& otp = *cands[o.index].target;
+  if (!booked[other]) {
+    switch (o.result.end) {
+      case AttemptEnd::cancelled: book_cancelled(r, otp, o); break;
+      case AttemptEnd::failed: book_failure(r, otp, o, errors); break;
+      default: o.permit.release(); break;  // client_gone: says nothing about the target
+    }
+  }
+  if (race.winner == 1) {
+    health.counters->hedge_wins.fetch_add(1, std::memory_order_relaxed);
+    r.upstream_time += race.started[1] - race.started[0];  // the wait on the first attempt
+  }
+  co_return reported;
+}
+
 // Phases 6 to 9: the attempts, in order, until one serves the caller.
 asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
   std::vector<Error> errors;
@@ -1042,12 +1282,10 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
   for (const ModelPlan& mp : r.route->chain) add_candidates(cands, mp, w.random, tokens_needed);
   FailoverFilter filter;
   bool content_fallback_used = false;
+  bool hedge_tried = false;  // at most one hedge per request
   std::optional<Duration> soonest_half_open;  // of the breakers that refused
 
   for (std::size_t i = next_allowed(cands, 0, filter); i < cands.size();) {
-    const Candidate c = cands[i];
-    const TargetPlan& tp = *c.target;
-    const TargetHealth& health = *tp.health;
     std::size_t next = cands.size();
     bool recorded_request = false;
     for (;;) {  // attempts on this target
@@ -1055,45 +1293,53 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
         errors.push_back(Error::gateway(ErrorKind::total_timeout, "the request's total timeout passed"));
         goto exhausted;
       }
-      auto permit = health.breaker->try_acquire();
-      if (!permit) {
-        // Refused without a request: not an attempt, move on.
-        r.attempts.push_back({tp.target->id, "breaker_open", {}, false});
-        health.counters->breaker_rejections.fetch_add(1, std::memory_order_relaxed);
-        if (permit.error().retry_in && (!soonest_half_open || *permit.error().retry_in < *soonest_half_open))
-          soonest_half_open = *permit.error().retry_in;
-        next = next_allowed(cands, i + 1, filter);
-        break;
-      }
-      if (!recorded_request) {
-        health.budget->record_request();
-        recorded_request = true;
-      }
-      const auto started = Clock::now();
-      bool verdict_recorded = false;
-      const std::function<void(Clock::duration)> record_success = [&](Clock::duration upstream_took) {
-        permit->record(res::FailureClass::success, upstream_took);
-        health.latency->record(upstream_took);
-        verdict_recorded = true;
-      };
-      AttemptResult result;
+      std::array<LaneRun, 2> lanes;
+      int lane = 0;
       {
-        const router::TargetStats::InFlight in_flight(*tp.stats);  // for least-in-flight and P2C
-        if (r.chat.stream) result = co_await attempt_stream(r, w, *c.model, tp, ds);
-        else result = co_await attempt_unary(r, w, *c.model, tp, ds, record_success);
+        const TargetPlan& first = *cands[i].target;
+        auto permit = first.health->breaker->try_acquire();
+        if (!permit) {
+          // Refused without a request: not an attempt, move on.
+          r.attempts.push_back({first.target->id, "breaker_open", {}, false});
+          first.health->counters->breaker_rejections.fetch_add(1, std::memory_order_relaxed);
+          if (permit.error().retry_in && (!soonest_half_open || *permit.error().retry_in < *soonest_half_open))
+            soonest_half_open = *permit.error().retry_in;
+          next = next_allowed(cands, i + 1, filter);
+          break;
+        }
+        if (!recorded_request) {
+          first.health->budget->record_request();
+          recorded_request = true;
+        }
+        lanes[0].index = i;
+        lanes[0].permit = std::move(*permit);
+        if (!hedge_tried && !r.continuation && cands[i].model->model->resilience.hedge.enabled) {
+          hedge_tried = true;
+          lane = co_await race_attempts(r, w, ds, cands, filter, lanes, errors);
+          if (lanes[1].started != Clock::time_point{}) state.count_extra_attempt();
+        } else {
+          co_await run_lane(r, w, ds, cands[i], lanes[0], Lane{});
+        }
       }
-      const auto took = Clock::now() - started;
-      if (result.end == AttemptEnd::served) tp.stats->record_latency(took);
-      else if (result.end != AttemptEnd::client_gone && !is_callers_fault(result.error.kind)) tp.stats->record_failure(took);
-      w.metrics.inc(telemetry::CounterId::upstream_attempts,
-                    telemetry::label_key({tp.target->id, result.end == AttemptEnd::served ? "ok" : name_of(result.error.kind)}));
-      w.metrics.observe(telemetry::HistogramId::upstream_duration, tp.target->id, seconds(took));
+      // The rest concerns the attempt that answered, or else failed last: after a hedge
+      // that may be the second target, which becomes the current one (the first target's
+      // outcome is booked). Failover goes on after whichever of the two comes later.
+      LaneRun& run = lanes[lane];
+      const std::size_t tried_upto = std::max(lanes[0].index, lanes[1].index);
+      i = run.index;
+      const Candidate c = cands[i];
+      const TargetPlan& tp = *c.target;
+      const TargetHealth& health = *tp.health;
+      AttemptResult& result = run.result;
       switch (result.end) {
         case AttemptEnd::served:
-          if (!verdict_recorded) record_success(took);
+          if (!run.verdict_recorded) {
+            run.permit.record(res::FailureClass::success, run.took);
+            health.latency->record(run.took);
+          }
           co_return;
         case AttemptEnd::failed_after_commit: {
-          permit->record(res::classify(result.error), took);
+          run.permit.record(res::classify(result.error), run.took);
           // Stream failover after the first token: a later target that supports prefill
           // finishes the answer from where it broke; otherwise the stream ends in error.
           std::size_t k = i + 1;
@@ -1116,21 +1362,15 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
           co_return;
         }
         case AttemptEnd::client_gone:
-          permit->release();  // says nothing about the target
+        case AttemptEnd::cancelled:  // not reported for the lane run_attempts goes on with
+          run.permit.release();  // says nothing about the target
           r.status = 499;
           co_return;
         case AttemptEnd::failed:
           break;
       }
       const res::FailureClass cls = res::classify(result.error);
-      permit->record(cls, took);
-      r.attempts.push_back({tp.target->id, name_of(result.error.kind), took});
-      log::warn("upstream_attempt_failed", {{"request_id", r.in.request_id},
-                                            {"target", tp.target->id},
-                                            {"error", name_of(result.error.kind)},
-                                            {"upstream_status", result.error.upstream_status},
-                                            {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()}});
-      errors.push_back(std::move(result.error));
+      book_failure(r, tp, run, errors);
       const Error& err = errors.back();
 
       // The caller's own mistake: no other target would take it either.
@@ -1164,7 +1404,7 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
         filter.failed_window = tp.target->context_window;
       }
       {
-        const std::size_t after = next_allowed(cands, i + 1, filter);
+        const std::size_t after = next_allowed(cands, std::max(i, tried_upto) + 1, filter);
         const res::RetryDecision decision =
             state.on_failure(err, after < cands.size(), Clock::now(), w.random, health.budget.get());
         if (const auto* retry = std::get_if<res::RetrySame>(&decision)) {
@@ -1231,7 +1471,7 @@ asio::awaitable<void> keep_alive(Request& r, Worker& w, Downstream& ds, Clock::d
     r.keepalive_busy = false;
     if (!ok) {
       r.client_gone = true;
-      if (r.active) r.active->close();
+      close_active(r);
     }
   }
 }
@@ -1242,7 +1482,7 @@ asio::awaitable<void> watch_hangup(Request& r, Downstream& ds) {
   const bool hung_up = co_await ds.wait_hangup();
   if (!hung_up) co_return;
   r.client_gone = true;
-  if (r.active) r.active->close();
+  close_active(r);
 }
 
 // 10. account & log: metrics and the access log line.

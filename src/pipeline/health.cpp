@@ -1,5 +1,7 @@
 #include "pipeline/health.hpp"
 
+#include <cstdio>
+
 #include "telemetry/events.hpp"
 #include "telemetry/log.hpp"
 #include "telemetry/metrics.hpp"
@@ -112,6 +114,13 @@ res::BudgetPolicy budget_policy(const config::RetrySettings& s) {
   return b;
 }
 
+res::BudgetPolicy hedge_budget_policy(const config::HedgeSettings& s) {
+  res::BudgetPolicy b = res::default_hedge_budget();
+  b.ratio = s.budget_ratio;
+  b.min_per_second = s.budget_min_per_second;
+  return b;
+}
+
 res::RetryPolicy retry_policy(const config::RetrySettings& s) {
   res::RetryPolicy p = res::RetryPolicy::defaults();
   p.max_attempts_per_target = s.max_attempts_per_target;
@@ -133,7 +142,8 @@ HealthRegistry::HealthRegistry(const Clock& clock, telemetry::EventNotifier* eve
 
 std::shared_ptr<const TargetHealth> HealthRegistry::get(const std::string& id, const res::CircuitBreakerPolicy& breaker,
                                                         const config::BreakerSettings& breaker_settings,
-                                                        const config::RetrySettings& retry_settings) {
+                                                        const config::RetrySettings& retry_settings,
+                                                        const config::HedgeSettings& hedge_settings) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) {
@@ -143,19 +153,26 @@ std::shared_ptr<const TargetHealth> HealthRegistry::get(const std::string& id, c
     h->breaker = make_breaker(id, breaker, clock_, ++seed_ * 0x9e3779b97f4a7c15ULL, h->counters, events_);
     h->budget = std::make_shared<res::RetryBudget>(clock_, budget_policy(retry_settings));
     h->latency = std::make_shared<res::LatencyTracker>(clock_);
-    entries_.emplace(id, Entry{breaker_settings, retry_settings, h});
+    h->first_token = std::make_shared<res::LatencyTracker>(clock_);
+    h->hedge_budget = std::make_shared<res::HedgeBudget>(clock_, hedge_budget_policy(hedge_settings));
+    entries_.emplace(id, Entry{breaker_settings, retry_settings, hedge_settings, h});
     return h;
   }
   Entry& e = it->second;
+  const auto same_budget = [](const res::BudgetPolicy& a, const res::BudgetPolicy& b) {
+    return a.ratio == b.ratio && a.min_per_second == b.min_per_second;
+  };
   const bool breaker_same = e.breaker_settings.same_policy(breaker_settings);
-  const bool budget_same = budget_policy(e.retry_settings).ratio == budget_policy(retry_settings).ratio &&
-                           budget_policy(e.retry_settings).min_per_second == budget_policy(retry_settings).min_per_second;
-  if (breaker_same && budget_same) return e.current;
+  const bool budget_same = same_budget(budget_policy(e.retry_settings), budget_policy(retry_settings));
+  const bool hedge_same = same_budget(hedge_budget_policy(e.hedge_settings), hedge_budget_policy(hedge_settings));
+  if (breaker_same && budget_same && hedge_same) return e.current;
   auto h = std::make_shared<TargetHealth>(*e.current);
   if (!breaker_same) h->breaker = make_breaker(id, breaker, clock_, ++seed_ * 0x9e3779b97f4a7c15ULL, h->counters, events_);
   if (!budget_same) h->budget = std::make_shared<res::RetryBudget>(clock_, budget_policy(retry_settings));
+  if (!hedge_same) h->hedge_budget = std::make_shared<res::HedgeBudget>(clock_, hedge_budget_policy(hedge_settings));
   e.breaker_settings = breaker_settings;
   e.retry_settings = retry_settings;
+  e.hedge_settings = hedge_settings;
   e.current = h;
   return h;
 }
@@ -203,6 +220,23 @@ void HealthRegistry::render_metrics(std::string& out) const {
          &TargetCounters::failovers);
   family("bulwark_breaker_rejections_total", "Attempts skipped because the target's circuit breaker refused them.",
          &TargetCounters::breaker_rejections);
+  family("bulwark_hedges_total", "Hedge attempts started because this target's first token was late.", &TargetCounters::hedges);
+  family("bulwark_hedge_wins_total", "Hedge attempts started for this target that answered before it.",
+         &TargetCounters::hedge_wins);
+  family("bulwark_hedges_refused_total", "Hedges this target's requests wanted that the hedge budget refused.",
+         &TargetCounters::hedges_refused);
+  out += "# HELP bulwark_hedge_cancelled_cost_usd_total Estimated provider cost of attempts on this target cancelled "
+         "because a racing attempt answered first (gateway overhead, not billed to callers).\n";
+  out += "# TYPE bulwark_hedge_cancelled_cost_usd_total counter\n";
+  for (const auto& t : targets) {
+    out += "bulwark_hedge_cancelled_cost_usd_total{target=\"";
+    append_label(out, t->id);
+    char v[40];
+    std::snprintf(v, sizeof v, "%.9f", static_cast<double>(t->counters->hedge_cancelled_nano_usd.load(std::memory_order_relaxed)) / 1e9);
+    out += "\"} ";
+    out += v;
+    out += "\n";
+  }
 }
 
 void install_health_metrics(telemetry::Registry& registry) {

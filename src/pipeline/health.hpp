@@ -37,6 +37,13 @@ struct TargetCounters {
   std::atomic<std::uint64_t> retries{0};             // same-target retries started
   std::atomic<std::uint64_t> failovers{0};           // moved on to another target after a failure here
   std::atomic<std::uint64_t> breaker_rejections{0};  // skipped because the breaker refused
+  // Hedging, counted on the primary target (the one whose first token was late).
+  std::atomic<std::uint64_t> hedges{0};          // hedge attempts started
+  std::atomic<std::uint64_t> hedge_wins{0};      // ... that answered first
+  std::atomic<std::uint64_t> hedges_refused{0};  // wanted, refused by the hedge budget
+  // Estimated provider cost of attempts cancelled because the other one won (nano-USD),
+  // counted on the cancelled attempt's target: gateway overhead, never billed to callers.
+  std::atomic<std::uint64_t> hedge_cancelled_nano_usd{0};
   std::array<std::atomic<std::uint64_t>, 5> transitions_to{};  // by the BreakerState entered
 };
 
@@ -47,6 +54,10 @@ struct TargetHealth {
   std::shared_ptr<resilience::CircuitBreaker> breaker;
   std::shared_ptr<resilience::RetryBudget> budget;
   std::shared_ptr<resilience::LatencyTracker> latency;  // successful attempts' durations
+  // Successful attempts' time to first token (streams) or to the answer (unary): the
+  // adaptive hedging delay reads its percentile.
+  std::shared_ptr<resilience::LatencyTracker> first_token;
+  std::shared_ptr<resilience::HedgeBudget> hedge_budget;  // hedges started from this target
   std::shared_ptr<TargetCounters> counters;
 };
 
@@ -55,6 +66,7 @@ struct TargetHealth {
 Result<resilience::CircuitBreakerPolicy> breaker_policy(const config::BreakerSettings& s, std::string_view source);
 resilience::BudgetPolicy budget_policy(const config::RetrySettings& s);
 resilience::RetryPolicy retry_policy(const config::RetrySettings& s);
+resilience::BudgetPolicy hedge_budget_policy(const config::HedgeSettings& s);
 
 class HealthRegistry {
  public:
@@ -72,7 +84,8 @@ class HealthRegistry {
   // given settings (replaced when they differ from the last ones seen for this target).
   std::shared_ptr<const TargetHealth> get(const std::string& id, const resilience::CircuitBreakerPolicy& breaker,
                                           const config::BreakerSettings& breaker_settings,
-                                          const config::RetrySettings& retry_settings);
+                                          const config::RetrySettings& retry_settings,
+                                          const config::HedgeSettings& hedge_settings = {});
 
   // The current health of every target, by id.
   std::vector<std::shared_ptr<const TargetHealth>> all() const;
@@ -87,6 +100,7 @@ class HealthRegistry {
   struct Entry {
     config::BreakerSettings breaker_settings;
     config::RetrySettings retry_settings;
+    config::HedgeSettings hedge_settings;
     std::shared_ptr<const TargetHealth> current;
   };
   const Clock& clock_;

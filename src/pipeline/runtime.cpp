@@ -107,7 +107,7 @@ Result<std::shared_ptr<const Runtime>> Runtime::build(std::shared_ptr<const conf
     if (auto ok = retry.validate(); !ok)
       return std::unexpected(Error::gateway(ErrorKind::internal, "models." + m.name + ".resilience: " + ok.error().message));
     for (const config::Target& t : m.targets)
-      if (!health_of.contains(t.id)) health_of.emplace(t.id, health.get(t.id, *policy, m.resilience.breaker, m.resilience.retry));
+      if (!health_of.contains(t.id)) health_of.emplace(t.id, health.get(t.id, *policy, m.resilience.breaker, m.resilience.retry, m.resilience.hedge));
   }
 
   for (const auto& [name, provider] : cfg.providers) {

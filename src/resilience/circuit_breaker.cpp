@@ -133,6 +133,20 @@ BreakerState CircuitBreaker::state() const noexcept {
   return state_of(word_.load(std::memory_order_acquire));
 }
 
+bool CircuitBreaker::admits_now() const noexcept {
+  switch (state()) {
+    case BreakerState::closed:
+    case BreakerState::disabled:
+    case BreakerState::half_open:
+      return true;
+    case BreakerState::forced_open:
+      return false;
+    case BreakerState::open:
+      return clock_.now() >= TimePoint{TimePoint::duration{open_until_.load(std::memory_order_acquire)}};
+  }
+  return false;
+}
+
 std::expected<CallPermit, BreakerRejection> CircuitBreaker::try_acquire() noexcept {
   const std::uint64_t w = word_.load(std::memory_order_acquire);
   const BreakerState fast = state_of(w);

@@ -177,6 +177,12 @@ class CircuitBreaker {
   /// Current state, one atomic load. An OPEN breaker whose time is up still reports
   /// OPEN until the next try_acquire() moves it to HALF_OPEN.
   BreakerState state() const noexcept;
+  /// Whether try_acquire() could give a permit now: CLOSED, DISABLED, HALF_OPEN, and an
+  /// OPEN breaker whose open time is up (its next try_acquire() is the half-open probe).
+  /// Callers that order or skip targets must ask this, not state(): an OPEN target that
+  /// is never tried never gets its probe, and never heals. Lock-free; a half-open breaker
+  /// whose probe slots are all taken still says yes (try_acquire() then refuses).
+  bool admits_now() const noexcept;
   BreakerSnapshot snapshot() const;
   const std::string& name() const noexcept { return name_; }
   const CircuitBreakerPolicy& policy() const noexcept { return policy_; }

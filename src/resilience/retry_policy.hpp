@@ -128,6 +128,10 @@ class RetryState {
   RetryDecision on_failure(const Error& error, bool can_fail_over, TimePoint now,
                            Random& random, RatioBudget* budget = nullptr);
 
+  /// Counts an attempt made beside the one being decided on (a hedge), against the
+  /// request's attempt limit; decides nothing.
+  void count_extra_attempt() noexcept { ++attempts_; }
+
   std::uint32_t attempts() const noexcept { return attempts_; }
   std::uint32_t attempts_on_target() const noexcept { return on_target_; }
   /// Retries on the same target that were refused by the retry budget.

@@ -55,6 +55,11 @@ const MODELS = `
       retry: {max_attempts_per_target: 1}
   flaky-backup:
     targets: [{provider: mock-b, model: flaky-backup-model}]
+  heal-pair:
+    targets: [{provider: mock, model: heal-pair-a}, {provider: mock-b, model: heal-pair-b}]
+    resilience:
+      breaker: {window: 4, minimum_calls: 2, failure_rate: 0.5, open_for: 500ms, open_jitter: 0, probes: 1, probes_to_close: 1}
+      retry: {max_attempts_per_target: 1}
   downed:
     targets: [{provider: mock, model: downed-model}]
     resilience:
@@ -229,6 +234,24 @@ describe('resilience: retries, failover and circuit breakers', () => {
     if (page.status !== 404) {
       assert.equal((await page.json()).data.find((t) => t.target === 'mock/flaky-model').breaker.state, 'closed');
     }
+  });
+
+  it('an open target behind a healthy sibling of the same model still gets its half-open probe and heals', async () => {
+    // The balancer orders open targets last; their open time running out must still make
+    // them eligible again, or the healthy sibling would serve forever.
+    await h.setBehavior(mock.port, 'heal-pair-a', { faults: [{ when: { always: true }, action: { status: 503 } }] });
+    await h.setBehavior(mock.port, 'heal-pair-b', { tokens: 2 });
+    for (let i = 0; i < 12; i++) {
+      const { response } = await ask('heal-pair');
+      assert.equal(response.headers.get('x-bulwark-target'), 'mock-b/heal-pair-b');
+    }
+    const failed = (await attemptsOf('heal-pair-a')).length;
+    assert.ok(failed >= 2 && failed < 12, `the breaker opened after ${failed} failed calls`);
+    await h.setBehavior(mock.port, 'heal-pair-a', { tokens: 2 });
+    await h.sleep(700);
+    const targets = [];
+    for (let i = 0; i < 40; i++) targets.push((await ask('heal-pair')).response.headers.get('x-bulwark-target'));
+    assert.ok(targets.filter((t) => t === 'mock/heal-pair-a').length >= 5, `healed target served: ${targets.join(' ')}`);
   });
 
   it('GET /admin/targets shows an open breaker, only to the master key; the state is a metric', async (t) => {

@@ -278,3 +278,52 @@ models:
   EXPECT_NE(all.find("context_window must be a whole number"), std::string::npos) << all;
   EXPECT_NE(all.find("16:35: content-filter fallback 'nope' is not a model"), std::string::npos) << all;
 }
+
+TEST(ConfigHedge, OffUnlessConfiguredThenInheritedAndOverridden) {
+  auto r = cfg::load_string(R"(providers: {p: {kind: openai, base_url: "http://h"}}
+resilience:
+  hedge: {delay: p95, min_delay: 80ms, max_delay: 3s, min_samples: 5, budget_ratio: 0.03}
+models:
+  fixed:
+    targets: [{provider: p, model: a}, {provider: p, model: b}]
+    resilience: {hedge: {delay: 400ms}}
+  adaptive:
+    targets: [{provider: p, model: a}, {provider: p, model: b}]
+  off:
+    targets: [{provider: p, model: a}]
+    resilience: {hedge: {enabled: false}}
+)", env({}));
+  ASSERT_TRUE(r.has_value()) << r.error().front().to_string();
+  const cfg::HedgeSettings& fixed = (*r)->find_model("fixed")->resilience.hedge;
+  EXPECT_TRUE(fixed.enabled);
+  EXPECT_EQ(fixed.delay, std::optional<cfg::Millis>(std::chrono::milliseconds(400)));
+  EXPECT_DOUBLE_EQ(fixed.budget_ratio, 0.03);  // inherited field by field
+  const cfg::HedgeSettings& adaptive = (*r)->find_model("adaptive")->resilience.hedge;
+  EXPECT_TRUE(adaptive.enabled);
+  EXPECT_FALSE(adaptive.delay.has_value());
+  EXPECT_DOUBLE_EQ(adaptive.percentile, 0.95);
+  EXPECT_EQ(adaptive.min_delay, std::chrono::milliseconds(80));
+  EXPECT_EQ(adaptive.max_delay, std::chrono::seconds(3));
+  EXPECT_EQ(adaptive.min_samples, 5u);
+  EXPECT_FALSE((*r)->find_model("off")->resilience.hedge.enabled);
+
+  auto none = cfg::load_string("providers: {p: {kind: openai, base_url: \"http://h\"}}\nmodels: {m: {targets: [{provider: p, model: x}]}}\n",
+                               env({}));
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE((*none)->models[0].resilience.hedge.enabled);
+}
+
+TEST(ConfigHedge, BadValuesAreReported) {
+  auto r = cfg::load_string(R"(providers: {p: {kind: openai, base_url: "http://h"}}
+models:
+  m:
+    targets: [{provider: p, model: x}]
+    resilience: {hedge: {delay: p90, min_delay: 2s, max_delay: 1s, budget_ratio: 2}}
+)", env({}));
+  ASSERT_FALSE(r.has_value());
+  std::string all;
+  for (const auto& e : r.error()) all += e.to_string() + "\n";
+  EXPECT_NE(all.find("hedge.delay must be a duration, p50, p95 or p99 (got 'p90')"), std::string::npos) << all;
+  EXPECT_NE(all.find("hedge.max_delay must not be shorter than min_delay"), std::string::npos) << all;
+  EXPECT_NE(all.find("budget_ratio"), std::string::npos) << all;
+}

@@ -272,3 +272,63 @@ TEST(ResiliencePolicies, TheCallersFaultsCannotCountAgainstATarget) {
   EXPECT_NE(b.error().message.find("f.yaml:3:7"), std::string::npos) << b.error().message;
   EXPECT_NE(b.error().message.find("content_filter"), std::string::npos) << b.error().message;
 }
+
+TEST(HedgeDelay, FixedDelayIsUsedAsGiven) {
+  bulwark::ManualClock clock;
+  p::HealthRegistry registry(clock);
+  cfg::HedgeSettings hs;
+  hs.enabled = true;
+  hs.delay = std::chrono::milliseconds(300);
+  auto h = registry.get("p/a", *p::breaker_policy({}, "x"), {}, {}, hs);
+  EXPECT_EQ(p::hedge_delay(hs, *h), std::chrono::milliseconds(300));
+}
+
+TEST(HedgeDelay, AdaptiveFollowsThePercentileWithinItsBounds) {
+  bulwark::ManualClock clock;
+  p::HealthRegistry registry(clock);
+  cfg::HedgeSettings hs;
+  hs.enabled = true;
+  hs.min_samples = 20;
+  hs.min_delay = std::chrono::milliseconds(50);
+  hs.max_delay = std::chrono::seconds(2);
+  auto h = registry.get("p/a", *p::breaker_policy({}, "x"), {}, {}, hs);
+  // Too few samples: the cautious bound.
+  for (int i = 0; i < 19; ++i) h->first_token->record(std::chrono::milliseconds(200));
+  EXPECT_EQ(p::hedge_delay(hs, *h), std::chrono::seconds(2));
+  // 100 samples, 95% at 200 ms and 5% at 900 ms: p95 is about 200 ms (within the
+  // tracker's 5% bins), p99 about 900 ms.
+  for (int i = 0; i < 76; ++i) h->first_token->record(std::chrono::milliseconds(200));
+  for (int i = 0; i < 5; ++i) h->first_token->record(std::chrono::milliseconds(900));
+  clock.advance(std::chrono::seconds(1));  // the cached percentiles refresh once a second
+  const auto p95 = p::hedge_delay(hs, *h);
+  EXPECT_GE(p95, std::chrono::milliseconds(190));
+  EXPECT_LE(p95, std::chrono::milliseconds(210));
+  hs.percentile = 0.99;
+  const auto p99 = p::hedge_delay(hs, *h);
+  EXPECT_GE(p99, std::chrono::milliseconds(855));
+  EXPECT_LE(p99, std::chrono::milliseconds(945));
+  // Clamped to the bounds.
+  hs.max_delay = std::chrono::milliseconds(500);
+  EXPECT_EQ(p::hedge_delay(hs, *h), std::chrono::milliseconds(500));
+  hs.percentile = 0.5;
+  hs.min_delay = std::chrono::milliseconds(250);
+  EXPECT_EQ(p::hedge_delay(hs, *h), std::chrono::milliseconds(250));
+}
+
+TEST(HealthRegistry, HedgeBudgetFollowsSettingsAndKeepsStateOtherwise) {
+  bulwark::ManualClock clock;
+  p::HealthRegistry registry(clock);
+  cfg::HedgeSettings hs;
+  hs.budget_ratio = 0.0;
+  hs.budget_min_per_second = 0.0;
+  auto h = registry.get("p/a", *p::breaker_policy({}, "x"), {}, {}, hs);
+  h->hedge_budget->record_request();
+  EXPECT_FALSE(h->hedge_budget->try_acquire());  // a zero budget allows no hedge
+  EXPECT_EQ(registry.get("p/a", *p::breaker_policy({}, "x"), {}, {}, hs)->hedge_budget, h->hedge_budget);
+  hs.budget_ratio = 1.0;
+  auto changed = registry.get("p/a", *p::breaker_policy({}, "x"), {}, {}, hs);
+  EXPECT_NE(changed->hedge_budget, h->hedge_budget);
+  EXPECT_EQ(changed->breaker, h->breaker);  // the breaker is untouched
+  changed->hedge_budget->record_request();
+  EXPECT_TRUE(changed->hedge_budget->try_acquire());
+}

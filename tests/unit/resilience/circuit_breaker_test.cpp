@@ -141,6 +141,28 @@ TEST_F(CircuitBreakerTest, OpenRefusesWithTimeLeftUntilHalfOpen) {
   EXPECT_DOUBLE_EQ(snap.failure_rate, 1.0);
 }
 
+TEST_F(CircuitBreakerTest, AdmitsNowOnceTheOpenTimeIsUpSoTheProbeCanBeSent) {
+  auto& b = make();
+  EXPECT_TRUE(b.admits_now());
+  trip(b);
+  EXPECT_FALSE(b.admits_now());
+  clock_.advance(9s);
+  EXPECT_FALSE(b.admits_now());
+  clock_.advance(1s);
+  // Still OPEN until someone asks for the probe: admits_now() must say yes, or a target
+  // that is ordered behind healthy ones is never probed.
+  EXPECT_EQ(b.state(), S::open);
+  EXPECT_TRUE(b.admits_now());
+  auto probe = b.try_acquire();
+  ASSERT_TRUE(probe.has_value());
+  EXPECT_EQ(b.state(), S::half_open);
+  EXPECT_TRUE(b.admits_now());
+  b.force_open();
+  EXPECT_FALSE(b.admits_now());
+  b.disable();
+  EXPECT_TRUE(b.admits_now());
+}
+
 TEST_F(CircuitBreakerTest, HalfOpenAdmitsLimitedProbesThenCloses) {
   auto& b = make();
   trip(b);

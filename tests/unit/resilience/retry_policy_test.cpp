@@ -51,6 +51,16 @@ TEST_F(RetryPolicyTest, ServerErrorRetriesOnTheSameTargetThenFailsOver) {
   EXPECT_EQ(give_up(fail(s, C::http_5xx)), GiveUpReason::attempts_exhausted) << "4 attempts";
 }
 
+TEST_F(RetryPolicyTest, AHedgeCountsAgainstTheRequestsAttemptLimit) {
+  auto s = state();
+  s.count_extra_attempt();  // a hedge ran beside the first attempt
+  EXPECT_EQ(s.attempts(), 1U);
+  EXPECT_EQ(s.attempts_on_target(), 0U);
+  EXPECT_TRUE(std::holds_alternative<RetrySame>(fail(s, C::http_5xx)));
+  EXPECT_TRUE(std::holds_alternative<FailOver>(fail(s, C::http_5xx)));
+  EXPECT_EQ(give_up(fail(s, C::http_5xx)), GiveUpReason::attempts_exhausted) << "4 attempts with the hedge";
+}
+
 TEST_F(RetryPolicyTest, BackoffGrowsWithAttemptsOnTheTarget) {
   policy_.max_attempts_per_target = 4;
   policy_.max_attempts_per_request = 10;
