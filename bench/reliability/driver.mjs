@@ -88,15 +88,14 @@ const base = `http://127.0.0.1:${gw.port}`;
 log(`mock :${mock.port}, bulwark :${gw.port} (2 workers), webhook receiver :${receiver.address().port}`);
 
 // --- load -----------------------------------------------------------------------------
+const chat = (body) =>
+  fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
 async function one(model) {
   const t0 = performance.now();
   const at = Date.now();
   try {
-    const r = await fetch(`${base}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hello there' }] }),
-    });
+    const r = await chat({ model, messages: [{ role: 'user', content: 'hello there' }] });
     const text = await r.text();
     return {
       at, ms: performance.now() - t0, status: r.status, ok: r.status === 200 && text.includes('"finish_reason":"stop"'),
@@ -115,11 +114,7 @@ async function oneStream(model) {
   const t0 = performance.now();
   const at = Date.now();
   try {
-    const r = await fetch(`${base}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: PROMPT }] }),
-    });
+    const r = await chat({ model, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: PROMPT }] });
     let text = '';
     let ttft = NaN;
     const decoder = new TextDecoder();
@@ -300,7 +295,7 @@ const verdict = (what, target, measured, pass) => verdicts.push(`| ${what} | ${t
   md();
   md(`10% of the target's attempts take 1.5 s more before their headers; ${rps} requests/s for ${secs} s each.`);
   md('Alone, and then with a second, healthy target and a 500 ms first-token timeout on the slow one');
-  md('(a spiked attempt times out and fails over; hedging is not implemented yet).');
+  md('(a spiked attempt times out and fails over; scenario (g) measures hedging).');
   md();
   md('| setup | requests | success rate | p50 ms | p99 ms | max ms |');
   md('|---|---|---|---|---|---|');
