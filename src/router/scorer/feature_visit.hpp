@@ -2,7 +2,13 @@
 // Internal to router/scorer: the one feature-extraction routine, as a template over the
 // consumer, so training (FeatureExtractor::extract) and inference (ComplexityScorer::logit,
 // which sums weights on the fly without a feature buffer) run literally the same code.
-// Sink: void(std::uint32_t index, float value, FeatureKind kind, std::uint32_t begin, std::uint32_t end).
+//
+// Sink: void hashed(std::uint32_t slot, FeatureKind kind, std::uint32_t begin, std::uint32_t end)
+//         (one occurrence of unit value; the value is the returned HashScales entry)
+//       void dense(std::uint32_t index, float value)
+//
+// Feature set fs3: one pass over the prompt bytes produces the dense counts, the hashed
+// n-grams and the subject-model rows together (fs2 scanned the text twice).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -30,8 +36,19 @@ struct Layout {
   std::size_t count = 0;
 };
 
-// One table lookup classifies a byte; the scans below run once per prompt byte.
-enum : std::uint8_t { kWord = 1, kDigit = 2, kUpper = 4, kMath = 8, kSpace = 16, kBracket = 32, kEnd = 64 };
+// One table lookup classifies a byte. kUpper is 0x20 so that `c | (class & kUpper)`
+// lower-cases an ASCII letter without a branch or a second table.
+enum : std::uint8_t {
+  kWord = 1,
+  kDigit = 2,
+  kMath = 4,
+  kSpace = 8,
+  kBracket = 16,
+  kUpper = 0x20,
+  kEnd = 64,        // . ? !
+  kNumPunct = 128,  // . , (count as numeric inside an option: "3.5", "1,000")
+};
+static_assert(kUpper == 'a' - 'A');
 constexpr std::array<std::uint8_t, 256> make_classes() {
   std::array<std::uint8_t, 256> c{};
   for (int b = 0; b < 256; ++b) {
@@ -47,6 +64,7 @@ constexpr std::array<std::uint8_t, 256> make_classes() {
       if (b == m) v |= kBracket;
     }
     if (b == '.' || b == '?' || b == '!') v |= kEnd;
+    if (b == '.' || b == ',') v |= kNumPunct;
     c[static_cast<std::size_t>(b)] = v;
   }
   return c;
@@ -56,10 +74,7 @@ constexpr std::uint8_t cls(unsigned char c) noexcept { return kClass[c]; }
 constexpr bool is_word_byte(unsigned char c) noexcept { return (cls(c) & kWord) != 0; }
 constexpr bool is_digit(unsigned char c) noexcept { return (cls(c) & kDigit) != 0; }
 constexpr bool is_upper(unsigned char c) noexcept { return (cls(c) & kUpper) != 0; }
-constexpr unsigned char lower(unsigned char c) noexcept {
-  return is_upper(c) ? static_cast<unsigned char>(c + ('a' - 'A')) : c;
-}
-constexpr bool is_math(unsigned char c) noexcept { return (cls(c) & kMath) != 0; }
+constexpr unsigned char lower(unsigned char c) noexcept { return static_cast<unsigned char>(c | (cls(c) & kUpper)); }
 constexpr bool is_space(unsigned char c) noexcept { return (cls(c) & kSpace) != 0; }
 
 // MMLU-style prompts: "<stem>\nA. ..\nB. ..\nC. ..\nD. ..\nAnswer:". Anything else is
@@ -103,9 +118,12 @@ constexpr std::uint64_t mix(std::uint64_t z) noexcept {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
-constexpr std::uint32_t slot(std::uint64_t h) noexcept {
-  return static_cast<std::uint32_t>(mix(h) >> (64 - kHashBits));
+// Top bits of one multiply: the inputs are already well mixed token hashes (or short raw
+// byte strings, for the affixes), so a full mix per slot would be wasted work.
+constexpr std::uint32_t slot_bits(std::uint64_t h, unsigned bits) noexcept {
+  return static_cast<std::uint32_t>((h * 0x9e3779b97f4a7c15ULL) >> (64 - bits));
 }
+constexpr std::uint32_t slot(std::uint64_t h) noexcept { return slot_bits(h, kHashBits); }
 
 // Namespaces keep words, bigrams and affixes from landing on one another's hashes
 // by construction (they still collide by chance, as any hashed feature does).
@@ -116,60 +134,76 @@ constexpr std::uint64_t kSuffixSeed = 0x57a11d0f00000005ULL;
 constexpr std::uint64_t kNumberSeed = 0x57a11d0f00000004ULL;
 constexpr std::uint64_t kSubjectSeed = 0x57a11d0f00000006ULL;
 constexpr std::uint32_t kAffix = 4;
+constexpr std::uint64_t kTokenSeed = 0x9ae16a3b2f90404fULL;
+constexpr std::uint64_t kBlockMul = 0xff51afd7ed558ccdULL;
 
 // All-digit tokens are bucketed by length: the value of a number says little, its size some.
-inline std::uint64_t number_hash(std::size_t len, bool multiple_choice) noexcept {
+constexpr std::uint64_t number_hash(std::size_t len, bool multiple_choice) noexcept {
   const std::uint64_t bucket = len <= 1 ? 1 : len <= 2 ? 2 : len <= 4 ? 4 : 8;
   return mix(kNumberSeed ^ (bucket << 1) ^ (multiple_choice ? 1u : 0u));
 }
 
-struct Token {
-  std::uint32_t begin;
-  std::uint32_t end;
-  std::uint64_t hash;  // namespace-free hash of the lowercased token
-};
-
-// Calls fn(Token) for every word token inside [seg.begin, seg.end).
-template <class Fn>
-void for_each_token(std::string_view t, const Segment& seg, bool multiple_choice, Fn&& fn) {
-  std::uint32_t i = seg.begin;
-  while (i < seg.end) {
-    while (i < seg.end && !is_word_byte(static_cast<unsigned char>(t[i]))) ++i;
-    if (i >= seg.end) break;
-    const std::uint32_t b = i;
-    // Bytes are packed eight at a time and mixed per block: a per-byte multiply chain
-    // would dominate the scan.
-    std::uint64_t h = 0x9ae16a3b2f90404fULL, block = 0;
-    unsigned filled = 0;
-    std::uint8_t all = 0xff;  // AND of the token's byte classes
-    while (i < seg.end) {
-      const auto c = static_cast<unsigned char>(t[i]);
-      const std::uint8_t k = cls(c);
-      if ((k & kWord) == 0) break;
-      all &= k;
-      block = (block << 8) | (c | ((k & kUpper) != 0 ? 0x20u : 0u));  // lower-case
-      if (++filled == 8) {
-        h = (h ^ block) * 0xff51afd7ed558ccdULL;
-        h ^= h >> 32;
-        block = 0;
-        filled = 0;
-      }
-      ++i;
+// The hash the tokenizer gives a lower-case, non-numeric word: bytes packed eight at a time
+// and mixed per block (a per-byte multiply chain would dominate the scan). Used to build the
+// keyword table at compile time; the tokenizer computes the same inline.
+constexpr std::uint64_t word_hash(std::string_view lower_word) noexcept {
+  std::uint64_t h = kTokenSeed, block = 0;
+  unsigned filled = 0;
+  for (char ch : lower_word) {
+    block = (block << 8) | static_cast<unsigned char>(ch);
+    if (++filled == 8) {
+      h = (h ^ block) * kBlockMul;
+      h ^= h >> 32;
+      block = 0;
+      filled = 0;
     }
-    h = (all & kDigit) != 0 ? number_hash(i - b, multiple_choice) : mix(h ^ block ^ (std::uint64_t{i - b} << 56));
-    fn(Token{b, i, h});
   }
+  return mix(h ^ block ^ (std::uint64_t{lower_word.size()} << 56));
+}
+
+// Word-problem cue words, found by one probe of a small open-addressing table per token.
+enum class Keyword : std::uint8_t { none, fraction, how, much };
+struct KeywordEntry {
+  std::uint64_t hash = 0;
+  Keyword kind = Keyword::none;
+};
+inline constexpr unsigned kKeywordBits = 6;
+constexpr std::array<KeywordEntry, 1u << kKeywordBits> make_keywords() {
+  std::array<KeywordEntry, 1u << kKeywordBits> table{};
+  const auto put = [&](std::string_view w, Keyword k) {
+    const std::uint64_t h = word_hash(w);
+    std::size_t i = h >> (64 - kKeywordBits);
+    while (table[i].kind != Keyword::none) i = (i + 1) & (table.size() - 1);
+    table[i] = {h, k};
+  };
+  for (std::string_view w : {"half", "halves", "halved", "third", "thirds", "quarter", "quarters", "fourth",
+                             "fourths", "fifth", "fifths", "twice", "double", "doubled", "triple", "tripled",
+                             "thrice"}) {
+    put(w, Keyword::fraction);
+  }
+  put("how", Keyword::how);
+  put("much", Keyword::much);
+  return table;
+}
+inline constexpr auto kKeywords = make_keywords();
+constexpr Keyword keyword_of(std::uint64_t token_hash) noexcept {
+  std::size_t i = token_hash >> (64 - kKeywordBits);
+  while (kKeywords[i].kind != Keyword::none) {
+    if (kKeywords[i].hash == token_hash) return kKeywords[i].kind;
+    i = (i + 1) & (kKeywords.size() - 1);
+  }
+  return Keyword::none;
+}
+
+// SubjectModel row of a word token.
+constexpr std::uint32_t subject_slot(std::uint64_t token_hash) noexcept {
+  return slot_bits(kSubjectSeed ^ token_hash, SubjectModel::kBits);
 }
 
 inline double log1p_count(double n) noexcept { return std::log1p(n); }
 
-// SubjectModel row of a word token.
-constexpr std::uint32_t subject_slot(std::uint64_t token_hash) noexcept {
-  return static_cast<std::uint32_t>(mix(kSubjectSeed ^ token_hash) >> (64 - SubjectModel::kBits));
-}
-
-// Sums the SubjectModel rows of a prompt's tokens: 16-bit lanes (which the compiler
-// vectorises) flushed into 32-bit totals before they can overflow.
+// Sums the SubjectModel rows of a prompt's tokens: 16-bit lanes flushed into 32-bit totals
+// before they can overflow.
 class SubjectAccumulator {
  public:
   void add(const std::uint8_t* row) noexcept {
@@ -226,105 +260,180 @@ class SubjectAccumulator {
   std::uint32_t tokens_ = 0;
 };
 
+// Byte- and token-level counts of one scan (over the segments only: for multiple choice the
+// "\nA. " markers and the trailing "\nAnswer:" are constant and left out).
+struct Counts {
+  std::uint32_t continuation = 0;  // UTF-8 continuation bytes (code points = bytes - these)
+  std::uint32_t non_ascii = 0, digits = 0, math = 0, lines = 0, questions = 0, brackets = 0;
+  std::uint32_t sentences = 0, numbers = 0, decimal_points = 0, fractions = 0, percents = 0, statements = 0;
+  std::uint32_t max_number_len = 0, words = 0, word_bytes = 0, long_words = 0, caps_words = 0, affixes = 0;
+  std::uint32_t fraction_words = 0, how_much = 0;
+  std::uint32_t spaces = 0, num_punct = 0;  // for the numeric-option test
+};
+
+struct Token {
+  std::uint32_t begin;
+  std::uint32_t end;
+  std::uint64_t hash;    // hash of the lowercased token (number_hash for all-digit tokens)
+  std::uint64_t prefix;  // first and last four lowercased bytes, big-endian (tokens > 4 bytes)
+  std::uint64_t suffix;
+};
+
+// The single scan: counts into `n` and calls on_token(Token, bool first_in_segment) for every
+// word token inside the segment.
+template <class OnToken>
+void scan_segment(std::string_view t, const Segment& seg, bool multiple_choice, Counts& n, OnToken&& on_token) {
+  const auto* p = reinterpret_cast<const unsigned char*>(t.data());
+  const std::uint32_t size = static_cast<std::uint32_t>(t.size());
+  const std::uint32_t end = seg.end;
+  std::uint32_t i = seg.begin;
+  bool first = true;
+  while (i < end) {
+    unsigned char c = p[i];
+    std::uint8_t k = cls(c);
+    if ((k & kWord) == 0) {
+      n.spaces += (k & kSpace) != 0 ? 1u : 0u;
+      n.math += (k & kMath) != 0 ? 1u : 0u;
+      n.brackets += (k & kBracket) != 0 ? 1u : 0u;
+      n.num_punct += (k & kNumPunct) != 0 ? 1u : 0u;
+      n.lines += c == '\n' ? 1u : 0u;
+      n.questions += c == '?' ? 1u : 0u;
+      if ((k & kEnd) != 0 && (i + 1 == size || is_space(p[i + 1]))) ++n.sentences;
+      ++i;
+      continue;
+    }
+    const std::uint32_t b = i;
+    std::uint64_t h = kTokenSeed, block = 0, first_block = 0, prev_block = 0;
+    unsigned filled = 0;
+    std::uint8_t all = 0xff;  // AND of the token's byte classes
+    std::uint32_t digits = 0;
+    for (;;) {
+      all &= k;
+      digits += (k & kDigit) != 0 ? 1u : 0u;
+      if (c >= 0x80) {  // rare: UTF-8 lead or continuation byte
+        ++n.non_ascii;
+        n.continuation += (c & 0xC0) == 0x80 ? 1u : 0u;
+      }
+      block = (block << 8) | (c | (k & kUpper));
+      if (++filled == 8) {
+        h = (h ^ block) * kBlockMul;
+        h ^= h >> 32;
+        if (i - b == 7) first_block = block;
+        prev_block = block;
+        block = 0;
+        filled = 0;
+      }
+      if (++i >= end) break;
+      c = p[i];
+      k = cls(c);
+      if ((k & kWord) == 0) break;
+    }
+    const std::uint32_t len = i - b;
+    n.digits += digits;
+    ++n.words;
+    n.word_bytes += len;
+    n.long_words += len >= 9 ? 1u : 0u;
+    n.caps_words += len >= 2 && (all & kUpper) != 0 ? 1u : 0u;
+    Token tok{b, i, 0, 0, 0};
+    if (is_digit(p[b])) {
+      ++n.numbers;
+      if ((all & kDigit) != 0) n.max_number_len = std::max(n.max_number_len, len);
+      if (is_digit(p[i - 1]) && i < size) {
+        // What follows the number: "12.5", "3/4", "40%", "Statement 1 |".
+        const unsigned char next = p[i];
+        const bool digit_after = i + 1 < size && is_digit(p[i + 1]);
+        n.decimal_points += next == '.' && digit_after ? 1u : 0u;
+        n.fractions += next == '/' && digit_after ? 1u : 0u;
+        n.percents += next == '%' ? 1u : 0u;
+        n.statements += next == ' ' && i + 1 < size && p[i + 1] == '|' ? 1u : 0u;
+      }
+    }
+    tok.hash = (all & kDigit) != 0 ? number_hash(len, multiple_choice)
+                                   : mix(h ^ block ^ (std::uint64_t{len} << 56));
+    if (len > kAffix) {
+      n.affixes += 2;
+      // The last four bytes straddle the current and the previous block when fewer than four
+      // are in the current one.
+      tok.suffix = ((prev_block << (8 * filled)) | block) & 0xffffffffu;
+      tok.prefix = len < 8 ? block >> (8 * (len - kAffix)) : first_block >> 32;
+    }
+    on_token(tok, first);
+    first = false;
+  }
+}
+
+template <class OnToken>
+void scan(std::string_view t, const Layout& l, Counts& n, OnToken&& on_token) {
+  for (std::size_t s = 0; s < l.count; ++s) scan_segment(t, l.segments[s], l.multiple_choice, n, on_token);
+}
+
 // Calls fn(subject_slot) for every word token of the prompt (all segments).
 template <class Fn>
 void for_each_subject_slot(std::string_view t, const Layout& l, Fn&& fn) {
-  for (std::size_t s = 0; s < l.count; ++s) {
-    for_each_token(t, l.segments[s], l.multiple_choice, [&](const Token& tok) { fn(subject_slot(tok.hash)); });
-  }
+  Counts n;
+  scan(t, l, n, [&](const Token& tok, bool) { fn(subject_slot(tok.hash)); });
 }
 
 // `subject` may be null: the subject features are then not produced.
 template <class Sink>
-void visit_features(std::string_view t, const SubjectModel* subject, Sink&& sink) {
+HashScales visit_features(std::string_view t, const SubjectModel* subject, Sink&& sink) {
   // Prompts past 4 GiB do not reach a router; offsets are 32-bit to keep Feature small.
   if (t.size() > 0xffffffffu) t = t.substr(0, 0xffffffffu);
   const Layout l = layout_of(t);
   const bool mc = l.multiple_choice;
+  // N-grams are format-specific: on one-token multiple choice the strong model loses on
+  // arithmetic, while on free-form word problems arithmetic is where it wins.
+  const std::uint64_t format_seed = mc ? 0 : 0x5eed0f0f5eed0f0fULL;
+  const bool use_subject = subject != nullptr && subject->valid();
+  SubjectAccumulator subjects;
+  Counts n;
 
-  // Pass 1: counts for the dense features and for scaling the hashed ones. Integer
-  // counters: a floating-point add per byte would serialise the loop.
-  std::uint32_t code_points = 0, digits = 0, math = 0, non_ascii = 0, lines = 0, questions = 0;
-  std::uint32_t brackets = 0, sentences = 0, numbers = 0, decimals = 0, statements = 0;
-  std::size_t max_number_len = 0;
-  const std::size_t size = t.size();
-  // Word statistics come from the same scan (over the whole prompt, option letters and
-  // "Answer" included): a separate tokenising pass would cost a third of the time.
-  std::uint32_t words = 0, word_bytes = 0, long_words = 0, caps_words = 0, affixes = 0;
-  std::size_t i = 0;
-  while (i < size) {
-    const auto c = static_cast<unsigned char>(t[i]);
-    const std::uint8_t k = cls(c);
-    if ((k & kWord) == 0) {
-      ++code_points;  // non-word bytes are ASCII
-      math += (k & kMath) != 0 ? 1u : 0u;
-      brackets += (k & kBracket) != 0 ? 1u : 0u;
-      lines += c == '\n' ? 1u : 0u;
-      questions += c == '?' ? 1u : 0u;
-      if ((k & kEnd) != 0 && (i + 1 == size || is_space(static_cast<unsigned char>(t[i + 1])))) ++sentences;
-      ++i;
-      continue;
-    }
-    std::size_t j = i;
-    std::uint8_t all = 0xff;  // AND of the word's byte classes
-    while (j < size) {
-      const auto cj = static_cast<unsigned char>(t[j]);
-      const std::uint8_t kj = cls(cj);
-      if ((kj & kWord) == 0) break;
-      all &= kj;
-      if (cj >= 0x80) {  // rare: UTF-8 lead or continuation byte
-        ++non_ascii;
-        if ((cj & 0xC0) != 0x80) ++code_points;
-      } else {
-        ++code_points;
-      }
-      if ((kj & kDigit) != 0 && (j == i || !is_digit(static_cast<unsigned char>(t[j - 1])))) {
-        std::size_t e = j;
-        while (e < size && is_digit(static_cast<unsigned char>(t[e]))) ++e;
-        digits += static_cast<std::uint32_t>(e - j);
-        ++numbers;
-        max_number_len = std::max(max_number_len, e - j);
-        if (e + 1 < size && (t[e] == '.' || t[e] == '/') && is_digit(static_cast<unsigned char>(t[e + 1]))) {
-          ++decimals;
-        } else if (e < size && t[e] == '%') {
-          ++decimals;
-        }
-        if (e + 2 < size && t[e] == ' ' && t[e + 1] == '|') ++statements;
-      }
-      ++j;
-    }
-    const auto len = static_cast<std::uint32_t>(j - i);
-    ++words;
-    word_bytes += len;
-    if (len >= 9) ++long_words;
-    if (len >= 2 && (all & kUpper) != 0) ++caps_words;
-    if (len > kAffix) affixes += 2;
-    i = j;
-  }
+  // Per option, for the numeric-option share: a mostly digit/math/".," option.
   double option_chars = 0, max_option = 0, min_option = 1e18, numeric_options = 0;
-  if (mc) {
-    for (std::size_t s = 1; s < l.count; ++s) {
-      const Segment& seg = l.segments[s];
+  std::uint64_t prev_hash = 0;
+  std::uint32_t prev_begin = 0;
+  bool prev_how = false;
+  for (std::size_t s = 0; s < l.count; ++s) {
+    const Segment& seg = l.segments[s];
+    const Counts before = n;
+    scan_segment(t, seg, mc, n, [&](const Token& tok, bool first) {
+      if (use_subject) subjects.add(subject->table.data() + std::size_t{subject_slot(tok.hash)} * SubjectModel::kLanes);
+      const Keyword kw = keyword_of(tok.hash);
+      n.fraction_words += kw == Keyword::fraction ? 1u : 0u;
+      n.how_much += kw == Keyword::much && prev_how && !first ? 1u : 0u;
+      prev_how = kw == Keyword::how;
+      sink.hashed(slot(kWordSeed ^ format_seed ^ tok.hash), FeatureKind::word, tok.begin, tok.end);
+      if (!first) {
+        sink.hashed(slot(kBigramSeed ^ format_seed ^ (prev_hash * 0x9e3779b97f4a7c15ULL) ^ tok.hash),
+                    FeatureKind::bigram, prev_begin, tok.end);
+      }
+      prev_hash = tok.hash;
+      prev_begin = tok.begin;
+      // Four-letter prefix and suffix of longer words catch morphology (chem-, -ology,
+      // -ation) at two lookups per word; shorter words are covered by their unigram.
+      if (tok.end - tok.begin > kAffix) {
+        sink.hashed(slot(kPrefixSeed ^ format_seed ^ tok.prefix), FeatureKind::prefix, tok.begin, tok.begin + kAffix);
+        sink.hashed(slot(kSuffixSeed ^ format_seed ^ tok.suffix), FeatureKind::suffix, tok.end - kAffix, tok.end);
+      }
+    });
+    if (seg.option) {
       const double len = seg.end - seg.begin;
       option_chars += len;
       max_option = std::max(max_option, len);
       min_option = std::min(min_option, len);
-      double numeric = 0, visible = 0;
-      for (std::uint32_t k = seg.begin; k < seg.end; ++k) {
-        const auto c = static_cast<unsigned char>(t[k]);
-        if (is_space(c)) continue;
-        visible += 1;
-        if (is_digit(c) || is_math(c) || c == '.' || c == ',') numeric += 1;
-      }
+      const double visible = len - (n.spaces - before.spaces);
+      const double numeric = (n.digits - before.digits) + (n.math - before.math) + (n.num_punct - before.num_punct);
       if (visible > 0 && numeric * 2 >= visible) numeric_options += 0.25;
     }
   }
   const double stem_chars = l.segments[0].end - l.segments[0].begin;
+  const double code_points = static_cast<double>(t.size() - n.continuation);
 
   const auto dense = [&](Dense d, double v) {
-    if (v != 0.0) sink(FeatureExtractor::dense_index(d, mc), static_cast<float>(v), FeatureKind::dense, 0u, 0u);
+    if (v != 0.0) sink.dense(FeatureExtractor::dense_index(d, mc), static_cast<float>(v));
   };
-  const double chars = std::max(static_cast<double>(code_points), 1.0);
+  const double chars = std::max(code_points, 1.0);
+  const double words = n.words;
   dense(Dense::format, 1.0);
   dense(Dense::log_chars, log1p_count(code_points));
   dense(Dense::log_stem_chars, log1p_count(stem_chars));
@@ -333,61 +442,33 @@ void visit_features(std::string_view t, const SubjectModel* subject, Sink&& sink
   dense(Dense::option_len_ratio, mc && max_option > 0 ? min_option / max_option : 0.0);
   dense(Dense::numeric_options, numeric_options);
   dense(Dense::log_words, log1p_count(words));
-  dense(Dense::log_sentences, log1p_count(sentences));
-  dense(Dense::log_numbers, log1p_count(numbers));
-  dense(Dense::digit_share, digits / chars);
-  dense(Dense::log_math_symbols, log1p_count(math));
-  dense(Dense::log_decimals, log1p_count(decimals));
-  dense(Dense::log_max_number_len, log1p_count(static_cast<double>(max_number_len)));
-  dense(Dense::log_caps_words, log1p_count(caps_words));
-  dense(Dense::mean_word_len, words > 0 ? static_cast<double>(word_bytes) / words / 10.0 : 0.0);
-  dense(Dense::long_word_share, words > 0 ? static_cast<double>(long_words) / words : 0.0);
-  dense(Dense::log_lines, log1p_count(lines));
-  dense(Dense::log_questions, log1p_count(questions));
-  dense(Dense::log_brackets, log1p_count(brackets));
-  dense(Dense::non_ascii_share, non_ascii / chars);
-  dense(Dense::log_statements, log1p_count(statements));
-
-  // Pass 2: hashed n-grams, each occurrence weighted so a prompt's n-gram block has unit
-  // L2 norm when no n-gram repeats (long prompts must not win on n-gram count alone).
-  const float word_value = words > 0 ? static_cast<float>(1.0 / std::sqrt(words)) : 0.0f;
-  const float affix_value = affixes > 0 ? static_cast<float>(1.0 / std::sqrt(affixes)) : 0.0f;
-  // N-grams are format-specific: on one-token multiple choice the strong model loses on
-  // arithmetic, while on free-form word problems arithmetic is where it wins.
-  const std::uint64_t format_seed = mc ? 0 : 0x5eed0f0f5eed0f0fULL;
-  const bool use_subject = subject != nullptr && subject->valid();
-  SubjectAccumulator subjects;
-  for (std::size_t s = 0; s < l.count; ++s) {
-    bool have_prev = false;
-    Token prev{0, 0, 0};
-    for_each_token(t, l.segments[s], mc, [&](const Token& tok) {
-      if (use_subject) subjects.add(subject->table.data() + std::size_t{subject_slot(tok.hash)} * SubjectModel::kLanes);
-      sink(slot(kWordSeed ^ format_seed ^ tok.hash), word_value, FeatureKind::word, tok.begin, tok.end);
-      if (have_prev) {
-        sink(slot(kBigramSeed ^ format_seed ^ (prev.hash * 0x9e3779b97f4a7c15ULL) ^ mix(tok.hash)), word_value,
-             FeatureKind::bigram, prev.begin, tok.end);
-      }
-      prev = tok;
-      have_prev = true;
-      // Four-letter prefix and suffix of longer words catch morphology (chem-, -ology,
-      // -ation) at two lookups per word; shorter words are covered by their unigram.
-      const std::uint32_t len = tok.end - tok.begin;
-      if (len > kAffix) {
-        std::uint64_t pre = 0, suf = 0;
-        for (std::uint32_t k = 0; k < kAffix; ++k) {
-          pre = (pre << 8) | lower(static_cast<unsigned char>(t[tok.begin + k]));
-          suf = (suf << 8) | lower(static_cast<unsigned char>(t[tok.end - kAffix + k]));
-        }
-        sink(slot(kPrefixSeed ^ format_seed ^ pre), affix_value, FeatureKind::prefix, tok.begin, tok.begin + kAffix);
-        sink(slot(kSuffixSeed ^ format_seed ^ suf), affix_value, FeatureKind::suffix, tok.end - kAffix, tok.end);
-      }
-    });
-  }
+  dense(Dense::log_sentences, log1p_count(n.sentences));
+  dense(Dense::log_numbers, log1p_count(n.numbers));
+  dense(Dense::digit_share, n.digits / chars);
+  dense(Dense::log_math_symbols, log1p_count(n.math));
+  dense(Dense::log_decimal_points, log1p_count(n.decimal_points));
+  dense(Dense::log_fractions, log1p_count(n.fractions));
+  dense(Dense::log_percents, log1p_count(n.percents));
+  dense(Dense::log_fraction_words, log1p_count(n.fraction_words));
+  dense(Dense::log_how_much, log1p_count(n.how_much));
+  dense(Dense::log_max_number_len, log1p_count(n.max_number_len));
+  dense(Dense::log_caps_words, log1p_count(n.caps_words));
+  dense(Dense::mean_word_len, words > 0 ? n.word_bytes / words / 10.0 : 0.0);
+  dense(Dense::long_word_share, words > 0 ? n.long_words / words : 0.0);
+  dense(Dense::log_lines, log1p_count(n.lines));
+  dense(Dense::log_questions, log1p_count(n.questions));
+  dense(Dense::log_brackets, log1p_count(n.brackets));
+  dense(Dense::non_ascii_share, n.non_ascii / chars);
+  dense(Dense::log_statements, log1p_count(n.statements));
   if (use_subject) {
     const SubjectPosterior p = subjects.finish(*subject);
     dense(Dense::subject_gain, 10.0 * p.expected_gain);
     dense(Dense::subject_confidence, p.confidence);
   }
+  // Each occurrence is worth 1/sqrt(count of its group), so a prompt's n-gram block has unit
+  // L2 norm when no n-gram repeats (long prompts must not win on n-gram count alone).
+  return HashScales{n.words > 0 ? static_cast<float>(1.0 / std::sqrt(words)) : 0.0f,
+                    n.affixes > 0 ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(n.affixes))) : 0.0f};
 }
 
 }  // namespace bulwark::router::detail

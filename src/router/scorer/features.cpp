@@ -12,7 +12,8 @@ std::string_view FeatureExtractor::dense_name(Dense d) noexcept {
       "format",          "log_chars",        "log_stem_chars", "log_option_chars",
       "log_max_option",  "option_len_ratio", "numeric_options", "log_words",
       "log_sentences",   "log_numbers",      "digit_share",    "log_math_symbols",
-      "log_decimals",    "log_max_number_len", "log_caps_words", "mean_word_len",
+      "log_decimal_points", "log_fractions", "log_percents", "log_fraction_words",
+      "log_how_much",    "log_max_number_len", "log_caps_words", "mean_word_len",
       "long_word_share", "log_lines",        "log_questions",  "log_brackets",
       "non_ascii_share", "log_statements",   "subject_gain",   "subject_confidence"};
   const auto i = static_cast<std::size_t>(d);
@@ -21,8 +22,18 @@ std::string_view FeatureExtractor::dense_name(Dense d) noexcept {
 
 void FeatureExtractor::extract(std::string_view t, std::vector<Feature>& out) const {
   out.clear();
-  detail::visit_features(t, subject_.get(), [&out](std::uint32_t index, float value, FeatureKind kind, std::uint32_t begin,
-                                    std::uint32_t end) { out.push_back(Feature{index, value, kind, begin, end}); });
+  struct Collect {
+    std::vector<Feature>& out;
+    void hashed(std::uint32_t slot, FeatureKind kind, std::uint32_t begin, std::uint32_t end) {
+      out.push_back(Feature{slot, 1.0f, kind, begin, end});
+    }
+    void dense(std::uint32_t index, float value) { out.push_back(Feature{index, value, FeatureKind::dense, 0, 0}); }
+  };
+  const HashScales scales = detail::visit_features(t, subject_.get(), Collect{out});
+  for (Feature& f : out) {
+    if (f.kind == FeatureKind::word || f.kind == FeatureKind::bigram) f.value = scales.word;
+    if (f.kind == FeatureKind::prefix || f.kind == FeatureKind::suffix) f.value = scales.affix;
+  }
 }
 
 SubjectPosterior subject_posterior(const SubjectModel& m, std::string_view prompt) {

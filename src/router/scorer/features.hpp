@@ -13,7 +13,7 @@
 
 namespace bulwark::router {
 
-inline constexpr std::string_view kFeatureSetId = "bulwark-complexity-fs2";
+inline constexpr std::string_view kFeatureSetId = "bulwark-complexity-fs3";
 
 // Hashed n-grams share 2^kHashBits slots; the dense (named) features follow them.
 inline constexpr unsigned kHashBits = 16;
@@ -33,10 +33,14 @@ enum class Dense : std::uint8_t {
   numeric_options,   // share of options that are mostly digits/math
   log_words,
   log_sentences,
-  log_numbers,       // digit runs
+  log_numbers,       // number tokens (word tokens that start with a digit)
   digit_share,
   log_math_symbols,
-  log_decimals,      // numbers with a decimal point, fraction bar or percent
+  log_decimal_points,  // "12.5": numbers with a decimal point (money, measures)
+  log_fractions,     // "3/4": numbers with a fraction bar
+  log_percents,      // "40%"
+  log_fraction_words,  // half, third(s), quarter(s), twice, double, triple, ...
+  log_how_much,      // "how much" (amount questions)
   log_max_number_len,
   log_caps_words,    // all-caps words (NOT, EXCEPT, acronyms)
   mean_word_len,
@@ -54,6 +58,14 @@ inline constexpr std::uint32_t kDenseCount = static_cast<std::uint32_t>(Dense::c
 inline constexpr std::uint32_t kFeatureDim = kHashSlots + 2 * kDenseCount;
 
 enum class FeatureKind : std::uint8_t { dense, word, bigram, prefix, suffix };
+
+// What a hashed occurrence is worth: visit_features emits hashed features with unit value and
+// returns these scales (known only after the scan), so the scorer sums raw weights per group
+// and multiplies once. Word unigrams and bigrams share `word`, prefixes and suffixes `affix`.
+struct HashScales {
+  float word = 0;
+  float affix = 0;
+};
 
 // Multinomial naive Bayes over the prompt's word tokens, trained offline on the subject labels
 // of the fit data (MMLU subjects), with each subject's mean gain (strong - weak correct). It

@@ -40,16 +40,26 @@ Result<ComplexityScorer> ComplexityScorer::load(const std::filesystem::path& pat
 }
 
 double ComplexityScorer::logit(std::string_view prompt) const {
-  // Weights are summed as features are produced: no buffer, no allocation.
-  // One accumulator per feature kind: the calls are inlined with a constant kind, so the
-  // additions form independent chains instead of one long dependent one.
-  const float* w = weights_.w.data();
-  std::array<double, 5> sums{};
-  detail::visit_features(prompt, weights_.subject.get(),
-                         [&sums, w](std::uint32_t index, float value, FeatureKind kind, std::uint32_t, std::uint32_t) {
-                           sums[static_cast<std::size_t>(kind)] += static_cast<double>(w[index] * value);
-                         });
-  return weights_.bias + ((sums[0] + sums[1]) + (sums[2] + sums[3]) + sums[4]);
+  // Weights are summed as features are produced: no buffer, no allocation. Hashed features
+  // all have the value of their group (HashScales), so their raw weights are summed per kind
+  // (independent addition chains) and scaled once at the end.
+  struct Sum {
+    const float* w;
+    std::array<double, 5> sums{};
+    void hashed(std::uint32_t slot, FeatureKind kind, std::uint32_t, std::uint32_t) {
+      sums[static_cast<std::size_t>(kind)] += static_cast<double>(w[slot]);
+    }
+    void dense(std::uint32_t index, float value) {
+      sums[static_cast<std::size_t>(FeatureKind::dense)] += static_cast<double>(w[index]) * static_cast<double>(value);
+    }
+  };
+  Sum s{weights_.w.data()};
+  const HashScales scales = detail::visit_features(prompt, weights_.subject.get(), s);
+  const auto& v = s.sums;
+  using K = FeatureKind;
+  return weights_.bias + v[static_cast<std::size_t>(K::dense)] +
+         static_cast<double>(scales.word) * (v[static_cast<std::size_t>(K::word)] + v[static_cast<std::size_t>(K::bigram)]) +
+         static_cast<double>(scales.affix) * (v[static_cast<std::size_t>(K::prefix)] + v[static_cast<std::size_t>(K::suffix)]);
 }
 
 double ComplexityScorer::score(std::string_view prompt) const { return logistic(logit(prompt)); }
@@ -71,7 +81,7 @@ Explanation ComplexityScorer::explain(std::string_view prompt, std::size_t top_k
     if (fresh) all.push_back(Contribution{FeatureExtractor::describe(f, prompt), 0.0, weight, 0.0});
     Contribution& c = all[it->second];
     c.value += static_cast<double>(f.value);
-    c.contribution += static_cast<double>(weights_.w[f.index] * f.value);
+    c.contribution += weight * static_cast<double>(f.value);
   }
   std::stable_sort(all.begin(), all.end(), [](const Contribution& a, const Contribution& b) {
     return std::abs(a.contribution) > std::abs(b.contribution);

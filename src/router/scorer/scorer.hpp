@@ -14,7 +14,7 @@
 
 namespace bulwark::router {
 
-inline constexpr std::string_view kWeightsFileName = "complexity-v2.weights";
+inline constexpr std::string_view kWeightsFileName = "complexity-v3.weights";
 // Environment variable that overrides where the shipped weights are looked for.
 inline constexpr std::string_view kWeightsEnv = "BULWARK_ROUTER_WEIGHTS";
 

@@ -3,8 +3,8 @@
 // code and data produced it. A file whose feature-set id differs from the running code's
 // (kFeatureSetId) is rejected: its weights would be applied to the wrong features.
 //
-//   format bulwark-router-weights 1
-//   feature_set bulwark-complexity-fs1
+//   format bulwark-router-weights 2
+//   feature_set bulwark-complexity-fs3
 //   created 2026-11-24
 //   model <free text: learner and hyper-parameters>
 //   target <free text: what the logit predicts>
@@ -19,7 +19,8 @@
 //   end
 //
 // Version 2 added the subject lines (feature set bulwark-complexity-fs2); version 1 files
-// are refused (their feature set is refused anyway).
+// are refused (their feature set is refused anyway). Feature set fs3 (complexity-v3.weights)
+// keeps format version 2; fs2 files are refused by their feature-set id.
 #include <cstdint>
 #include <filesystem>
 #include <memory>

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "router/scorer/feature_visit.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -101,6 +103,88 @@ TEST(FeatureExtractor, DescribeNamesFeaturesReadably) {
   EXPECT_TRUE(has("p:whic"));
   EXPECT_TRUE(has("s:hich"));
   EXPECT_TRUE(has("s:zyme"));
+}
+
+// Summed value of one dense feature of `p` (0 when absent, as a sparse vector reads).
+double dense_value(const std::string& p, Dense d, bool mc) {
+  const auto merged = FeatureExtractor().extract_merged(p);
+  const std::uint32_t index = FeatureExtractor::dense_index(d, mc);
+  const auto it = std::find_if(merged.begin(), merged.end(), [&](const auto& e) { return e.index == index; });
+  return it == merged.end() ? 0.0 : it->value;
+}
+
+TEST(FeatureExtractor, WordProblemCuesAreCountedSeparately) {
+  const std::string p = "She paid $12.50 for 3/4 of a cake at 40% off, then ate half. How much is left? Twice as much?";
+  EXPECT_NEAR(dense_value(p, Dense::log_decimal_points, false), std::log1p(1.0), 1e-6);
+  EXPECT_NEAR(dense_value(p, Dense::log_fractions, false), std::log1p(1.0), 1e-6);
+  EXPECT_NEAR(dense_value(p, Dense::log_percents, false), std::log1p(1.0), 1e-6);
+  EXPECT_NEAR(dense_value(p, Dense::log_fraction_words, false), std::log1p(2.0), 1e-6);  // half, Twice
+  EXPECT_NEAR(dense_value(p, Dense::log_how_much, false), std::log1p(1.0), 1e-6);        // not "as much"
+  // 12, 50, 3, 4, 40: tokens that start with a digit.
+  EXPECT_NEAR(dense_value(p, Dense::log_numbers, false), std::log1p(5.0), 1e-6);
+  EXPECT_NEAR(dense_value(p, Dense::log_max_number_len, false), std::log1p(2.0), 1e-6);
+  // Near misses: a sentence end after a number, spaced slashes, "how" without "much".
+  const std::string q = "He has 12. 5 more came. Take 3 / 4 of them. How many? Much later, how";
+  EXPECT_EQ(dense_value(q, Dense::log_decimal_points, false), 0.0);
+  EXPECT_EQ(dense_value(q, Dense::log_fractions, false), 0.0);
+  EXPECT_EQ(dense_value(q, Dense::log_percents, false), 0.0);
+  EXPECT_EQ(dense_value(q, Dense::log_fraction_words, false), 0.0);
+  EXPECT_EQ(dense_value(q, Dense::log_how_much, false), 0.0);
+  // Multiple-choice prompts fill the MC copy only.
+  const std::string mc = "What is half of 2.5?\nA. 1.25\nB. 5\nC. 2\nD. 1/2\nAnswer:";
+  EXPECT_NEAR(dense_value(mc, Dense::log_decimal_points, true), std::log1p(2.0), 1e-6);
+  EXPECT_NEAR(dense_value(mc, Dense::log_fractions, true), std::log1p(1.0), 1e-6);
+  EXPECT_NEAR(dense_value(mc, Dense::log_fraction_words, true), std::log1p(1.0), 1e-6);
+  EXPECT_EQ(dense_value(mc, Dense::log_decimal_points, false), 0.0);
+  EXPECT_NEAR(dense_value(mc, Dense::numeric_options, true), 1.0, 1e-6);
+}
+
+TEST(FeatureExtractor, KeywordTableMatchesTheTokenizerHash) {
+  // The table is built at compile time from word_hash; the scan computes hashes inline.
+  std::vector<std::uint64_t> hashes;
+  detail::Counts n;
+  const std::string p = "HALF Thirds twice much How halfway";
+  detail::scan(p, detail::layout_of(p), n, [&](const detail::Token& t, bool) { hashes.push_back(t.hash); });
+  ASSERT_EQ(hashes.size(), 6u);
+  EXPECT_EQ(hashes[0], detail::word_hash("half"));
+  EXPECT_EQ(hashes[1], detail::word_hash("thirds"));
+  EXPECT_EQ(detail::keyword_of(hashes[0]), detail::Keyword::fraction);
+  EXPECT_EQ(detail::keyword_of(hashes[1]), detail::Keyword::fraction);
+  EXPECT_EQ(detail::keyword_of(hashes[2]), detail::Keyword::fraction);
+  EXPECT_EQ(detail::keyword_of(hashes[3]), detail::Keyword::much);
+  EXPECT_EQ(detail::keyword_of(hashes[4]), detail::Keyword::how);
+  EXPECT_EQ(detail::keyword_of(hashes[5]), detail::Keyword::none);
+  // Words longer than one 8-byte block hash the same way in both places.
+  hashes.clear();
+  const std::string longer = "Photosynthesis";
+  detail::scan(longer, detail::layout_of(longer), n, [&](const detail::Token& t, bool) { hashes.push_back(t.hash); });
+  ASSERT_EQ(hashes.size(), 1u);
+  EXPECT_EQ(hashes[0], detail::word_hash("photosynthesis"));
+}
+
+TEST(FeatureExtractor, AffixesAreTheSameAcrossTokenLengths) {
+  // The scan takes affixes from its 8-byte blocks; a 5-7, 8, 9 or 14-byte token must give the
+  // same prefix/suffix slot as any other token with those four letters.
+  const auto slot_of = [](const std::string& p, FeatureKind kind) {
+    std::vector<Feature> f;
+    FeatureExtractor().extract(p, f);
+    const auto it = std::find_if(f.begin(), f.end(), [&](const Feature& x) { return x.kind == kind; });
+    return it == f.end() ? kFeatureDim : it->index;
+  };
+  EXPECT_EQ(slot_of("Photosynthesis", FeatureKind::prefix), slot_of("photons", FeatureKind::prefix));
+  EXPECT_EQ(slot_of("photosynthesis", FeatureKind::suffix), slot_of("genesis", FeatureKind::suffix));
+  EXPECT_EQ(slot_of("abcdefghi", FeatureKind::suffix), slot_of("zzfghi", FeatureKind::suffix));    // 1 byte in block 2
+  EXPECT_EQ(slot_of("abcdefghijk", FeatureKind::suffix), slot_of("zzhijk", FeatureKind::suffix));  // 3 bytes
+  EXPECT_EQ(slot_of("ABCDEFGH", FeatureKind::suffix), slot_of("zzefgh", FeatureKind::suffix));     // block full
+  EXPECT_EQ(slot_of("ABCDEFGH", FeatureKind::prefix), slot_of("abcdzz", FeatureKind::prefix));
+  EXPECT_NE(slot_of("abcdefghi", FeatureKind::prefix), slot_of("abcdefghi", FeatureKind::suffix));
+  const std::string p = "Photosynthesis";
+  std::vector<Feature> f;
+  FeatureExtractor().extract(p, f);
+  std::vector<std::string> names;
+  for (const auto& x : f) names.push_back(FeatureExtractor::describe(x, p));
+  EXPECT_NE(std::find(names.begin(), names.end(), "p:phot"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "s:esis"), names.end());
 }
 
 // Two classes; the word "enzyme" is common in class 1 (gain 0.4) and rare in class 0 (gain 0).
