@@ -282,12 +282,6 @@ void write_usage(std::string& out, const cn::Usage& usage) {
   out += '}';
 }
 
-bj::value usage_value(const cn::Usage& usage) {
-  std::string text;
-  write_usage(text, usage);
-  return bj::parse(text);
-}
-
 }  // namespace
 
 std::string_view finish_reason(cn::StopReason reason) noexcept {
