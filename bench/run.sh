@@ -54,7 +54,7 @@ while (($#)); do
     --build-dir) BUILD_DIR="$2"; shift 2 ;;
     --bulwark) BULWARK_BIN="$2"; shift 2 ;;
     --mock) BULWARK_MOCK_BIN="$2"; shift 2 ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
