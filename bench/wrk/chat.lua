@@ -5,6 +5,14 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"bench","messages":[{"role":"system","content":"You are terse."},' ..
            '{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16,"temperature":0}'
+-- bench/run.sh's cross-format scenarios send the same request in another format: the body
+-- comes from the file named by BENCH_BODY_FILE when set.
+local body_file = os.getenv("BENCH_BODY_FILE")
+if body_file and body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.body = f:read("*a")
+  f:close()
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

@@ -119,6 +119,7 @@ struct Worker {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   FastRandom ids;
+  bulwark::bedrock::SigningKeyCache signing_keys;  // SigV4 keys derived once a day, per worker
   std::thread thread;
   explicit Worker(std::uint64_t seed) : ids(seed) {}
 };
@@ -300,6 +301,7 @@ struct Session {
     vo.region = opts.aws_region;
     vo.service = "bedrock";
     vo.max_skew = opts.aws_max_skew;
+    vo.keys = &worker.signing_keys;  // as AWS does, a derived key serves a whole day of requests
     auto verified = bulwark::bedrock::verify(signed_in, lookup, clock.wall(), vo);
     if (verified) {
       a.valid = true;

@@ -1,7 +1,9 @@
 #include "api/anthropic/messages.hpp"
 
 #include <algorithm>
+#include <cmath>
 
+#include "api/detail/dom.hpp"
 #include "api/detail/support.hpp"
 #include "core/json_write.hpp"
 
@@ -9,6 +11,7 @@ namespace bulwark::api::anthropic {
 namespace {
 
 namespace bj = boost::json;
+namespace sd = simdjson::dom;
 namespace cn = canonical;
 using detail::bad_request;
 using detail::path_index;
@@ -178,7 +181,7 @@ Status decode_tools(const bj::object& o, cn::ChatRequest& req) {
   return {};
 }
 
-cn::Usage decode_usage(const bj::object& u) {
+cn::Usage decode_usage(sd::object u) {
   return cn::Usage{detail::count(u, "input_tokens"), detail::count(u, "output_tokens"),
                    detail::count(u, "cache_read_input_tokens"), detail::count(u, "cache_creation_input_tokens")};
 }
@@ -195,54 +198,86 @@ void write_usage(std::string& out, const cn::Usage& usage) {
   out += '}';
 }
 
-Result<bj::object> image_block(const cn::ImagePart& image, std::string_view p) {
+// Requests are written straight into the body (no JSON tree): this is the hot path of an
+// OpenAI request going to an Anthropic upstream (or Claude on Bedrock InvokeModel).
+
+Status write_image_block(std::string& out, const cn::ImagePart& image, std::string_view p) {
   BULWARK_API_TRY(detail::require_inline_image(image, kFormat, p));
-  return bj::object{{"type", "image"},
-                    {"source", bj::object{{"type", "base64"}, {"media_type", image.media_type}, {"data", image.data}}}};
+  out += "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":";
+  json::append_string(out, image.media_type);
+  out += ",\"data\":";
+  json::append_string(out, image.data);
+  out += "}}";
+  return {};
 }
 
-// One canonical part as a Messages content block; nullopt for an empty text (Anthropic
-// rejects empty text blocks).
-Result<std::optional<bj::object>> block_of(const cn::ContentPart& part, std::string_view p, cn::IdSource& ids) {
+// One canonical part as a Messages content block, preceded by a comma unless it is the
+// first; nothing for an empty text (Anthropic rejects empty text blocks). `written` counts
+// the blocks written so far.
+Status write_block(std::string& out, std::size_t& written, const cn::ContentPart& part, std::string_view p, cn::IdSource& ids) {
+  const auto next = [&] {
+    if (written++ != 0) out += ',';
+  };
   if (const auto* t = std::get_if<cn::TextPart>(&part)) {
-    if (t->text.empty()) return std::nullopt;
-    return bj::object{{"type", "text"}, {"text", t->text}};
+    if (t->text.empty()) return {};
+    next();
+    out += "{\"type\":\"text\",\"text\":";
+    json::append_string(out, t->text);
+    out += '}';
+    return {};
   }
   if (const auto* img = std::get_if<cn::ImagePart>(&part)) {
-    auto block = image_block(*img, p);
-    if (!block) return std::unexpected(std::move(block).error());
-    return std::move(*block);
+    next();
+    return write_image_block(out, *img, p);
   }
   if (const auto* call = std::get_if<cn::ToolCallPart>(&part)) {
-    auto input = detail::arguments_object(call->arguments, path_key(p, "arguments"));
-    if (!input) return std::unexpected(std::move(input).error());
-    return bj::object{{"type", "tool_use"},
-                      {"id", cn::restyle_id(call->id, cn::id_prefix::anthropic_tool_use, ids)},
-                      {"name", call->name},
-                      {"input", std::move(*input)}};
+    next();
+    out += "{\"type\":\"tool_use\",\"id\":";
+    json::append_string(out, cn::restyle_id(call->id, cn::id_prefix::anthropic_tool_use, ids));
+    out += ",\"name\":";
+    json::append_string(out, call->name);
+    out += ",\"input\":";
+    BULWARK_API_TRY(detail::append_arguments_object(out, call->arguments, path_key(p, "arguments")));
+    out += '}';
+    return {};
   }
   if (const auto* result = std::get_if<cn::ToolResultPart>(&part)) {
-    bj::object block{{"type", "tool_result"}, {"tool_use_id", cn::restyle_id(result->tool_call_id, cn::id_prefix::anthropic_tool_use, ids)}};
+    next();
+    out += "{\"type\":\"tool_result\",\"tool_use_id\":";
+    json::append_string(out, cn::restyle_id(result->tool_call_id, cn::id_prefix::anthropic_tool_use, ids));
     const bool plain = result->content.size() == 1 && std::holds_alternative<cn::TextPart>(result->content[0]);
     if (plain) {
-      block["content"] = std::get<cn::TextPart>(result->content[0]).text;
+      out += ",\"content\":";
+      json::append_string(out, std::get<cn::TextPart>(result->content[0]).text);
     } else if (!result->content.empty()) {
-      bj::array content;
+      out += ",\"content\":[";
+      bool first = true;
       for (const cn::ToolResultContent& c : result->content) {
         if (const auto* t = std::get_if<cn::TextPart>(&c)) {
-          if (!t->text.empty()) content.push_back(bj::object{{"type", "text"}, {"text", t->text}});
+          if (t->text.empty()) continue;
+          if (!first) out += ',';
+          out += "{\"type\":\"text\",\"text\":";
+          json::append_string(out, t->text);
+          out += '}';
         } else {
-          auto image = image_block(std::get<cn::ImagePart>(c), p);
-          if (!image) return std::unexpected(std::move(image).error());
-          content.push_back(std::move(*image));
+          if (!first) out += ',';
+          BULWARK_API_TRY(write_image_block(out, std::get<cn::ImagePart>(c), p));
         }
+        first = false;
       }
-      block["content"] = std::move(content);
+      out += ']';
     }
-    if (result->is_error) block["is_error"] = true;
-    return block;
+    if (result->is_error) out += ",\"is_error\":true";
+    out += '}';
+    return {};
   }
   return std::unexpected(bad_request("'" + std::string(p) + "' is audio, which Anthropic Messages cannot express.", std::string(p)));
+}
+
+// A double as JSON (support.hpp's write(): non-finite numbers become null).
+void append_number(std::string& out, double v) {
+  if (std::isfinite(v)) json::append_double(out, v);
+  else out += "null";
 }
 
 // The (type, data) pair of an error event.
@@ -344,116 +379,169 @@ Result<cn::ChatRequest> decode_request(std::string_view body, const DecodeOption
 Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view target_model, const RequestOptions& options) {
   BULWARK_API_TRY(detail::refuse_openai_only(req, kFormat));
   cn::IdSource ids(0);  // every id in a request exists: nothing is generated
-  bj::object o;
-  if (!options.anthropic_version.empty()) o["anthropic_version"] = options.anthropic_version;
-  if (options.include_model) o["model"] = target_model;
-  o["max_tokens"] = req.max_tokens.value_or(options.default_max_tokens);
+  std::string out;
+  std::size_t text_size = 0;
+  for (const std::string& s : req.system) text_size += s.size();
+  for (const cn::Message& m : req.messages)
+    for (const cn::ContentPart& part : m.content)
+      if (const auto* t = std::get_if<cn::TextPart>(&part)) text_size += t->text.size();
+  out.reserve(256 + text_size + text_size / 8);
+  out += '{';
+  if (!options.anthropic_version.empty()) {
+    out += "\"anthropic_version\":";
+    json::append_string(out, options.anthropic_version);
+    out += ',';
+  }
+  if (options.include_model) {
+    out += "\"model\":";
+    json::append_string(out, target_model);
+    out += ',';
+  }
+  out += "\"max_tokens\":";
+  json::append_int(out, req.max_tokens.value_or(options.default_max_tokens));
 
-  std::vector<std::string_view> system;
-  for (const std::string& s : req.system)
-    if (!s.empty()) system.push_back(s);
-  if (system.size() == 1) {
-    o["system"] = system[0];
-  } else if (!system.empty()) {
-    bj::array blocks;
-    for (std::string_view s : system) blocks.push_back(bj::object{{"type", "text"}, {"text", s}});
-    o["system"] = std::move(blocks);
+  std::size_t system_blocks = 0;
+  for (const std::string& s : req.system) system_blocks += s.empty() ? 0 : 1;
+  if (system_blocks == 1) {
+    out += ",\"system\":";
+    for (const std::string& s : req.system)
+      if (!s.empty()) json::append_string(out, s);
+  } else if (system_blocks > 1) {
+    out += ",\"system\":[";
+    bool first = true;
+    for (const std::string& s : req.system) {
+      if (s.empty()) continue;
+      if (!first) out += ',';
+      first = false;
+      out += "{\"type\":\"text\",\"text\":";
+      json::append_string(out, s);
+      out += '}';
+    }
+    out += ']';
   }
 
   const std::vector<detail::Turn> turns = detail::merge_turns(req.messages);
-  bj::array messages;
+  out += ",\"messages\":[";
+  bool first_turn = true;
   for (std::size_t t = 0; t < turns.size(); ++t) {
     const detail::Turn& turn = turns[t];
     const std::string p = path_key(path_index("messages", turn.message), "content");
-    bj::array content;
-    for (const cn::ContentPart* part : turn.parts) {
-      auto block = block_of(*part, p, ids);
-      if (!block) return std::unexpected(std::move(block).error());
-      if (*block) content.push_back(std::move(**block));
-    }
-    if (content.empty()) {
+    const std::size_t mark = out.size();  // an empty turn is taken back
+    if (!first_turn) out += ',';
+    out += turn.assistant ? "{\"role\":\"assistant\",\"content\":[" : "{\"role\":\"user\",\"content\":[";
+    std::size_t blocks = 0;
+    for (const cn::ContentPart* part : turn.parts) BULWARK_API_TRY(write_block(out, blocks, *part, p, ids));
+    if (blocks == 0) {
+      out.resize(mark);
       // A trailing empty assistant turn asks for nothing: drop it rather than fail.
       if (turn.assistant && t + 1 == turns.size()) continue;
       return std::unexpected(bad_request("'" + p + "' is empty; Anthropic Messages requires non-empty content.", p));
     }
-    messages.push_back(bj::object{{"role", turn.assistant ? "assistant" : "user"}, {"content", std::move(content)}});
+    out += "]}";
+    first_turn = false;
   }
-  o["messages"] = std::move(messages);
+  out += ']';
 
   if (!req.tools.empty()) {
-    bj::array tools;
+    out += ",\"tools\":[";
     for (std::size_t i = 0; i < req.tools.size(); ++i) {
       const cn::Tool& tool = req.tools[i];
-      auto schema = detail::schema_object(tool.parameters, path_index("tools", i));
-      if (!schema) return std::unexpected(std::move(schema).error());
-      bj::object t{{"name", tool.name}};
-      if (!tool.description.empty()) t["description"] = tool.description;
-      t["input_schema"] = std::move(*schema);
-      tools.push_back(std::move(t));
+      if (i != 0) out += ',';
+      out += "{\"name\":";
+      json::append_string(out, tool.name);
+      if (!tool.description.empty()) {
+        out += ",\"description\":";
+        json::append_string(out, tool.description);
+      }
+      out += ",\"input_schema\":";
+      BULWARK_API_TRY(detail::append_schema_object(out, tool.parameters, path_index("tools", i)));
+      out += '}';
     }
-    o["tools"] = std::move(tools);
-    bj::object choice;
+    out += ']';
+    std::string_view type;
     switch (req.tool_choice.mode) {
       case cn::ToolChoice::Mode::unset:
-        if (req.parallel_tool_calls == false) choice["type"] = "auto";  // the only place the flag can go
+        if (req.parallel_tool_calls == false) type = "auto";  // the only place the flag can go
         break;
-      case cn::ToolChoice::Mode::auto_: choice["type"] = "auto"; break;
-      case cn::ToolChoice::Mode::none: choice["type"] = "none"; break;
-      case cn::ToolChoice::Mode::required: choice["type"] = "any"; break;
-      case cn::ToolChoice::Mode::tool:
-        choice["type"] = "tool";
-        choice["name"] = req.tool_choice.name;
-        break;
+      case cn::ToolChoice::Mode::auto_: type = "auto"; break;
+      case cn::ToolChoice::Mode::none: type = "none"; break;
+      case cn::ToolChoice::Mode::required: type = "any"; break;
+      case cn::ToolChoice::Mode::tool: type = "tool"; break;
     }
-    if (!choice.empty()) {
+    if (!type.empty()) {
+      out += ",\"tool_choice\":{\"type\":";
+      json::append_string(out, type);
+      if (req.tool_choice.mode == cn::ToolChoice::Mode::tool) {
+        out += ",\"name\":";
+        json::append_string(out, req.tool_choice.name);
+      }
       if (req.parallel_tool_calls == false && req.tool_choice.mode != cn::ToolChoice::Mode::none)
-        choice["disable_parallel_tool_use"] = true;
-      o["tool_choice"] = std::move(choice);
+        out += ",\"disable_parallel_tool_use\":true";
+      out += '}';
     }
   }
   if (!req.stop.empty()) {
-    bj::array stop;
-    for (const auto& s : req.stop) stop.push_back(bj::string_view(s));
-    o["stop_sequences"] = std::move(stop);
+    out += ",\"stop_sequences\":[";
+    for (std::size_t i = 0; i < req.stop.size(); ++i) {
+      if (i != 0) out += ',';
+      json::append_string(out, req.stop[i]);
+    }
+    out += ']';
   }
-  if (req.temperature) o["temperature"] = *req.temperature;
-  if (req.top_p) o["top_p"] = *req.top_p;
-  if (req.top_k) o["top_k"] = *req.top_k;
-  if (req.stream && options.include_stream) o["stream"] = true;
-  if (!req.user.empty()) o["metadata"] = bj::object{{"user_id", req.user}};
-  return detail::to_json(o);
+  if (req.temperature) {
+    out += ",\"temperature\":";
+    append_number(out, *req.temperature);
+  }
+  if (req.top_p) {
+    out += ",\"top_p\":";
+    append_number(out, *req.top_p);
+  }
+  if (req.top_k) {
+    out += ",\"top_k\":";
+    json::append_int(out, *req.top_k);
+  }
+  if (req.stream && options.include_stream) out += ",\"stream\":true";
+  if (!req.user.empty()) {
+    out += ",\"metadata\":{\"user_id\":";
+    json::append_string(out, req.user);
+    out += '}';
+  }
+  out += '}';
+  return out;
 }
 
+// Upstream answers and stream events are read with simdjson (api/detail/dom.hpp).
 Result<cn::ChatResponse> decode_response(std::string_view body) {
-  bj::value storage;
-  auto parsed = detail::parse_object(body, storage);
+  auto parsed = detail::parse_object(detail::ParserSlot::answer, body);
   if (!parsed) return std::unexpected(detail::as_upstream(std::move(parsed).error()));
-  const bj::object& o = **parsed;
+  const sd::object o = *parsed;
   cn::ChatResponse resp;
-  if (const bj::value* id = detail::find(o, "id"); id != nullptr && id->is_string()) resp.id = id->get_string();
-  if (const bj::value* m = detail::find(o, "model"); m != nullptr && m->is_string()) resp.model = m->get_string();
-  const bj::value* content = detail::find(o, "content");
-  if (content == nullptr || !content->is_array()) return std::unexpected(detail::upstream_protocol("the upstream answer has no content"));
-  for (const bj::value& b : content->get_array()) {
-    if (!b.is_object()) continue;
-    const bj::object& block = b.get_object();
-    const bj::value* type = detail::find(block, "type");
-    if (type == nullptr || !type->is_string()) continue;
-    if (type->get_string() == "text") {
-      if (const bj::value* t = detail::find(block, "text"); t != nullptr && t->is_string())
-        resp.content.emplace_back(cn::TextPart{std::string(t->get_string())});
-    } else if (type->get_string() == "tool_use") {
+  resp.id = detail::string_of(o, "id");
+  resp.model = detail::string_of(o, "model");
+  sd::array content;
+  if (o.at_key("content").get_array().get(content) != simdjson::SUCCESS)
+    return std::unexpected(detail::upstream_protocol("the upstream answer has no content"));
+  for (sd::element b : content) {
+    sd::object block;
+    if (b.get_object().get(block) != simdjson::SUCCESS) continue;
+    std::string_view type;
+    if (block.at_key("type").get_string().get(type) != simdjson::SUCCESS) continue;
+    if (type == "text") {
+      if (std::string_view t; block.at_key("text").get_string().get(t) == simdjson::SUCCESS)
+        resp.content.emplace_back(cn::TextPart{std::string(t)});
+    } else if (type == "tool_use") {
       cn::ToolCallPart call;
-      if (const bj::value* id = detail::find(block, "id"); id != nullptr && id->is_string()) call.id = id->get_string();
-      if (const bj::value* n = detail::find(block, "name"); n != nullptr && n->is_string()) call.name = n->get_string();
-      call.arguments = detail::arguments_text(detail::find(block, "input"));
+      call.id = detail::string_of(block, "id");
+      call.name = detail::string_of(block, "name");
+      const auto input = detail::find(block, "input");
+      call.arguments = input ? detail::to_json(*input) : std::string("{}");
       resp.content.emplace_back(std::move(call));
     }
     // thinking and server-tool blocks are not carried by the canonical answer
   }
-  if (const bj::value* sr = detail::find(o, "stop_reason"); sr != nullptr && sr->is_string()) resp.stop_reason = stop_reason_from(sr->get_string());
-  if (const bj::value* ss = detail::find(o, "stop_sequence"); ss != nullptr && ss->is_string()) resp.stop_sequence = ss->get_string();
-  if (const bj::value* u = detail::find(o, "usage"); u != nullptr && u->is_object()) resp.usage = decode_usage(u->get_object());
+  if (std::string_view sr; o.at_key("stop_reason").get_string().get(sr) == simdjson::SUCCESS) resp.stop_reason = stop_reason_from(sr);
+  resp.stop_sequence = detail::string_of(o, "stop_sequence");
+  if (sd::object u; o.at_key("usage").get_object().get(u) == simdjson::SUCCESS) resp.usage = decode_usage(u);
   return resp;
 }
 
@@ -504,78 +592,68 @@ std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed)
 // ---- stream decoding ----
 
 Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& out) {
-  bj::error_code ec;
-  bj::value v = detail::parse_value(data, ec);
-  if (ec || !v.is_object()) return std::unexpected(detail::upstream_protocol("a stream event is not a JSON object"));
-  const bj::object& o = v.get_object();
-  const bj::value* tv = detail::find(o, "type");
-  if (tv == nullptr || !tv->is_string()) return std::unexpected(detail::upstream_protocol("a stream event has no type"));
-  const std::string_view type = tv->get_string();
+  const auto parsed = detail::parse_value(detail::ParserSlot::event, data);
+  sd::object o;
+  if (!parsed || parsed->get_object().get(o) != simdjson::SUCCESS)
+    return std::unexpected(detail::upstream_protocol("a stream event is not a JSON object"));
+  std::string_view type;
+  if (o.at_key("type").get_string().get(type) != simdjson::SUCCESS)
+    return std::unexpected(detail::upstream_protocol("a stream event has no type"));
   const auto index = static_cast<std::uint32_t>(detail::count(o, "index"));
   const auto skipped = [&] { return std::find(skipped_.begin(), skipped_.end(), index) != skipped_.end(); };
 
   if (type == "message_start") {
     cn::MessageStart start;
-    if (const bj::value* mv = detail::find(o, "message"); mv != nullptr && mv->is_object()) {
-      const bj::object& m = mv->get_object();
-      if (const bj::value* id = detail::find(m, "id"); id != nullptr && id->is_string()) start.id = id->get_string();
-      if (const bj::value* model = detail::find(m, "model"); model != nullptr && model->is_string()) start.model = model->get_string();
-      if (const bj::value* u = detail::find(m, "usage"); u != nullptr && u->is_object()) usage_ = decode_usage(u->get_object());
+    if (sd::object m; o.at_key("message").get_object().get(m) == simdjson::SUCCESS) {
+      start.id = detail::string_of(m, "id");
+      start.model = detail::string_of(m, "model");
+      if (sd::object u; m.at_key("usage").get_object().get(u) == simdjson::SUCCESS) usage_ = decode_usage(u);
     }
     start.usage = usage_;
     out.emplace_back(std::move(start));
   } else if (type == "content_block_start") {
-    const bj::value* bv = detail::find(o, "content_block");
-    if (bv == nullptr || !bv->is_object()) return std::unexpected(detail::upstream_protocol("content_block_start without a block"));
-    const bj::object& block = bv->get_object();
-    const bj::value* bt = detail::find(block, "type");
-    const std::string_view block_type = bt != nullptr && bt->is_string() ? std::string_view(bt->get_string()) : std::string_view{};
+    sd::object block;
+    if (o.at_key("content_block").get_object().get(block) != simdjson::SUCCESS)
+      return std::unexpected(detail::upstream_protocol("content_block_start without a block"));
+    const std::string_view block_type = detail::string_of(block, "type");
     if (block_type == "text") {
-      if (const bj::value* t = detail::find(block, "text"); t != nullptr && t->is_string() && !t->get_string().empty())
-        out.emplace_back(cn::TextDelta{index, std::string(t->get_string())});
+      if (const std::string_view t = detail::string_of(block, "text"); !t.empty()) out.emplace_back(cn::TextDelta{index, std::string(t)});
     } else if (block_type == "tool_use") {
-      cn::ToolCallStart start{index, {}, {}};
-      if (const bj::value* id = detail::find(block, "id"); id != nullptr && id->is_string()) start.id = id->get_string();
-      if (const bj::value* n = detail::find(block, "name"); n != nullptr && n->is_string()) start.name = n->get_string();
+      cn::ToolCallStart start{index, std::string(detail::string_of(block, "id")), std::string(detail::string_of(block, "name"))};
       out.emplace_back(std::move(start));
       // The input is {} at the start and arrives as input_json_delta; a non-empty one is kept.
-      if (const bj::value* in = detail::find(block, "input"); in != nullptr && in->is_object() && !in->get_object().empty())
+      if (const auto in = detail::find(block, "input"); in && in->is_object() && sd::object(*in).size() != 0)
         out.emplace_back(cn::ToolArgsDelta{index, detail::to_json(*in)});
     } else {
       skipped_.push_back(index);  // thinking, redacted_thinking, server tools
     }
   } else if (type == "content_block_delta") {
     if (skipped()) return {};
-    const bj::value* dv = detail::find(o, "delta");
-    if (dv == nullptr || !dv->is_object()) return std::unexpected(detail::upstream_protocol("content_block_delta without a delta"));
-    const bj::object& delta = dv->get_object();
-    const bj::value* dt = detail::find(delta, "type");
-    const std::string_view delta_type = dt != nullptr && dt->is_string() ? std::string_view(dt->get_string()) : std::string_view{};
+    sd::object delta;
+    if (o.at_key("delta").get_object().get(delta) != simdjson::SUCCESS)
+      return std::unexpected(detail::upstream_protocol("content_block_delta without a delta"));
+    const std::string_view delta_type = detail::string_of(delta, "type");
     if (delta_type == "text_delta") {
-      if (const bj::value* t = detail::find(delta, "text"); t != nullptr && t->is_string())
-        out.emplace_back(cn::TextDelta{index, std::string(t->get_string())});
+      if (std::string_view t; delta.at_key("text").get_string().get(t) == simdjson::SUCCESS) out.emplace_back(cn::TextDelta{index, std::string(t)});
     } else if (delta_type == "input_json_delta") {
-      if (const bj::value* pj = detail::find(delta, "partial_json"); pj != nullptr && pj->is_string() && !pj->get_string().empty())
-        out.emplace_back(cn::ToolArgsDelta{index, std::string(pj->get_string())});
+      if (const std::string_view pj = detail::string_of(delta, "partial_json"); !pj.empty())
+        out.emplace_back(cn::ToolArgsDelta{index, std::string(pj)});
     }
     // citations_delta, thinking_delta, signature_delta: not carried
   } else if (type == "content_block_stop") {
     if (!skipped()) out.emplace_back(cn::BlockStop{index});
   } else if (type == "message_delta") {
     cn::MessageDelta md;
-    if (const bj::value* dv = detail::find(o, "delta"); dv != nullptr && dv->is_object()) {
-      if (const bj::value* sr = detail::find(dv->get_object(), "stop_reason"); sr != nullptr && sr->is_string())
-        md.stop_reason = stop_reason_from(sr->get_string());
-      if (const bj::value* ss = detail::find(dv->get_object(), "stop_sequence"); ss != nullptr && ss->is_string())
-        md.stop_sequence = ss->get_string();
+    if (sd::object d; o.at_key("delta").get_object().get(d) == simdjson::SUCCESS) {
+      if (std::string_view sr; d.at_key("stop_reason").get_string().get(sr) == simdjson::SUCCESS) md.stop_reason = stop_reason_from(sr);
+      md.stop_sequence = detail::string_of(d, "stop_sequence");
     }
     // message_delta's usage is cumulative; input counts appear here only in newer streams.
-    if (const bj::value* u = detail::find(o, "usage"); u != nullptr && u->is_object()) {
-      const bj::object& usage = u->get_object();
+    if (sd::object usage; o.at_key("usage").get_object().get(usage) == simdjson::SUCCESS) {
       usage_.output = detail::count(usage, "output_tokens");
-      if (usage.contains("input_tokens")) usage_.input = detail::count(usage, "input_tokens");
-      if (usage.contains("cache_read_input_tokens")) usage_.cache_read = detail::count(usage, "cache_read_input_tokens");
-      if (usage.contains("cache_creation_input_tokens")) usage_.cache_write = detail::count(usage, "cache_creation_input_tokens");
+      if (detail::contains(usage, "input_tokens")) usage_.input = detail::count(usage, "input_tokens");
+      if (detail::contains(usage, "cache_read_input_tokens")) usage_.cache_read = detail::count(usage, "cache_read_input_tokens");
+      if (detail::contains(usage, "cache_creation_input_tokens")) usage_.cache_write = detail::count(usage, "cache_creation_input_tokens");
     }
     md.usage = usage_;
     delta_seen_ = true;
@@ -587,9 +665,9 @@ Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& 
     out.emplace_back(cn::Ping{});
   } else if (type == "error") {
     std::string kind_name, message = "the upstream reported an error mid-stream";
-    if (const bj::value* ev = detail::find(o, "error"); ev != nullptr && ev->is_object()) {
-      if (const bj::value* t = detail::find(ev->get_object(), "type"); t != nullptr && t->is_string()) kind_name = t->get_string();
-      if (const bj::value* m = detail::find(ev->get_object(), "message"); m != nullptr && m->is_string()) message = m->get_string();
+    if (sd::object ev; o.at_key("error").get_object().get(ev) == simdjson::SUCCESS) {
+      kind_name = detail::string_of(ev, "type");
+      if (std::string_view m; ev.at_key("message").get_string().get(m) == simdjson::SUCCESS) message = m;
     }
     Error e = Error::gateway(upstream_error_kind(kind_name), std::move(message));
     e.origin = Origin::upstream;
@@ -602,8 +680,10 @@ Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& 
 }
 
 Status StreamDecoder::feed_sse(std::string_view event, std::vector<cn::StreamEvent>& out) {
-  std::string data;
-  bool any = false;
+  // Upstream events carry one data line: it is fed in place; only several lines are joined.
+  std::string_view first;
+  std::string joined;
+  bool any = false, several = false;
   while (!event.empty()) {
     const std::size_t nl = event.find('\n');
     std::string_view line = event.substr(0, nl);
@@ -612,12 +692,18 @@ Status StreamDecoder::feed_sse(std::string_view event, std::vector<cn::StreamEve
     if (!line.starts_with("data:")) continue;
     line.remove_prefix(5);
     if (line.starts_with(' ')) line.remove_prefix(1);
-    if (any) data.push_back('\n');
-    data.append(line);
-    any = true;
+    if (!any) {
+      first = line;
+      any = true;
+      continue;
+    }
+    if (!several) joined.assign(first);
+    several = true;
+    joined.push_back('\n');
+    joined.append(line);
   }
   if (!any) return {};
-  return feed(data, out);
+  return feed(several ? std::string_view(joined) : first, out);
 }
 
 void StreamDecoder::finish(std::vector<cn::StreamEvent>& out) {

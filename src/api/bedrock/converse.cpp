@@ -1,7 +1,9 @@
 #include "api/bedrock/converse.hpp"
 
 #include <cctype>
+#include <cmath>
 
+#include "api/detail/dom.hpp"
 #include "api/detail/support.hpp"
 #include "core/json_write.hpp"
 
@@ -9,6 +11,7 @@ namespace bulwark::api::bedrock {
 namespace {
 
 namespace bj = boost::json;
+namespace sd = simdjson::dom;
 namespace cn = canonical;
 using detail::bad_request;
 using detail::path_index;
@@ -102,6 +105,15 @@ cn::Usage decode_usage(const bj::object& u) {
   return usage;
 }
 
+cn::Usage decode_usage(sd::object u) {
+  cn::Usage usage{detail::count(u, "inputTokens"), detail::count(u, "outputTokens"), detail::count(u, "cacheReadInputTokens"),
+                  detail::count(u, "cacheWriteInputTokens")};
+  // Nova's InvokeModel spelling.
+  if (usage.cache_read == 0) usage.cache_read = detail::count(u, "cacheReadInputTokenCount");
+  if (usage.cache_write == 0) usage.cache_write = detail::count(u, "cacheWriteInputTokenCount");
+  return usage;
+}
+
 void write_usage(std::string& out, const cn::Usage& usage, Dialect dialect) {
   out += "{\"inputTokens\":";
   json::append_int(out, usage.input);
@@ -116,50 +128,87 @@ void write_usage(std::string& out, const cn::Usage& usage, Dialect dialect) {
   out += '}';
 }
 
-Result<bj::object> image_block(const cn::ImagePart& image, std::string_view p, Dialect dialect) {
+// Requests are written straight into the body (no JSON tree): this is the hot path of an
+// OpenAI request going to a Bedrock upstream.
+
+Status write_image_block(std::string& out, const cn::ImagePart& image, std::string_view p, Dialect dialect) {
   BULWARK_API_TRY(detail::require_inline_image(image, format_name(dialect), p));
   const std::string_view format = detail::bedrock_image_format(image.media_type);
   if (format.empty())
     return std::unexpected(bad_request("'" + std::string(p) + "' is a " + image.media_type + " image; " + std::string(format_name(dialect)) +
                                            " accepts png, jpeg, gif and webp.",
                                        std::string(p)));
-  return bj::object{{"image", bj::object{{"format", format}, {"source", bj::object{{"bytes", image.data}}}}}};
+  out += "{\"image\":{\"format\":";
+  json::append_string(out, format);
+  out += ",\"source\":{\"bytes\":";
+  json::append_string(out, image.data);
+  out += "}}}";
+  return {};
 }
 
-Result<std::optional<bj::object>> block_of(const cn::ContentPart& part, std::string_view p, cn::IdSource& ids, Dialect dialect) {
+// One canonical part as a Converse content block, preceded by a comma unless it is the
+// first; nothing for an empty text (Bedrock rejects empty text blocks). `written` counts
+// the blocks written so far.
+Status write_block(std::string& out, std::size_t& written, const cn::ContentPart& part, std::string_view p, cn::IdSource& ids,
+                   Dialect dialect) {
+  const auto next = [&] {
+    if (written++ != 0) out += ',';
+  };
   if (const auto* t = std::get_if<cn::TextPart>(&part)) {
-    if (t->text.empty()) return std::nullopt;  // Bedrock rejects empty text blocks
-    return bj::object{{"text", t->text}};
+    if (t->text.empty()) return {};
+    next();
+    out += "{\"text\":";
+    json::append_string(out, t->text);
+    out += '}';
+    return {};
   }
   if (const auto* img = std::get_if<cn::ImagePart>(&part)) {
-    auto block = image_block(*img, p, dialect);
-    if (!block) return std::unexpected(std::move(block).error());
-    return std::move(*block);
+    next();
+    return write_image_block(out, *img, p, dialect);
   }
   if (const auto* call = std::get_if<cn::ToolCallPart>(&part)) {
-    auto input = detail::arguments_object(call->arguments, path_key(p, "arguments"));
-    if (!input) return std::unexpected(std::move(input).error());
-    return bj::object{{"toolUse", bj::object{{"toolUseId", cn::restyle_id(call->id, cn::id_prefix::bedrock_tool_use, ids)},
-                                             {"name", call->name},
-                                             {"input", std::move(*input)}}}};
+    next();
+    out += "{\"toolUse\":{\"toolUseId\":";
+    json::append_string(out, cn::restyle_id(call->id, cn::id_prefix::bedrock_tool_use, ids));
+    out += ",\"name\":";
+    json::append_string(out, call->name);
+    out += ",\"input\":";
+    BULWARK_API_TRY(detail::append_arguments_object(out, call->arguments, path_key(p, "arguments")));
+    out += "}}";
+    return {};
   }
   if (const auto* result = std::get_if<cn::ToolResultPart>(&part)) {
-    bj::array content;
+    next();
+    out += "{\"toolResult\":{\"toolUseId\":";
+    json::append_string(out, cn::restyle_id(result->tool_call_id, cn::id_prefix::bedrock_tool_use, ids));
+    out += ",\"content\":[";
+    bool first = true;
     for (const cn::ToolResultContent& c : result->content) {
       if (const auto* t = std::get_if<cn::TextPart>(&c)) {
-        if (!t->text.empty()) content.push_back(bj::object{{"text", t->text}});
+        if (t->text.empty()) continue;
+        if (!first) out += ',';
+        out += "{\"text\":";
+        json::append_string(out, t->text);
+        out += '}';
       } else {
-        auto image = image_block(std::get<cn::ImagePart>(c), p, dialect);
-        if (!image) return std::unexpected(std::move(image).error());
-        content.push_back(std::move(*image));
+        if (!first) out += ',';
+        BULWARK_API_TRY(write_image_block(out, std::get<cn::ImagePart>(c), p, dialect));
       }
+      first = false;
     }
-    if (content.empty()) content.push_back(bj::object{{"text", ""}});  // Converse requires content
-    bj::object r{{"toolUseId", cn::restyle_id(result->tool_call_id, cn::id_prefix::bedrock_tool_use, ids)}, {"content", std::move(content)}};
-    if (result->is_error) r["status"] = "error";
-    return bj::object{{"toolResult", std::move(r)}};
+    if (first) out += "{\"text\":\"\"}";  // Converse requires content
+    out += ']';
+    if (result->is_error) out += ",\"status\":\"error\"";
+    out += "}}";
+    return {};
   }
   return std::unexpected(bad_request("'" + std::string(p) + "' is audio, which " + std::string(format_name(dialect)) + " cannot express.", std::string(p)));
+}
+
+// A double as JSON (support.hpp's write(): non-finite numbers become null).
+void append_number(std::string& out, double v) {
+  if (std::isfinite(v)) json::append_double(out, v);
+  else out += "null";
 }
 
 void write_exception(std::string& out, const Error& error) {
@@ -338,52 +387,93 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
   const std::string_view format = format_name(dialect);
   BULWARK_API_TRY(detail::refuse_openai_only(req, format));
   cn::IdSource ids(0);  // every id in a request exists: nothing is generated
-  bj::object o;
-  if (dialect == Dialect::nova) o["schemaVersion"] = "messages-v1";
+  std::string out;
+  std::size_t text_size = 0;
+  for (const std::string& s : req.system) text_size += s.size();
+  for (const cn::Message& m : req.messages)
+    for (const cn::ContentPart& part : m.content)
+      if (const auto* t = std::get_if<cn::TextPart>(&part)) text_size += t->text.size();
+  out.reserve(256 + text_size + text_size / 8);
+  out += dialect == Dialect::nova ? "{\"schemaVersion\":\"messages-v1\",\"messages\":[" : "{\"messages\":[";
 
   const std::vector<detail::Turn> turns = detail::merge_turns(req.messages);
-  bj::array messages;
+  bool first_turn = true;
   for (std::size_t t = 0; t < turns.size(); ++t) {
     const detail::Turn& turn = turns[t];
     const std::string p = path_key(path_index("messages", turn.message), "content");
-    bj::array content;
-    for (const cn::ContentPart* part : turn.parts) {
-      auto block = block_of(*part, p, ids, dialect);
-      if (!block) return std::unexpected(std::move(block).error());
-      if (*block) content.push_back(std::move(**block));
-    }
-    if (content.empty()) {
+    const std::size_t mark = out.size();  // an empty turn is taken back
+    if (!first_turn) out += ',';
+    out += turn.assistant ? "{\"role\":\"assistant\",\"content\":[" : "{\"role\":\"user\",\"content\":[";
+    std::size_t blocks = 0;
+    for (const cn::ContentPart* part : turn.parts) BULWARK_API_TRY(write_block(out, blocks, *part, p, ids, dialect));
+    if (blocks == 0) {
+      out.resize(mark);
       if (turn.assistant && t + 1 == turns.size()) continue;  // an empty prefill asks for nothing
       return std::unexpected(bad_request("'" + p + "' is empty; " + std::string(format) + " requires non-empty content.", p));
     }
-    messages.push_back(bj::object{{"role", turn.assistant ? "assistant" : "user"}, {"content", std::move(content)}});
+    out += "]}";
+    first_turn = false;
   }
-  o["messages"] = std::move(messages);
+  out += ']';
 
-  bj::array system;
-  for (const std::string& s : req.system)
-    if (!s.empty()) system.push_back(bj::object{{"text", s}});
-  if (!system.empty()) o["system"] = std::move(system);
+  bool first = true;
+  for (const std::string& s : req.system) {
+    if (s.empty()) continue;
+    out += first ? ",\"system\":[" : ",";
+    first = false;
+    out += "{\"text\":";
+    json::append_string(out, s);
+    out += '}';
+  }
+  if (!first) out += ']';
 
-  bj::object config;
-  if (req.max_tokens) config["maxTokens"] = *req.max_tokens;
-  if (req.temperature) config["temperature"] = *req.temperature;
-  if (req.top_p) config["topP"] = *req.top_p;
+  // inferenceConfig: only the fields given; absent altogether when none is.
+  first = true;
+  const auto config_key = [&](std::string_view key) {
+    out += first ? ",\"inferenceConfig\":{\"" : ",\"";
+    first = false;
+    out += key;
+    out += "\":";
+  };
+  if (req.max_tokens) {
+    config_key("maxTokens");
+    json::append_int(out, *req.max_tokens);
+  }
+  if (req.temperature) {
+    config_key("temperature");
+    append_number(out, *req.temperature);
+  }
+  if (req.top_p) {
+    config_key("topP");
+    append_number(out, *req.top_p);
+  }
   if (!req.stop.empty()) {
-    bj::array stop;
-    for (const auto& s : req.stop) stop.push_back(bj::string_view(s));
-    config["stopSequences"] = std::move(stop);
+    config_key("stopSequences");
+    out += '[';
+    for (std::size_t i = 0; i < req.stop.size(); ++i) {
+      if (i != 0) out += ',';
+      json::append_string(out, req.stop[i]);
+    }
+    out += ']';
   }
-  if (req.top_k && dialect == Dialect::nova) config["topK"] = *req.top_k;
-  if (!config.empty()) o["inferenceConfig"] = std::move(config);
+  if (req.top_k && dialect == Dialect::nova) {
+    config_key("topK");
+    json::append_int(out, *req.top_k);
+  }
+  if (!first) out += '}';
   if (req.top_k && dialect == Dialect::converse) {
     // Converse has no top_k: it goes to the model in its own spelling, where one is known.
-    if (target_model_id.find("anthropic.") != std::string_view::npos)
-      o["additionalModelRequestFields"] = bj::object{{"top_k", *req.top_k}};
-    else if (target_model_id.find("amazon.nova") != std::string_view::npos)
-      o["additionalModelRequestFields"] = bj::object{{"inferenceConfig", bj::object{{"topK", *req.top_k}}}};
-    else
+    if (target_model_id.find("anthropic.") != std::string_view::npos) {
+      out += ",\"additionalModelRequestFields\":{\"top_k\":";
+      json::append_int(out, *req.top_k);
+      out += '}';
+    } else if (target_model_id.find("amazon.nova") != std::string_view::npos) {
+      out += ",\"additionalModelRequestFields\":{\"inferenceConfig\":{\"topK\":";
+      json::append_int(out, *req.top_k);
+      out += "}}";
+    } else {
       return std::unexpected(bad_request("'top_k' cannot be expressed in Bedrock Converse for model " + std::string(target_model_id) + ".", "top_k"));
+    }
   }
 
   if (req.parallel_tool_calls == false)
@@ -391,32 +481,43 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
   if (!req.tools.empty()) {
     if (req.tool_choice.mode == cn::ToolChoice::Mode::none)
       return std::unexpected(bad_request("'tool_choice' none cannot be expressed in " + std::string(format) + " (it has auto, any and tool); omit the tools instead.", "tool_choice"));
-    bj::array tools;
+    out += ",\"toolConfig\":{\"tools\":[";
     for (std::size_t i = 0; i < req.tools.size(); ++i) {
       const cn::Tool& tool = req.tools[i];
-      auto schema = detail::schema_object(tool.parameters, path_index("tools", i));
-      if (!schema) return std::unexpected(std::move(schema).error());
-      bj::object spec{{"name", tool.name}};
-      if (!tool.description.empty()) spec["description"] = tool.description;
-      spec["inputSchema"] = bj::object{{"json", std::move(*schema)}};
-      tools.push_back(bj::object{{"toolSpec", std::move(spec)}});
+      if (i != 0) out += ',';
+      out += "{\"toolSpec\":{\"name\":";
+      json::append_string(out, tool.name);
+      if (!tool.description.empty()) {
+        out += ",\"description\":";
+        json::append_string(out, tool.description);
+      }
+      out += ",\"inputSchema\":{\"json\":";
+      BULWARK_API_TRY(detail::append_schema_object(out, tool.parameters, path_index("tools", i)));
+      out += "}}}";
     }
-    bj::object tool_config{{"tools", std::move(tools)}};
+    out += ']';
     switch (req.tool_choice.mode) {
       case cn::ToolChoice::Mode::unset:
       case cn::ToolChoice::Mode::none: break;
-      case cn::ToolChoice::Mode::auto_: tool_config["toolChoice"] = bj::object{{"auto", bj::object{}}}; break;
-      case cn::ToolChoice::Mode::required: tool_config["toolChoice"] = bj::object{{"any", bj::object{}}}; break;
+      case cn::ToolChoice::Mode::auto_: out += ",\"toolChoice\":{\"auto\":{}}"; break;
+      case cn::ToolChoice::Mode::required: out += ",\"toolChoice\":{\"any\":{}}"; break;
       case cn::ToolChoice::Mode::tool:
-        tool_config["toolChoice"] = bj::object{{"tool", bj::object{{"name", req.tool_choice.name}}}};
+        out += ",\"toolChoice\":{\"tool\":{\"name\":";
+        json::append_string(out, req.tool_choice.name);
+        out += "}}";
         break;
     }
-    o["toolConfig"] = std::move(tool_config);
+    out += '}';
   }
-  return detail::to_json(o);
+  out += '}';
+  return out;
 }
 
-Result<cn::ChatResponse> decode_response(std::string_view body, Dialect) {
+namespace {
+
+// The complete decoder (Boost.JSON, every block type and its errors): the fast path below
+// hands over to it whenever an answer holds anything but text, tool use and reasoning.
+Result<cn::ChatResponse> decode_response_full(std::string_view body) {
   bj::value storage;
   auto parsed = detail::parse_object(body, storage);
   if (!parsed) return std::unexpected(detail::as_upstream(std::move(parsed).error()));
@@ -438,6 +539,53 @@ Result<cn::ChatResponse> decode_response(std::string_view body, Dialect) {
   if (const bj::value* m = detail::find(o, "metrics"); m != nullptr && m->is_object() && m->get_object().contains("latencyMs"))
     resp.latency_ms = detail::count(m->get_object(), "latencyMs");
   return resp;
+}
+
+// An answer of text, tool-use and reasoning blocks read with simdjson; nullopt hands the
+// answer to decode_response_full (anything else, or anything malformed), so that rare
+// shapes keep one implementation and its error messages.
+std::optional<cn::ChatResponse> decode_response_fast(std::string_view body) {
+  auto parsed = detail::parse_object(detail::ParserSlot::answer, body);
+  if (!parsed) return std::nullopt;
+  const sd::object o = *parsed;
+  sd::object message;
+  if (o.at_key("output").at_key("message").get_object().get(message) != simdjson::SUCCESS) return std::nullopt;
+  cn::ChatResponse resp;
+  if (const auto content = detail::find(message, "content")) {
+    sd::array blocks;
+    if (content->get_array().get(blocks) != simdjson::SUCCESS) return std::nullopt;
+    for (sd::element b : blocks) {
+      sd::object block;
+      if (b.get_object().get(block) != simdjson::SUCCESS) return std::nullopt;
+      if (const auto text = detail::find(block, "text")) {
+        std::string_view t;
+        if (text->get_string().get(t) != simdjson::SUCCESS) return std::nullopt;
+        resp.content.emplace_back(cn::TextPart{std::string(t)});
+      } else if (sd::object tu; block.at_key("toolUse").get_object().get(tu) == simdjson::SUCCESS) {
+        if (detail::find(block, "image")) return std::nullopt;  // the full decoder's order: image first
+        cn::ToolCallPart call;
+        if (!detail::read_string(tu, "toolUseId", call.id, "") || !detail::read_string(tu, "name", call.name, "")) return std::nullopt;
+        const auto input = detail::find(tu, "input");
+        call.arguments = input ? detail::to_json(*input) : std::string("{}");
+        resp.content.emplace_back(std::move(call));
+      } else if (detail::find(block, "image") || detail::find(block, "toolResult") || !detail::find(block, "reasoningContent")) {
+        return std::nullopt;
+      }
+      // reasoningContent: the model's own reasoning, meaningful to no other format
+    }
+  }
+  if (std::string_view sr; o.at_key("stopReason").get_string().get(sr) == simdjson::SUCCESS) resp.stop_reason = stop_reason_from(sr);
+  if (sd::object u; o.at_key("usage").get_object().get(u) == simdjson::SUCCESS) resp.usage = decode_usage(u);
+  if (sd::object m; o.at_key("metrics").get_object().get(m) == simdjson::SUCCESS && detail::contains(m, "latencyMs"))
+    resp.latency_ms = detail::count(m, "latencyMs");
+  return resp;
+}
+
+}  // namespace
+
+Result<cn::ChatResponse> decode_response(std::string_view body, Dialect) {
+  if (auto fast = decode_response_fast(body)) return std::move(*fast);
+  return decode_response_full(body);
 }
 
 std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed, Dialect dialect) {
@@ -490,16 +638,18 @@ void StreamDecoder::complete(std::vector<cn::StreamEvent>& out, std::optional<cn
 }
 
 Status StreamDecoder::feed(std::string_view event_type, std::string_view payload, std::vector<cn::StreamEvent>& out) {
-  bj::error_code ec;
-  bj::value v = detail::parse_value(payload, ec);
-  if (ec || !v.is_object()) return std::unexpected(detail::upstream_protocol("a ConverseStream event is not a JSON object"));
-  const bj::object& o = v.get_object();
+  // Read with simdjson: one parse per relayed event, on a thread-local parser.
+  const auto parsed = detail::parse_value(detail::ParserSlot::event, payload);
+  sd::object o;
+  if (!parsed || parsed->get_object().get(o) != simdjson::SUCCESS)
+    return std::unexpected(detail::upstream_protocol("a ConverseStream event is not a JSON object"));
   const auto index = static_cast<std::uint32_t>(detail::count(o, "contentBlockIndex"));
 
   if (event_type.ends_with("Exception") || event_type.ends_with("exception")) {
     std::string message = "the upstream reported an error mid-stream";
-    if (const bj::value* m = detail::find(o, "message"); m != nullptr && m->is_string()) message = m->get_string();
-    else if (const bj::value* m2 = detail::find(o, "Message"); m2 != nullptr && m2->is_string()) message = m2->get_string();
+    std::string_view m;
+    if (o.at_key("message").get_string().get(m) == simdjson::SUCCESS) message = m;
+    else if (o.at_key("Message").get_string().get(m) == simdjson::SUCCESS) message = m;
     Error e = Error::gateway(upstream_error_kind(event_type), std::move(message));
     e.origin = Origin::upstream;
     e.retryable = e.kind == ErrorKind::upstream_rate_limited || e.kind == ErrorKind::upstream_overloaded ||
@@ -515,36 +665,29 @@ Status StreamDecoder::feed(std::string_view event_type, std::string_view payload
     if (!started_) out.emplace_back(cn::MessageStart{});
     started_ = true;
   } else if (event_type == "contentBlockStart") {
-    const bj::value* start = detail::find(o, "start");
-    const bj::value* tu = start != nullptr && start->is_object() ? detail::find(start->get_object(), "toolUse") : nullptr;
-    if (tu != nullptr && tu->is_object()) {
-      cn::ToolCallStart call{index, {}, {}};
-      if (const bj::value* id = detail::find(tu->get_object(), "toolUseId"); id != nullptr && id->is_string()) call.id = id->get_string();
-      if (const bj::value* n = detail::find(tu->get_object(), "name"); n != nullptr && n->is_string()) call.name = n->get_string();
-      out.emplace_back(std::move(call));
-    }
+    if (sd::object tu; o.at_key("start").at_key("toolUse").get_object().get(tu) == simdjson::SUCCESS)
+      out.emplace_back(cn::ToolCallStart{index, std::string(detail::string_of(tu, "toolUseId")), std::string(detail::string_of(tu, "name"))});
   } else if (event_type == "contentBlockDelta") {
-    const bj::value* dv = detail::find(o, "delta");
-    if (dv == nullptr || !dv->is_object()) return std::unexpected(detail::upstream_protocol("contentBlockDelta without a delta"));
-    const bj::object& delta = dv->get_object();
-    if (const bj::value* t = detail::find(delta, "text"); t != nullptr && t->is_string()) {
-      out.emplace_back(cn::TextDelta{index, std::string(t->get_string())});
-    } else if (const bj::value* tu = detail::find(delta, "toolUse"); tu != nullptr && tu->is_object()) {
-      if (const bj::value* in = detail::find(tu->get_object(), "input"); in != nullptr && in->is_string() && !in->get_string().empty())
-        out.emplace_back(cn::ToolArgsDelta{index, std::string(in->get_string())});
+    sd::object delta;
+    if (o.at_key("delta").get_object().get(delta) != simdjson::SUCCESS)
+      return std::unexpected(detail::upstream_protocol("contentBlockDelta without a delta"));
+    if (std::string_view t; delta.at_key("text").get_string().get(t) == simdjson::SUCCESS) {
+      out.emplace_back(cn::TextDelta{index, std::string(t)});
+    } else if (sd::object tu; delta.at_key("toolUse").get_object().get(tu) == simdjson::SUCCESS) {
+      if (const std::string_view in = detail::string_of(tu, "input"); !in.empty()) out.emplace_back(cn::ToolArgsDelta{index, std::string(in)});
     }
     // reasoningContent and citation deltas are not carried
   } else if (event_type == "contentBlockStop") {
     out.emplace_back(cn::BlockStop{index});
   } else if (event_type == "messageStop") {
-    if (const bj::value* sr = detail::find(o, "stopReason"); sr != nullptr && sr->is_string()) stop_ = stop_reason_from(sr->get_string());
+    if (std::string_view sr; o.at_key("stopReason").get_string().get(sr) == simdjson::SUCCESS) stop_ = stop_reason_from(sr);
     stopped_ = true;
   } else if (event_type == "metadata") {
     std::optional<cn::Usage> usage;
     std::optional<std::int64_t> latency;
-    if (const bj::value* u = detail::find(o, "usage"); u != nullptr && u->is_object()) usage = decode_usage(u->get_object());
-    if (const bj::value* m = detail::find(o, "metrics"); m != nullptr && m->is_object() && m->get_object().contains("latencyMs"))
-      latency = detail::count(m->get_object(), "latencyMs");
+    if (sd::object u; o.at_key("usage").get_object().get(u) == simdjson::SUCCESS) usage = decode_usage(u);
+    if (sd::object m; o.at_key("metrics").get_object().get(m) == simdjson::SUCCESS && detail::contains(m, "latencyMs"))
+      latency = detail::count(m, "latencyMs");
     complete(out, usage, latency);
   }
   return {};

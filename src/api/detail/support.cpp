@@ -66,7 +66,6 @@ const bj::value* find(const bj::object& o, std::string_view key) {
   return v == nullptr || v->is_null() ? nullptr : v;
 }
 
-namespace {
 // "'<field>'<rest>", built by appending: GCC 12 warns falsely (-Wrestrict, PR105651) on
 // "literal" + std::string once inlined.
 std::string about(std::string_view field, std::initializer_list<std::string_view> rest) {
@@ -83,7 +82,6 @@ Error wrong_type(std::string_view path, std::string_view key, std::string_view w
   std::string message = about(p, {" must be ", what, "."});
   return bad_request(std::move(message), std::move(p));
 }
-}  // namespace
 
 Status read_string(const bj::object& o, std::string_view key, std::string& out, std::string_view path) {
   const bj::value* v = find(o, key);

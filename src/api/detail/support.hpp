@@ -4,6 +4,7 @@
 // Not for use outside src/api.
 #include <boost/json.hpp>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,11 @@ bj::value parse_value(std::string_view text, bj::error_code& ec);
 // The whole body: invalid_json (a client error) unless it is JSON.
 Result<bj::value> parse(std::string_view body);
 Result<const bj::object*> parse_object(std::string_view body, bj::value& storage);
+
+// "'<field>'<rest...>" for error messages.
+std::string about(std::string_view field, std::initializer_list<std::string_view> rest);
+// "'<path.key>' must be <what>." naming path.key.
+Error wrong_type(std::string_view path, std::string_view key, std::string_view what);
 
 // "path.key", "path[i]" for error messages and Error::param.
 std::string path_key(std::string_view path, std::string_view key);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "api/detail/dom.hpp"
 #include "api/detail/support.hpp"
 #include "api/openai/chat.hpp"
 #include "core/json_write.hpp"
@@ -10,24 +11,31 @@ namespace bulwark::api::openai {
 namespace {
 
 namespace bj = boost::json;
+namespace sd = simdjson::dom;
 namespace cn = canonical;
 using detail::bad_request;
 using detail::path_index;
 using detail::path_key;
 
+// Requests are read with simdjson (api/detail/dom.hpp): this is the hot path of every
+// OpenAI request going to an Anthropic or Bedrock upstream.
+
 // Text parts of a system, developer or tool message's content: a string or text parts.
-Result<std::vector<std::string>> texts_of(const bj::value& content, std::string_view path) {
+Result<std::vector<std::string>> texts_of(sd::element content, std::string_view path) {
   std::vector<std::string> out;
-  if (content.is_string()) {
-    out.emplace_back(content.get_string());
+  std::string_view s;
+  if (content.get_string().get(s) == simdjson::SUCCESS) {
+    out.emplace_back(s);
     return out;
   }
-  if (!content.is_array()) return std::unexpected(bad_request("'" + std::string(path) + "' must be a string or an array of text parts.", std::string(path)));
-  const bj::array& parts = content.get_array();
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    const std::string p = path_index(path, i);
-    if (!parts[i].is_object()) return std::unexpected(bad_request("'" + p + "' must be an object.", p));
-    const bj::object& part = parts[i].get_object();
+  sd::array parts;
+  if (content.get_array().get(parts) != simdjson::SUCCESS)
+    return std::unexpected(bad_request("'" + std::string(path) + "' must be a string or an array of text parts.", std::string(path)));
+  std::size_t i = 0;
+  for (sd::element value : parts) {
+    const std::string p = path_index(path, i++);
+    sd::object part;
+    if (value.get_object().get(part) != simdjson::SUCCESS) return std::unexpected(bad_request("'" + p + "' must be an object.", p));
     std::string type, text;
     BULWARK_API_TRY(detail::read_string(part, "type", type, p));
     if (type != "text" && type != "refusal")
@@ -38,9 +46,9 @@ Result<std::vector<std::string>> texts_of(const bj::value& content, std::string_
   return out;
 }
 
-Status decode_user_part(const bj::value& value, std::string_view p, std::vector<cn::ContentPart>& out) {
-  if (!value.is_object()) return std::unexpected(bad_request("'" + std::string(p) + "' must be an object.", std::string(p)));
-  const bj::object& part = value.get_object();
+Status decode_user_part(sd::element value, std::string_view p, std::vector<cn::ContentPart>& out) {
+  sd::object part;
+  if (value.get_object().get(part) != simdjson::SUCCESS) return std::unexpected(bad_request("'" + std::string(p) + "' must be an object.", std::string(p)));
   std::string type;
   BULWARK_API_TRY(detail::read_string(part, "type", type, p));
   if (type == "text") {
@@ -48,15 +56,16 @@ Status decode_user_part(const bj::value& value, std::string_view p, std::vector<
     BULWARK_API_TRY(detail::read_string(part, "text", t.text, p));
     out.emplace_back(std::move(t));
   } else if (type == "image_url") {
-    const bj::value* iu = detail::find(part, "image_url");
+    const auto iu = detail::find(part, "image_url");
     const std::string ip = path_key(p, "image_url");
     cn::ImagePart image;
     std::string url;
-    if (iu != nullptr && iu->is_string()) {  // an early, still-seen shorthand
-      url.assign(iu->get_string());
-    } else if (iu != nullptr && iu->is_object()) {
-      BULWARK_API_TRY(detail::read_string(iu->get_object(), "url", url, ip));
-      BULWARK_API_TRY(detail::read_string(iu->get_object(), "detail", image.detail, ip));
+    sd::object iuo;
+    if (std::string_view u; iu && iu->get_string().get(u) == simdjson::SUCCESS) {  // an early, still-seen shorthand
+      url.assign(u);
+    } else if (iu && iu->get_object().get(iuo) == simdjson::SUCCESS) {
+      BULWARK_API_TRY(detail::read_string(iuo, "url", url, ip));
+      BULWARK_API_TRY(detail::read_string(iuo, "detail", image.detail, ip));
     }
     if (url.empty()) return std::unexpected(bad_request("'" + ip + ".url' is required.", ip));
     if (auto data = detail::parse_data_url(url)) {
@@ -72,7 +81,7 @@ Status decode_user_part(const bj::value& value, std::string_view p, std::vector<
     auto ia = detail::read_object(part, "input_audio", p);
     if (!ia) return std::unexpected(std::move(ia).error());
     const std::string ap = path_key(p, "input_audio");
-    if (*ia == nullptr) return std::unexpected(bad_request("'" + ap + "' is required.", ap));
+    if (!*ia) return std::unexpected(bad_request("'" + ap + "' is required.", ap));
     cn::AudioPart audio;
     BULWARK_API_TRY(detail::read_string(**ia, "data", audio.data, ap));
     BULWARK_API_TRY(detail::read_string(**ia, "format", audio.format, ap));
@@ -83,17 +92,17 @@ Status decode_user_part(const bj::value& value, std::string_view p, std::vector<
   return {};
 }
 
-Status decode_message(const bj::value& value, std::size_t index, cn::ChatRequest& req) {
+Status decode_message(sd::element value, std::size_t index, cn::ChatRequest& req) {
   const std::string p = path_index("messages", index);
-  if (!value.is_object()) return std::unexpected(bad_request("Each message must be an object.", "messages"));
-  const bj::object& m = value.get_object();
+  sd::object m;
+  if (value.get_object().get(m) != simdjson::SUCCESS) return std::unexpected(bad_request("Each message must be an object.", "messages"));
   std::string role;
   BULWARK_API_TRY(detail::read_string(m, "role", role, p));
-  const bj::value* content = detail::find(m, "content");
+  const auto content = detail::find(m, "content");
   const std::string cp = path_key(p, "content");
 
   if (role == "system" || role == "developer") {
-    if (content == nullptr) return std::unexpected(bad_request("'" + cp + "' is required.", cp));
+    if (!content) return std::unexpected(bad_request("'" + cp + "' is required.", cp));
     auto texts = texts_of(*content, cp);
     if (!texts) return std::unexpected(std::move(texts).error());
     for (auto& t : *texts) req.system.push_back(std::move(t));
@@ -104,34 +113,38 @@ Status decode_message(const bj::value& value, std::size_t index, cn::ChatRequest
   BULWARK_API_TRY(detail::read_string(m, "name", msg.name, p));
   if (role == "user") {
     msg.role = cn::Role::user;
-    if (content != nullptr && content->is_string()) {
-      msg.content.emplace_back(cn::TextPart{std::string(content->get_string())});
-    } else if (content != nullptr) {
-      if (!content->is_array()) return std::unexpected(bad_request("'" + cp + "' must be a string or an array of content parts.", cp));
-      const bj::array& parts = content->get_array();
-      for (std::size_t i = 0; i < parts.size(); ++i) BULWARK_API_TRY(decode_user_part(parts[i], path_index(cp, i), msg.content));
+    std::string_view text;
+    if (content && content->get_string().get(text) == simdjson::SUCCESS) {
+      msg.content.emplace_back(cn::TextPart{std::string(text)});
+    } else if (content) {
+      sd::array parts;
+      if (content->get_array().get(parts) != simdjson::SUCCESS)
+        return std::unexpected(bad_request("'" + cp + "' must be a string or an array of content parts.", cp));
+      std::size_t i = 0;
+      for (sd::element part : parts) BULWARK_API_TRY(decode_user_part(part, path_index(cp, i++), msg.content));
     }
   } else if (role == "assistant") {
     msg.role = cn::Role::assistant;
-    if (detail::find(m, "function_call") != nullptr)
+    if (detail::find(m, "function_call"))
       return std::unexpected(bad_request("'" + path_key(p, "function_call") + "' (the legacy function calling) is not supported; use tool_calls.", path_key(p, "function_call")));
-    if (content != nullptr) {
+    if (content) {
       auto texts = texts_of(*content, cp);
       if (!texts) return std::unexpected(std::move(texts).error());
       for (auto& t : *texts) msg.content.emplace_back(cn::TextPart{std::move(t)});
     }
     auto calls = detail::read_array(m, "tool_calls", p);
     if (!calls) return std::unexpected(std::move(calls).error());
-    if (*calls != nullptr) {
-      for (std::size_t i = 0; i < (*calls)->size(); ++i) {
-        const std::string tp = path_index(path_key(p, "tool_calls"), i);
-        const bj::value& c = (**calls)[i];
-        if (!c.is_object()) return std::unexpected(bad_request("'" + tp + "' must be an object.", tp));
+    if (*calls) {
+      std::size_t i = 0;
+      for (sd::element c : **calls) {
+        const std::string tp = path_index(path_key(p, "tool_calls"), i++);
+        sd::object co;
+        if (c.get_object().get(co) != simdjson::SUCCESS) return std::unexpected(bad_request("'" + tp + "' must be an object.", tp));
         cn::ToolCallPart call;
-        BULWARK_API_TRY(detail::read_string(c.get_object(), "id", call.id, tp));
-        auto fn = detail::read_object(c.get_object(), "function", tp);
+        BULWARK_API_TRY(detail::read_string(co, "id", call.id, tp));
+        auto fn = detail::read_object(co, "function", tp);
         if (!fn) return std::unexpected(std::move(fn).error());
-        if (*fn == nullptr) return std::unexpected(bad_request("'" + tp + ".function' is required.", tp));
+        if (!*fn) return std::unexpected(bad_request("'" + tp + ".function' is required.", tp));
         const std::string fp = path_key(tp, "function");
         BULWARK_API_TRY(detail::read_string(**fn, "name", call.name, fp));
         BULWARK_API_TRY(detail::read_string(**fn, "arguments", call.arguments, fp));
@@ -144,7 +157,7 @@ Status decode_message(const bj::value& value, std::size_t index, cn::ChatRequest
     cn::ToolResultPart result;
     BULWARK_API_TRY(detail::read_string(m, "tool_call_id", result.tool_call_id, p));
     if (result.tool_call_id.empty()) return std::unexpected(bad_request("'" + p + ".tool_call_id' is required.", path_key(p, "tool_call_id")));
-    if (content != nullptr) {
+    if (content) {
       auto texts = texts_of(*content, cp);
       if (!texts) return std::unexpected(std::move(texts).error());
       for (auto& t : *texts) result.content.emplace_back(cn::TextPart{std::move(t)});
@@ -158,43 +171,45 @@ Status decode_message(const bj::value& value, std::size_t index, cn::ChatRequest
   return {};
 }
 
-Status decode_tools(const bj::object& o, cn::ChatRequest& req) {
+Status decode_tools(sd::object o, cn::ChatRequest& req) {
   auto tools = detail::read_array(o, "tools", "");
   if (!tools) return std::unexpected(std::move(tools).error());
-  if (*tools != nullptr) {
-    for (std::size_t i = 0; i < (*tools)->size(); ++i) {
-      const std::string p = path_index("tools", i);
-      const bj::value& t = (**tools)[i];
-      if (!t.is_object()) return std::unexpected(bad_request("'" + p + "' must be an object.", p));
+  if (*tools) {
+    std::size_t i = 0;
+    for (sd::element t : **tools) {
+      const std::string p = path_index("tools", i++);
+      sd::object to;
+      if (t.get_object().get(to) != simdjson::SUCCESS) return std::unexpected(bad_request("'" + p + "' must be an object.", p));
       std::string type = "function";
-      BULWARK_API_TRY(detail::read_string(t.get_object(), "type", type, p));
+      BULWARK_API_TRY(detail::read_string(to, "type", type, p));
       if (type != "function") return std::unexpected(bad_request("Tool type '" + type + "' is not supported; only 'function'.", p));
-      auto fn = detail::read_object(t.get_object(), "function", p);
+      auto fn = detail::read_object(to, "function", p);
       if (!fn) return std::unexpected(std::move(fn).error());
-      if (*fn == nullptr) return std::unexpected(bad_request("'" + p + ".function' is required.", p));
+      if (!*fn) return std::unexpected(bad_request("'" + p + ".function' is required.", p));
       const std::string fp = path_key(p, "function");
       cn::Tool tool;
       BULWARK_API_TRY(detail::read_string(**fn, "name", tool.name, fp));
       BULWARK_API_TRY(detail::read_string(**fn, "description", tool.description, fp));
       if (tool.name.empty()) return std::unexpected(bad_request("'" + fp + ".name' is required.", fp));
-      if (const bj::value* params = detail::find(**fn, "parameters")) {
+      if (const auto params = detail::find(**fn, "parameters")) {
         if (!params->is_object()) return std::unexpected(bad_request("'" + fp + ".parameters' must be an object.", fp));
         tool.parameters = detail::to_json(*params);
       }
       req.tools.push_back(std::move(tool));
     }
   }
-  if (const bj::value* tc = detail::find(o, "tool_choice")) {
-    if (tc->is_string()) {
-      const std::string_view s = tc->get_string();
+  if (const auto tc = detail::find(o, "tool_choice")) {
+    std::string_view s;
+    sd::object tco;
+    if (tc->get_string().get(s) == simdjson::SUCCESS) {
       if (s == "auto") req.tool_choice.mode = cn::ToolChoice::Mode::auto_;
       else if (s == "none") req.tool_choice.mode = cn::ToolChoice::Mode::none;
       else if (s == "required") req.tool_choice.mode = cn::ToolChoice::Mode::required;
       else return std::unexpected(bad_request("'tool_choice' must be auto, none, required or a function.", "tool_choice"));
-    } else if (tc->is_object()) {
-      auto fn = detail::read_object(tc->get_object(), "function", "tool_choice");
+    } else if (tc->get_object().get(tco) == simdjson::SUCCESS) {
+      auto fn = detail::read_object(tco, "function", "tool_choice");
       if (!fn) return std::unexpected(std::move(fn).error());
-      if (*fn != nullptr) BULWARK_API_TRY(detail::read_string(**fn, "name", req.tool_choice.name, "tool_choice.function"));
+      if (*fn) BULWARK_API_TRY(detail::read_string(**fn, "name", req.tool_choice.name, "tool_choice.function"));
       if (req.tool_choice.name.empty()) return std::unexpected(bad_request("'tool_choice.function.name' is required.", "tool_choice"));
       req.tool_choice.mode = cn::ToolChoice::Mode::tool;
     } else {
@@ -208,7 +223,7 @@ Status decode_tools(const bj::object& o, cn::ChatRequest& req) {
 }
 
 // The OpenAI-only options, kept so that an OpenAI upstream gets them and others refuse them.
-Status decode_openai_only(const bj::object& o, cn::ChatRequest& req) {
+Status decode_openai_only(sd::object o, cn::ChatRequest& req) {
   std::optional<std::int64_t> n;
   BULWARK_API_TRY(detail::read_int(o, "n", n, ""));
   if (n) {
@@ -222,15 +237,18 @@ Status decode_openai_only(const bj::object& o, cn::ChatRequest& req) {
   BULWARK_API_TRY(detail::read_double(o, "presence_penalty", req.presence_penalty, ""));
   BULWARK_API_TRY(detail::read_double(o, "frequency_penalty", req.frequency_penalty, ""));
   BULWARK_API_TRY(detail::read_int(o, "seed", req.seed, ""));
-  if (const bj::value* rf = detail::find(o, "response_format")) {
-    if (!rf->is_object()) return std::unexpected(bad_request("'response_format' must be an object.", "response_format"));
-    const bj::value* type = detail::find(rf->get_object(), "type");
-    if (type == nullptr || !type->is_string() || type->get_string() != "text") req.response_format = detail::to_json(*rf);
+  if (const auto rf = detail::find(o, "response_format")) {
+    sd::object rfo;
+    if (rf->get_object().get(rfo) != simdjson::SUCCESS) return std::unexpected(bad_request("'response_format' must be an object.", "response_format"));
+    const auto type = detail::find(rfo, "type");
+    std::string_view ts;
+    if (!type || type->get_string().get(ts) != simdjson::SUCCESS || ts != "text") req.response_format = detail::to_json(*rf);
   }
-  if (const bj::value* audio = detail::find(o, "audio")) req.audio = detail::to_json(*audio);
-  if (const bj::value* lb = detail::find(o, "logit_bias")) {
-    if (!lb->is_object()) return std::unexpected(bad_request("'logit_bias' must be an object.", "logit_bias"));
-    if (!lb->get_object().empty()) req.logit_bias = detail::to_json(*lb);
+  if (const auto audio = detail::find(o, "audio")) req.audio = detail::to_json(*audio);
+  if (const auto lb = detail::find(o, "logit_bias")) {
+    sd::object lbo;
+    if (lb->get_object().get(lbo) != simdjson::SUCCESS) return std::unexpected(bad_request("'logit_bias' must be an object.", "logit_bias"));
+    if (lbo.size() != 0) req.logit_bias = detail::to_json(*lb);
   }
   return {};
 }
@@ -264,12 +282,6 @@ void write_usage(std::string& out, const cn::Usage& usage) {
   out += '}';
 }
 
-bj::value usage_value(const cn::Usage& usage) {
-  std::string text;
-  write_usage(text, usage);
-  return bj::parse(text);
-}
-
 }  // namespace
 
 std::string_view finish_reason(cn::StopReason reason) noexcept {
@@ -296,19 +308,19 @@ cn::StopReason stop_reason_from(std::string_view reason) noexcept {
 }
 
 Result<cn::ChatRequest> decode_request(std::string_view body) {
-  bj::value storage;
-  auto parsed = detail::parse_object(body, storage);
+  auto parsed = detail::parse_object(detail::ParserSlot::request, body);
   if (!parsed) return std::unexpected(std::move(parsed).error());
-  const bj::object& o = **parsed;
+  const sd::object o = *parsed;
   cn::ChatRequest req;
 
-  if (!o.contains("model")) return std::unexpected(bad_request("You must provide a model parameter.", "model"));
+  if (!detail::contains(o, "model")) return std::unexpected(bad_request("You must provide a model parameter.", "model"));
   BULWARK_API_TRY(detail::read_string(o, "model", req.model, ""));
   auto messages = detail::read_array(o, "messages", "");
   if (!messages) return std::unexpected(std::move(messages).error());
-  if (*messages == nullptr) return std::unexpected(bad_request("Missing required parameter: 'messages'.", "messages"));
-  if ((*messages)->empty()) return std::unexpected(bad_request("'messages' must contain at least one message.", "messages"));
-  for (std::size_t i = 0; i < (*messages)->size(); ++i) BULWARK_API_TRY(decode_message((**messages)[i], i, req));
+  if (!*messages) return std::unexpected(bad_request("Missing required parameter: 'messages'.", "messages"));
+  if ((*messages)->size() == 0) return std::unexpected(bad_request("'messages' must contain at least one message.", "messages"));
+  std::size_t i = 0;
+  for (sd::element m : **messages) BULWARK_API_TRY(decode_message(m, i++, req));
 
   BULWARK_API_TRY(decode_tools(o, req));
   BULWARK_API_TRY(detail::read_strings(o, "stop", req.stop, ""));
@@ -323,7 +335,7 @@ Result<cn::ChatRequest> decode_request(std::string_view body) {
   req.stream = stream.value_or(false);
   auto so = detail::read_object(o, "stream_options", "");
   if (!so) return std::unexpected(std::move(so).error());
-  if (*so != nullptr) {
+  if (*so) {
     std::optional<bool> iu;
     BULWARK_API_TRY(detail::read_bool(**so, "include_usage", iu, "stream_options"));
     req.include_usage = iu.value_or(false);
@@ -496,34 +508,61 @@ Result<cn::ChatResponse> decode_response(std::string_view body) {
   return resp;
 }
 
+// Written straight into the answer (no JSON tree): every non-streamed answer from an
+// Anthropic or Bedrock upstream goes through here.
 std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed) {
   cn::IdSource ids(id_seed);
-  std::string text;
+  std::string out;
+  std::size_t text_size = 0;
+  for (const cn::ContentPart& part : resp.content)
+    if (const auto* t = std::get_if<cn::TextPart>(&part)) text_size += t->text.size();
+  out.reserve(320 + text_size + text_size / 8);
+  out += "{\"id\":";
+  // The completion id is restyled after the tool-call ids, as before: ids come from one
+  // IdSource, so the order of generation is part of the answer.
+  std::string calls;
   bool has_text = false;
-  bj::array calls;
   for (const cn::ContentPart& part : resp.content) {
-    if (const auto* t = std::get_if<cn::TextPart>(&part)) {
-      text += t->text;
+    if (std::holds_alternative<cn::TextPart>(part)) {
       has_text = true;
     } else if (const auto* c = std::get_if<cn::ToolCallPart>(&part)) {
-      calls.push_back(bj::object{{"id", cn::restyle_id(c->id, cn::id_prefix::openai_tool_call, ids)},
-                                 {"type", "function"},
-                                 {"function", bj::object{{"name", c->name}, {"arguments", c->arguments.empty() ? "{}" : c->arguments}}}});
+      calls += calls.empty() ? "[" : ",";
+      calls += "{\"id\":";
+      json::append_string(calls, cn::restyle_id(c->id, cn::id_prefix::openai_tool_call, ids));
+      calls += ",\"type\":\"function\",\"function\":{\"name\":";
+      json::append_string(calls, c->name);
+      calls += ",\"arguments\":";
+      json::append_string(calls, c->arguments.empty() ? std::string_view("{}") : std::string_view(c->arguments));
+      calls += "}}";
     }
   }
-  bj::object message{{"role", "assistant"}};
-  if (has_text) message["content"] = std::move(text);
-  else message["content"] = nullptr;
-  message["refusal"] = nullptr;
-  if (!calls.empty()) message["tool_calls"] = std::move(calls);
-  const std::string_view fr = finish_reason(resp.stop_reason == cn::StopReason::none ? cn::StopReason::end_turn : resp.stop_reason);
-  bj::object o{{"id", cn::restyle_id(resp.id, cn::id_prefix::openai_completion, ids)},
-               {"object", "chat.completion"},
-               {"created", resp.created},
-               {"model", resp.model},
-               {"choices", bj::array{bj::object{{"index", 0}, {"message", std::move(message)}, {"logprobs", nullptr}, {"finish_reason", fr}}}},
-               {"usage", usage_value(resp.usage)}};
-  return detail::to_json(o);
+  json::append_string(out, cn::restyle_id(resp.id, cn::id_prefix::openai_completion, ids));
+  out += ",\"object\":\"chat.completion\",\"created\":";
+  json::append_int(out, resp.created);
+  out += ",\"model\":";
+  json::append_string(out, resp.model);
+  out += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":";
+  if (!has_text) {
+    out += "null";
+  } else {
+    // The text parts joined: one JSON string, escaped part by part.
+    out += '"';
+    for (const cn::ContentPart& part : resp.content)
+      if (const auto* t = std::get_if<cn::TextPart>(&part)) json::append_escaped(out, t->text);
+    out += '"';
+  }
+  out += ",\"refusal\":null";
+  if (!calls.empty()) {
+    out += ",\"tool_calls\":";
+    out += calls;
+    out += ']';
+  }
+  out += "},\"logprobs\":null,\"finish_reason\":";
+  json::append_string(out, finish_reason(resp.stop_reason == cn::StopReason::none ? cn::StopReason::end_turn : resp.stop_reason));
+  out += "}],\"usage\":";
+  write_usage(out, resp.usage);
+  out += '}';
+  return out;
 }
 
 // ---- stream decoding ----
@@ -685,6 +724,14 @@ void StreamEncoder::chunk(std::string& out, std::string_view delta_json, std::st
   out += "}]}\n\n";
 }
 
+void StreamEncoder::open_chunk(std::string& out) const {
+  out += "data: ";
+  out += prefix_;
+  out += ",\"choices\":[{\"index\":0,\"delta\":";
+}
+
+void StreamEncoder::close_chunk(std::string& out) { out += ",\"logprobs\":null,\"finish_reason\":null}]}\n\n"; }
+
 void StreamEncoder::finish(std::string& out, cn::StopReason reason) {
   if (finished_) return;
   finished_ = true;
@@ -704,10 +751,11 @@ void StreamEncoder::encode(const cn::StreamEvent& event, std::string& out) {
         } else if constexpr (std::is_same_v<E, cn::TextDelta>) {
           start(out);
           if (e.text.empty()) return;
-          std::string delta = "{\"content\":";
-          json::append_string(delta, e.text);
-          delta += '}';
-          chunk(out, delta, {});
+          open_chunk(out);
+          out += "{\"content\":";
+          json::append_string(out, e.text);
+          out += '}';
+          close_chunk(out);
         } else if constexpr (std::is_same_v<E, cn::ToolCallStart>) {
           start(out);
           const auto tool_index = static_cast<std::uint32_t>(tools_.size());
@@ -726,12 +774,13 @@ void StreamEncoder::encode(const cn::StreamEvent& event, std::string& out) {
           for (const auto& [block, ti] : tools_)
             if (block == e.index) tool_index = ti;
           if (!tool_index || e.partial_json.empty()) return;  // arguments of a call never started
-          std::string delta = "{\"tool_calls\":[{\"index\":";
-          json::append_int(delta, *tool_index);
-          delta += ",\"function\":{\"arguments\":";
-          json::append_string(delta, e.partial_json);
-          delta += "}}]}";
-          chunk(out, delta, {});
+          open_chunk(out);
+          out += "{\"tool_calls\":[{\"index\":";
+          json::append_int(out, *tool_index);
+          out += ",\"function\":{\"arguments\":";
+          json::append_string(out, e.partial_json);
+          out += "}}]}";
+          close_chunk(out);
         } else if constexpr (std::is_same_v<E, cn::MessageDelta>) {
           start(out);
           if (e.usage) usage_ = e.usage;

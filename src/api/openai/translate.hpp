@@ -88,6 +88,10 @@ class StreamEncoder {
  private:
   void start(std::string& out);
   void chunk(std::string& out, std::string_view delta_json, std::string_view finish);
+  // A chunk written in place: open_chunk, then the delta object appended to `out`, then
+  // close_chunk (no finish reason). Relayed deltas take this path: no temporary per event.
+  void open_chunk(std::string& out) const;
+  static void close_chunk(std::string& out);
   void finish(std::string& out, canonical::StopReason reason);
 
   StreamOptions options_;

@@ -144,6 +144,8 @@ struct VerifyOptions {
   std::string_view service;  // expected in the credential scope; empty accepts any
   std::chrono::seconds max_skew{300};  // AWS rejects requests dated over 5 minutes away
   SigningOptions signing;
+  // Derived keys reused across requests (four HMACs each otherwise); nullptr derives anew.
+  SigningKeyCache* keys = nullptr;
 };
 
 struct VerifiedRequest {

@@ -400,6 +400,25 @@ TEST_F(Verifier, WrongSecretIsAnInvalidSignature) {
   EXPECT_EQ(run().error().failure, bb::VerifyFailure::invalid_signature);
 }
 
+TEST_F(Verifier, KeyCacheServesRepeatedRequestsWithTheSameVerdicts) {
+  bb::SigningKeyCache keys;
+  opts.keys = &keys;
+  ASSERT_TRUE(run().has_value());
+  ASSERT_TRUE(run().has_value());
+  EXPECT_EQ(keys.size(), 1u);
+  EXPECT_EQ(run(now, R"({"messages":[]})").error().failure, bb::VerifyFailure::invalid_signature);
+  // A request signed with another secret still fails: the cached key is the verifier's own.
+  signed_ = bb::sign(req.input(), bb::Credentials{"AKIDBEDROCK", "wrong", ""}, "us-east-1", "bedrock", now);
+  rebuild();
+  EXPECT_EQ(run().error().failure, bb::VerifyFailure::invalid_signature);
+  // The next day derives a new key; the verdict is still the signature's.
+  const auto tomorrow = now + std::chrono::hours(24);
+  signed_ = bb::sign(req.input(), creds, "us-east-1", "bedrock", tomorrow);
+  rebuild();
+  auto r = run(tomorrow, req.body);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+}
+
 TEST_F(Verifier, SkewUpToFiveMinutesPassesBeyondItExpires) {
   EXPECT_TRUE(run(now + seconds(300), req.body).has_value());
   EXPECT_TRUE(run(now - seconds(300), req.body).has_value());
