@@ -265,9 +265,8 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
     if (lane.cancelled()) co_return std::unexpected(Error::gateway(ErrorKind::internal, "hedge race lost"));
     const bool reused = ox.conn->reused();
     r.active[lane.slot] = ox.conn.get();
-    auto req = *built;  // a copy: the second round (stale pooled connection) sends it again
     ox.exchange = std::make_unique<phttp::Exchange>(*ox.conn);
-    auto sent = co_await ox.exchange->write(req, std::min(head_deadline, r.deadline));
+    auto sent = co_await ox.exchange->write(*built, std::min(head_deadline, r.deadline));
     Status head = std::move(sent);
     if (head) head = co_await ox.exchange->read_head(std::min(head_deadline, r.deadline), kMaxUpstreamBody);
     if (head) {

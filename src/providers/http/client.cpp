@@ -171,7 +171,7 @@ Error Exchange::fail(const boost::system::error_code& ec, std::string_view durin
   return transport_error(conn_.deadline.expired() ? beast::error::timeout : ec, during);
 }
 
-asio::awaitable<Status> Exchange::write(bhttp::request<bhttp::string_body>& req, Clock::time_point deadline) {
+asio::awaitable<Status> Exchange::write(const bhttp::request<bhttp::string_body>& req, Clock::time_point deadline) {
   // The head is a handful of fields: writing it by hand costs less than Beast's serializer.
   head_.clear();
   head_ += req.method_string();

@@ -102,7 +102,7 @@ class Pool {
 class Exchange {
  public:
   explicit Exchange(Connection& conn) : conn_(conn) {}
-  asio::awaitable<Status> write(bhttp::request<bhttp::string_body>& req, Clock::time_point deadline);
+  asio::awaitable<Status> write(const bhttp::request<bhttp::string_body>& req, Clock::time_point deadline);
   // Reads the status line and headers.
   asio::awaitable<Status> read_head(Clock::time_point deadline, std::size_t body_limit);
   const bhttp::response_header<>& head() const { return parser_->get().base(); }
