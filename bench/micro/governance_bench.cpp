@@ -150,6 +150,14 @@ void BM_LedgerRecordToCommit(benchmark::State& state) {
 }
 BENCHMARK(BM_LedgerRecordToCommit)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
+// A tight loop appends far faster than the writer commits (the writer does the SHA-256
+// and SQLite work), so the journal would fill: let it drain, untimed, now and then.
+void drain(benchmark::State& state, accounting::Ledger& ledger) {
+  state.PauseTiming();
+  if (!ledger.flush()) state.SkipWithError("flush");
+  state.ResumeTiming();
+}
+
 void BM_AuditAppend(benchmark::State& state) {
   ScratchDir dir;
   auto store = storage::SqliteStore::open({.path = dir.path / "gov.db"});
@@ -172,11 +180,81 @@ void BM_AuditAppend(benchmark::State& state) {
   e.policy_decisions = {"allow"};
   e.tokens = {.input_tokens = 1200, .output_tokens = 300};
   e.status = 200;
+  int n = 0;
   for (auto _ : state) {
     if (!(*trail)->append(e)) state.SkipWithError("append");
+    if (++n % 50'000 == 0) drain(state, **ledger);
   }
   (*ledger)->close();
 }
 BENCHMARK(BM_AuditAppend);
+
+accounting::AuditEvent sample_event(int i) {
+  accounting::AuditEvent e;
+  e.request_id = "req-" + std::to_string(i);
+  e.key_id = "key_0123456789abcdef0123456789abcdef";
+  e.team_id = "team_0123456789abcdef";
+  e.model = "gpt-4o";
+  e.target = "openai-east";
+  e.attempts = {{"openai-east", "ok", 800}};
+  e.policy_decisions = {"input:redacted pii.email=redactx1"};
+  e.tokens = {.input_tokens = 1200, .output_tokens = 300};
+  e.cost_nano_usd = 6'000'000;
+  e.latency_ms = 12;
+  e.status = 200;
+  return e;
+}
+
+// What a governed request's accounting costs the request path: its spend entry and audit
+// record as one journal line (AuditTrail::append with a spend entry).
+void BM_AuditAppendWithSpend(benchmark::State& state) {
+  ScratchDir dir;
+  auto store = storage::SqliteStore::open({.path = dir.path / "gov.db"});
+  if (!store) return state.SkipWithError("store");
+  accounting::LedgerOptions o;
+  o.journal_dir = dir.path / "journal";
+  o.queue_capacity = 1 << 22;
+  o.journal_segment_bytes = 256u << 20;
+  auto ledger = accounting::Ledger::open(**store, o);
+  if (!ledger) return state.SkipWithError("ledger");
+  auto trail = accounting::AuditTrail::open(**ledger, SteadyClock::instance());
+  if (!trail) return state.SkipWithError("audit");
+  const accounting::AuditEvent e = sample_event(1);
+  const storage::SpendEntry s = sample_entry(1);
+  int n = 0;
+  for (auto _ : state) {
+    if (!(*trail)->append(e, &s)) state.SkipWithError("append");
+    if (++n % 50'000 == 0) drain(state, **ledger);
+  }
+  (*ledger)->close();
+}
+BENCHMARK(BM_AuditAppendWithSpend);
+
+// The whole accounting cost of a request, request path plus writer thread (process CPU
+// time): batches of range(0) request lines (spend + audit), each flushed, i.e. decoded,
+// chained (SHA-256), inserted and committed with synchronous=FULL. Per record.
+void BM_LedgerRequestThroughWriter(benchmark::State& state) {
+  ScratchDir dir;
+  auto store = storage::SqliteStore::open({.path = dir.path / "gov.db"});
+  if (!store) return state.SkipWithError("store");
+  accounting::LedgerOptions o;
+  o.journal_dir = dir.path / "journal";
+  auto ledger = accounting::Ledger::open(**store, o);
+  if (!ledger) return state.SkipWithError("ledger");
+  auto trail = accounting::AuditTrail::open(**ledger, SteadyClock::instance());
+  if (!trail) return state.SkipWithError("audit");
+  const auto batch = static_cast<int>(state.range(0));
+  accounting::AuditEvent e = sample_event(1);
+  storage::SpendEntry s = sample_entry(1);
+  for (auto _ : state) {
+    for (int i = 0; i < batch; ++i) {
+      if (!(*trail)->append(e, &s)) state.SkipWithError("append");
+    }
+    if (!(*ledger)->flush()) state.SkipWithError("flush");
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  (*ledger)->close();
+}
+BENCHMARK(BM_LedgerRequestThroughWriter)->Arg(20)->Arg(200)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -2,10 +2,18 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+
 #include "auth/virtual_key.hpp"
 
 namespace bulwark::accounting {
 namespace json = boost::json;
+
+// Per-thread record buffers larger than this are released after use.
+constexpr std::size_t kKeepBufferBytes = 256u << 10;
 
 namespace {
 std::string_view mode_name(ContentMode m) {
@@ -20,25 +28,14 @@ std::string_view mode_name(ContentMode m) {
 }  // namespace
 
 std::string AuditTrail::chain_hash(std::string_view prev_hash_hex, std::string_view body) {
-  std::string data;
-  data.reserve(prev_hash_hex.size() + body.size());
-  data += prev_hash_hex;
-  data += body;
-  return auth::to_hex(auth::sha256(data));
+  std::string out;
+  auth::sha256_hex(prev_hash_hex, body, out);
+  return out;
 }
 
 Result<std::unique_ptr<AuditTrail>> AuditTrail::open(Ledger& ledger, const Clock& clock,
                                                      AuditOptions options) {
-  auto last = ledger.store().last_audit();
-  if (!last) return std::unexpected(last.error());
-  std::unique_ptr<AuditTrail> a(new AuditTrail(ledger, clock, std::move(options)));
-  if (*last) {
-    a->next_seq_ = (*last)->seq + 1;
-    a->last_hash_ = (*last)->hash;
-  } else {
-    a->last_hash_ = genesis_hash();
-  }
-  return a;
+  return std::unique_ptr<AuditTrail>(new AuditTrail(ledger, clock, std::move(options)));
 }
 
 std::string AuditTrail::content(std::string_view text) const {
@@ -60,22 +57,39 @@ namespace {
 // U+FFFD so the body always parses back.
 class JsonOut {
  public:
-  explicit JsonOut(std::string& out) : out_(out) {}
+  // Appends to out. first: whether the next member is the first of its object (no comma
+  // before it). Writes through a raw pointer into out's spare room: std::string's append
+  // and push_back are out-of-line calls, and a record is some hundred of them.
+  explicit JsonOut(std::string& out, bool first = true) : s_(out), first_(first) {
+    const std::size_t used = s_.size();
+    s_.resize(std::max(s_.capacity(), used + 256));
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size();
+  }
+  ~JsonOut() { s_.resize(static_cast<std::size_t>(p_ - s_.data())); }
+  JsonOut(const JsonOut&) = delete;
+  JsonOut& operator=(const JsonOut&) = delete;
+
   JsonOut& begin(char c) {
     sep();
-    out_.push_back(c);
+    put(c);
     first_ = true;
     return *this;
   }
   JsonOut& end(char c) {
-    out_.push_back(c);
+    put(c);
     first_ = false;
     return *this;
   }
+  // Keys are this file's literals: plain ASCII, nothing to escape.
   JsonOut& key(std::string_view k) {
     sep();
-    str(k);
-    out_.push_back(':');
+    room(k.size() + 3);
+    *p_++ = '"';
+    std::memcpy(p_, k.data(), k.size());
+    p_ += k.size();
+    *p_++ = '"';
+    *p_++ = ':';
     first_ = true;  // the value follows without a comma
     return *this;
   }
@@ -86,12 +100,13 @@ class JsonOut {
   }
   JsonOut& value(std::int64_t v) {
     sep();
-    out_ += std::to_string(v);
+    room(24);
+    p_ = std::to_chars(p_, end_, v).ptr;
     return *this;
   }
   JsonOut& value(bool v) {
     sep();
-    out_ += v ? "true" : "false";
+    put(v ? std::string_view("true") : std::string_view("false"));
     return *this;
   }
   JsonOut& field(std::string_view k, std::string_view v) { return key(k).value(v); }
@@ -99,8 +114,25 @@ class JsonOut {
   JsonOut& field(std::string_view k, bool v) { return key(k).value(v); }
 
  private:
+  // At least n bytes of room at p_.
+  void room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) >= n) return;
+    const auto used = static_cast<std::size_t>(p_ - s_.data());
+    s_.resize(std::max(2 * s_.size(), used + n + 256));
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size();
+  }
+  void put(char c) {
+    room(1);
+    *p_++ = c;
+  }
+  void put(std::string_view v) {
+    room(v.size());
+    std::memcpy(p_, v.data(), v.size());
+    p_ += v.size();
+  }
   void sep() {
-    if (!first_) out_.push_back(',');
+    if (!first_) put(',');
     first_ = false;
   }
   static std::size_t utf8_len(std::string_view s, std::size_t i) {
@@ -116,51 +148,55 @@ class JsonOut {
     if (n == 4 && ((c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) >= 0x90))) return 0;
     return n;
   }
+  // Bytes copied as they are: printable ASCII other than the quote and the backslash.
+  static constexpr std::array<bool, 256> kPlain = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+    return t;
+  }();
   void str(std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";
-    out_.push_back('"');
+    put('"');
     for (std::size_t i = 0; i < s.size();) {
       const auto c = static_cast<unsigned char>(s[i]);
       if (c == '"' || c == '\\') {
-        out_.push_back('\\');
-        out_.push_back(static_cast<char>(c));
+        room(2);
+        *p_++ = '\\';
+        *p_++ = static_cast<char>(c);
         ++i;
       } else if (c < 0x20) {
-        out_ += "\\u00";
-        out_.push_back(kHex[c >> 4]);
-        out_.push_back(kHex[c & 0xf]);
+        room(6);
+        std::memcpy(p_, "\\u00", 4);
+        p_[4] = kHex[c >> 4];
+        p_[5] = kHex[c & 0xf];
+        p_ += 6;
         ++i;
       } else if (c < 0x80) {
         std::size_t j = i + 1;
-        while (j < s.size()) {
-          const auto d = static_cast<unsigned char>(s[j]);
-          if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
-          ++j;
-        }
-        out_.append(s.substr(i, j - i));
+        while (j < s.size() && kPlain[static_cast<unsigned char>(s[j])]) ++j;
+        put(s.substr(i, j - i));
         i = j;
       } else if (const std::size_t n = utf8_len(s, i); n > 0) {
-        out_.append(s.substr(i, n));
+        put(s.substr(i, n));
         i += n;
       } else {
-        out_ += "\\ufffd";
+        put(std::string_view("\\ufffd"));
         ++i;
       }
     }
-    out_.push_back('"');
+    put('"');
   }
-  std::string& out_;
+  std::string& s_;
+  char* p_ = nullptr;
+  char* end_ = nullptr;
   bool first_ = true;
 };
 
 }  // namespace
 
-std::string AuditTrail::canonical(std::int64_t seq, storage::UnixMillis time, const AuditEvent& e) const {
-  std::string body;
-  body.reserve(512);
-  JsonOut j(body);
-  j.begin('{');
-  j.field("seq", seq).field("time", time);
+void AuditTrail::write_tail(std::string& out, storage::UnixMillis time, const AuditEvent& e) const {
+  JsonOut j(out, /*first=*/false);  // continues {"seq":N
+  j.field("time", time);
   j.field("request_id", e.request_id).field("key_id", e.key_id).field("team_id", e.team_id);
   j.field("model", e.model).field("target", e.target);
   j.key("attempts").begin('[');
@@ -185,26 +221,26 @@ std::string AuditTrail::canonical(std::int64_t seq, storage::UnixMillis time, co
     j.end('}');
   }
   j.end('}');
+}
+
+std::string AuditTrail::canonical(std::int64_t seq, storage::UnixMillis time, const AuditEvent& e) const {
+  std::string body;
+  body.reserve(512);
+  JsonOut(body).begin('{').field("seq", seq);  // the temporary's destructor trims body
+  write_tail(body, time, e);
   return body;
 }
 
-Result<std::int64_t> AuditTrail::append(const AuditEvent& e) {
+Result<std::int64_t> AuditTrail::append(const AuditEvent& e, const storage::SpendEntry* spend) {
   const storage::UnixMillis time = storage::to_unix_millis(e.time.value_or(clock_.wall()));
-  std::lock_guard lock(mu_);
-  storage::AuditRow row;
-  row.seq = next_seq_;
-  row.time = time;
-  row.request_id = e.request_id;
-  row.key_id = e.key_id;
-  row.team_id = e.team_id;
-  row.body = canonical(row.seq, time, e);
-  row.prev_hash = last_hash_;
-  row.hash = chain_hash(row.prev_hash, row.body);
-  std::string hash = row.hash;
-  // Advance the chain only once the record is queued, so a refused record leaves no gap.
-  if (auto s = ledger_.record_audit(std::move(row)); !s) return std::unexpected(s.error());
-  last_hash_ = std::move(hash);
-  return next_seq_++;
+  // Per-thread and reused: the request path formats the record without allocating.
+  thread_local std::string tail;
+  tail.clear();
+  write_tail(tail, time, e);
+  auto seq = ledger_.record_request(spend, AuditAppend{time, e.request_id, e.key_id, e.team_id, tail});
+  // A record with full content can be large: do not keep that much per thread.
+  if (tail.capacity() > kKeepBufferBytes) std::string().swap(tail);
+  return seq;
 }
 
 namespace {

@@ -4,15 +4,17 @@
 // Each record is serialised canonically (JSON, fixed key order, no whitespace) and
 // chained: hash = SHA-256(prev_hash_hex || body), with 64 zeros before the first record.
 // verify() walks the log and reports the first sequence number at which a record was
-// modified, deleted or reordered. Records go through the Ledger's writer, so they share
-// its batching and durability. Key secrets never appear: only key ids.
+// modified, deleted or reordered. Records go through the Ledger: the request path
+// serialises the body (all but its sequence number) into the journal line, the ledger
+// numbers the record under its append lock (journal order is sequence order) and its
+// writer thread computes the chain off the request path. Records share the ledger's
+// batching and durability. Key secrets never appear: only key ids.
 //
 // A chain alone cannot reveal the removal of the newest records; pass the last sequence
 // number known from elsewhere (an export, a metric) to verify() to catch that too.
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -69,13 +71,15 @@ struct VerifyReport {
 
 class AuditTrail {
  public:
-  // Continues the chain from the store's last record. Open the Ledger first: its journal
-  // replay may add records.
+  // The chain continues from the store's last record, which the Ledger tracks (its
+  // journal replay at open may add records).
   static Result<std::unique_ptr<AuditTrail>> open(Ledger& ledger, const Clock& clock,
                                                   AuditOptions options = {});
 
-  // Assigns the next sequence number and queues the record. Returns the sequence number.
-  Result<std::int64_t> append(const AuditEvent& event);
+  // Queues the record (and, when given, the request's spend entry in the same journal
+  // line). Returns the sequence number the ledger assigned. Allocates nothing once the
+  // calling thread's buffer has grown to the size of a record.
+  Result<std::int64_t> append(const AuditEvent& event, const storage::SpendEntry* spend = nullptr);
 
   // Canonical body for a record (exposed for tests and external verifiers).
   std::string canonical(std::int64_t seq, storage::UnixMillis time, const AuditEvent& e) const;
@@ -92,13 +96,12 @@ class AuditTrail {
   AuditTrail(Ledger& ledger, const Clock& clock, AuditOptions options)
       : ledger_(ledger), clock_(clock), options_(std::move(options)) {}
   std::string content(std::string_view text) const;
+  // The body after {"seq":N, i.e. from ,"time": to the closing brace.
+  void write_tail(std::string& out, storage::UnixMillis time, const AuditEvent& e) const;
 
   Ledger& ledger_;
   const Clock& clock_;
   AuditOptions options_;
-  std::mutex mu_;  // orders seq assignment, chaining and enqueueing
-  std::int64_t next_seq_ = 1;
-  std::string last_hash_;
 };
 
 }  // namespace bulwark::accounting

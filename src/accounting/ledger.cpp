@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
@@ -16,120 +17,241 @@ namespace bulwark::accounting {
 namespace {
 
 // Journal lines: tab-separated fields, "\\", "\t", "\n", "\r" and NUL escaped, so a NUL
-// byte marks the end of a segment's data. First field is the record type and version.
-void put(std::string& out, std::string_view s) {
-  out.push_back('\t');
-  // Copy runs between special characters in one go; most fields have none.
-  std::size_t run = 0;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c != '\\' && c != '\t' && c != '\n' && c != '\r' && c != '\0') continue;
-    out.append(s.data() + run, i - run);
-    out.push_back('\\');
-    out.push_back(c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\0' ? '0' : '\\');
-    run = i + 1;
+// byte marks the end of a segment's data. The first field is the record type and version:
+//   S1  spend entry alone: entry_id request_id time key_id team_id model target input
+//       output cached_input cache_write cost estimated status
+//   R2  one request: seq has_spend(0|1) [the 14 S1 fields] time request_id key_id team_id
+//       body_tail, where body_tail (the rest of the line, unescaped: canonical JSON has no
+//       raw control characters) continues the audit body after {"seq":N
+//   A1  audit row with its link, written by earlier versions: seq time request_id key_id
+//       team_id body prev_hash hash (replayed, never written now)
+// Bytes a field must escape.
+constexpr std::array<bool, 256> kSpecial = [] {
+  std::array<bool, 256> t{};
+  for (const unsigned char c : {'\\', '\t', '\n', '\r', '\0'}) t[c] = true;
+  return t;
+}();
+
+// A journal line under construction in a reused buffer, written through a raw pointer
+// (std::string's append and push_back are out-of-line calls; a line is some forty).
+class Line {
+ public:
+  explicit Line(std::string& out) : s_(out) {
+    s_.resize(std::max<std::size_t>(s_.capacity(), 512));
+    p_ = s_.data();
+    end_ = p_ + s_.size();
   }
-  out.append(s.data() + run, s.size() - run);
-}
+  Line(const Line&) = delete;
+  Line& operator=(const Line&) = delete;
 
-void put(std::string& out, std::int64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  out.push_back('\t');
-  out.append(buf, end);
-}
-
-std::string encode(const storage::SpendEntry& e) {
-  std::string out = "S1";
-  out.reserve(256);
-  put(out, e.entry_id);
-  put(out, e.request_id);
-  put(out, e.time);
-  put(out, e.key_id);
-  put(out, e.team_id);
-  put(out, e.model);
-  put(out, e.target);
-  put(out, e.input_tokens);
-  put(out, e.output_tokens);
-  put(out, e.cached_input_tokens);
-  put(out, e.cache_write_tokens);
-  put(out, e.cost_nano_usd);
-  put(out, e.estimated ? 1 : 0);
-  put(out, e.status);
-  out.push_back('\n');
-  return out;
-}
-
-std::string encode(const storage::AuditRow& r) {
-  std::string out = "A1";
-  out.reserve(r.body.size() + 256);
-  put(out, r.seq);
-  put(out, r.time);
-  put(out, r.request_id);
-  put(out, r.key_id);
-  put(out, r.team_id);
-  put(out, r.body);
-  put(out, r.prev_hash);
-  put(out, r.hash);
-  out.push_back('\n');
-  return out;
-}
-
-std::vector<std::string> split(std::string_view line) {
-  std::vector<std::string> f(1);
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (c == '\t') {
-      f.emplace_back();
-    } else if (c == '\\' && i + 1 < line.size()) {
-      const char n = line[++i];
-      f.back().push_back(n == 't' ? '\t' : n == 'n' ? '\n' : n == 'r' ? '\r' : n == '0' ? '\0' : n);
-    } else {
-      f.back().push_back(c);
+  // Unescaped text (a tag, or the audit body tail).
+  void raw(std::string_view v) {
+    room(v.size());
+    std::memcpy(p_, v.data(), v.size());
+    p_ += v.size();
+  }
+  // A tab and the field, escaped.
+  void field(std::string_view v) {
+    room(2 * v.size() + 1);  // every byte escaped, at worst
+    *p_++ = '\t';
+    // Copy runs between special characters in one go; most fields have none.
+    std::size_t run = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const char c = v[i];
+      if (!kSpecial[static_cast<unsigned char>(c)]) continue;
+      std::memcpy(p_, v.data() + run, i - run);
+      p_ += i - run;
+      *p_++ = '\\';
+      *p_++ = c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\0' ? '0' : '\\';
+      run = i + 1;
     }
+    std::memcpy(p_, v.data() + run, v.size() - run);
+    p_ += v.size() - run;
   }
+  void field(std::int64_t v) {
+    room(25);
+    *p_++ = '\t';
+    p_ = std::to_chars(p_, end_, v).ptr;
+  }
+  // An id: prefix (alphanumeric and a dash, nothing to escape) and a counter.
+  void field(std::string_view prefix, std::uint64_t n) {
+    room(prefix.size() + 22);
+    *p_++ = '\t';
+    std::memcpy(p_, prefix.data(), prefix.size());
+    p_ += prefix.size();
+    p_ = std::to_chars(p_, end_, n).ptr;
+  }
+  std::string_view view() const { return {s_.data(), static_cast<std::size_t>(p_ - s_.data())}; }
+
+ private:
+  void room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) >= n) return;
+    const auto used = static_cast<std::size_t>(p_ - s_.data());
+    s_.resize(std::max(2 * s_.size(), used + n + 256));
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size();
+  }
+  std::string& s_;
+  char* p_ = nullptr;
+  char* end_ = nullptr;
+};
+
+// The 14 fields of a spend entry after its tag; entry_id is prefix + n when not set.
+void put_spend(Line& out, const storage::SpendEntry& e, std::string_view prefix, std::uint64_t n) {
+  if (e.entry_id.empty()) {
+    out.field(prefix, n);
+  } else {
+    out.field(std::string_view(e.entry_id));
+  }
+  out.field(std::string_view(e.request_id));
+  out.field(e.time);
+  out.field(std::string_view(e.key_id));
+  out.field(std::string_view(e.team_id));
+  out.field(std::string_view(e.model));
+  out.field(std::string_view(e.target));
+  out.field(e.input_tokens);
+  out.field(e.output_tokens);
+  out.field(e.cached_input_tokens);
+  out.field(e.cache_write_tokens);
+  out.field(e.cost_nano_usd);
+  out.field(std::int64_t{e.estimated ? 1 : 0});
+  out.field(std::int64_t{e.status});
+}
+
+// Splits off the next tab-separated field (escaped as written).
+std::string_view next_field(std::string_view& rest) {
+  const std::size_t tab = rest.find('\t');
+  const std::string_view f = rest.substr(0, tab);
+  rest = tab == std::string_view::npos ? std::string_view{} : rest.substr(tab + 1);
   return f;
 }
 
-bool to_i64(const std::string& s, std::int64_t& v) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  return ec == std::errc() && p == s.data() + s.size();
+// Assigns the unescaped field, reusing out's capacity.
+void unescape(std::string_view f, std::string& out) {
+  if (f.find('\\') == std::string_view::npos) {
+    out.assign(f);
+    return;
+  }
+  out.clear();
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    char c = f[i];
+    if (c == '\\' && i + 1 < f.size()) {
+      const char n = f[++i];
+      c = n == 't' ? '\t' : n == 'n' ? '\n' : n == 'r' ? '\r' : n == '0' ? '\0' : n;
+    }
+    out.push_back(c);
+  }
 }
 
-bool decode(const std::vector<std::string>& f, storage::SpendEntry& e) {
-  if (f.size() != 15) return false;
+bool to_i64(std::string_view s, std::int64_t& v) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+bool decode_spend(std::string_view& rest, storage::SpendEntry& e) {
+  std::string_view f[14];
+  for (auto& x : f) {
+    if (rest.data() == nullptr) return false;
+    x = next_field(rest);
+  }
   std::int64_t est = 0, status = 0;
-  e.entry_id = f[1];
-  e.request_id = f[2];
-  e.key_id = f[4];
-  e.team_id = f[5];
-  e.model = f[6];
-  e.target = f[7];
-  const bool ok = to_i64(f[3], e.time) && to_i64(f[8], e.input_tokens) && to_i64(f[9], e.output_tokens) &&
-                  to_i64(f[10], e.cached_input_tokens) && to_i64(f[11], e.cache_write_tokens) &&
-                  to_i64(f[12], e.cost_nano_usd) && to_i64(f[13], est) && to_i64(f[14], status);
+  unescape(f[0], e.entry_id);
+  unescape(f[1], e.request_id);
+  unescape(f[3], e.key_id);
+  unescape(f[4], e.team_id);
+  unescape(f[5], e.model);
+  unescape(f[6], e.target);
+  const bool ok = to_i64(f[2], e.time) && to_i64(f[7], e.input_tokens) && to_i64(f[8], e.output_tokens) &&
+                  to_i64(f[9], e.cached_input_tokens) && to_i64(f[10], e.cache_write_tokens) &&
+                  to_i64(f[11], e.cost_nano_usd) && to_i64(f[12], est) && to_i64(f[13], status);
   e.estimated = est != 0;
   e.status = static_cast<int>(status);
   return ok && !e.entry_id.empty();
 }
 
-bool decode(const std::vector<std::string>& f, storage::AuditRow& r) {
-  if (f.size() != 9) return false;
-  r.request_id = f[3];
-  r.key_id = f[4];
-  r.team_id = f[5];
-  r.body = f[6];
-  r.prev_hash = f[7];
-  r.hash = f[8];
-  return to_i64(f[1], r.seq) && to_i64(f[2], r.time);
+template <class T>
+T& slot(std::vector<T>& v, std::size_t n) {
+  if (n == v.size()) v.emplace_back();
+  return v[n];
+}
+
+bool decode_line(std::string_view line, Ledger::Batch& b) {
+  std::string_view rest = line;
+  const std::string_view tag = next_field(rest);
+  if (tag == "S1") {
+    if (!decode_spend(rest, slot(b.spend, b.spend_n)) || rest.data() != nullptr) return false;
+    ++b.spend_n;
+    return true;
+  }
+  if (tag == "R2") {
+    storage::AuditRow& r = slot(b.audit, b.audit_n);
+    std::int64_t has_spend = 0;
+    if (!to_i64(next_field(rest), r.seq) || !to_i64(next_field(rest), has_spend)) return false;
+    if (has_spend != 0 && !decode_spend(rest, slot(b.spend, b.spend_n))) return false;
+    std::string_view f[4];
+    for (auto& x : f) {
+      if (rest.data() == nullptr) return false;
+      x = next_field(rest);
+    }
+    if (rest.data() == nullptr || !to_i64(f[0], r.time)) return false;
+    unescape(f[1], r.request_id);
+    unescape(f[2], r.key_id);
+    unescape(f[3], r.team_id);
+    // The body as hashed: {"seq":N followed by the tail.
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, r.seq);
+    (void)ec;
+    r.body.assign("{\"seq\":");
+    r.body.append(buf, end);
+    r.body.append(rest);
+    r.prev_hash.clear();
+    r.hash.clear();
+    if (has_spend != 0) ++b.spend_n;
+    ++b.audit_n;
+    return true;
+  }
+  if (tag == "A1") {
+    storage::AuditRow& r = slot(b.audit, b.audit_n);
+    std::string_view f[8];
+    for (auto& x : f) {
+      if (rest.data() == nullptr) return false;
+      x = next_field(rest);
+    }
+    if (rest.data() != nullptr || !to_i64(f[0], r.seq) || !to_i64(f[1], r.time)) return false;
+    unescape(f[2], r.request_id);
+    unescape(f[3], r.key_id);
+    unescape(f[4], r.team_id);
+    unescape(f[5], r.body);
+    unescape(f[6], r.prev_hash);
+    unescape(f[7], r.hash);
+    if (r.hash.empty()) return false;
+    ++b.audit_n;
+    return true;
+  }
+  return false;
 }
 
 Error io_error(const char* what) {
   return Error::gateway(ErrorKind::internal, std::string("ledger journal: ") + what + ": " + std::strerror(errno));
 }
 
+// The per-thread buffer a record is formatted in before the lock is taken.
+std::string& line_buffer() {
+  thread_local std::string line;
+  return line;
+}
+
 }  // namespace
+
+std::size_t Ledger::decode_journal(std::string_view data, Batch& out) {
+  std::size_t lines = 0;
+  // A line without its newline is a torn write from a crash mid-record; that record's
+  // record() never returned, so dropping it breaks no promise.
+  for (std::size_t start = 0, nl; (nl = data.find('\n', start)) != std::string_view::npos; start = nl + 1) {
+    if (decode_line(data.substr(start, nl - start), out)) ++lines;
+  }
+  return lines;
+}
 
 Result<std::unique_ptr<Ledger>> Ledger::open(storage::Store& store, LedgerOptions options) {
   std::error_code ec;
@@ -146,6 +268,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(storage::Store& store, LedgerOption
   if (!prefix) return std::unexpected(prefix.error());
   l->id_prefix_ = prefix->substr(0, 16) + "-";
   if (auto s = l->replay(); !s) return std::unexpected(s.error());
+  l->next_seq_ = l->chain_seq_ + 1;
   if (auto s = l->map_segments(); !s) return std::unexpected(s.error());
   l->writer_ = std::thread([p = l.get()] { p->run(); });
   return l;
@@ -164,8 +287,8 @@ Ledger::~Ledger() {
 }
 
 Status Ledger::replay() {
-  std::vector<storage::SpendEntry> spend;
-  std::vector<storage::AuditRow> audit;
+  Batch b;
+  std::size_t lines = 0;
   for (const int fd : fds_) {
     std::string data;
     char buf[65536];
@@ -180,26 +303,41 @@ Status Ledger::replay() {
       data.append(buf, static_cast<std::size_t>(n));
     }
     data.resize(std::min(data.size(), data.find('\0')));  // zeros: unused space
-    std::size_t start = 0;
-    // A line without its newline is a torn write from a crash mid-record; that record's
-    // record() never returned, so dropping it breaks no promise.
-    for (std::size_t nl; (nl = data.find('\n', start)) != std::string::npos; start = nl + 1) {
-      const auto f = split(std::string_view(data).substr(start, nl - start));
-      if (f[0] == "S1") {
-        storage::SpendEntry e;
-        if (decode(f, e)) spend.push_back(std::move(e));
-      } else if (f[0] == "A1") {
-        storage::AuditRow r;
-        if (decode(f, r)) audit.push_back(std::move(r));
-      }
-    }
+    lines += decode_journal(data, b);
   }
-  if (!spend.empty() || !audit.empty()) {
-    auto r = store_.append(spend, audit);
+  // The chain continues from the last stored record; journal rows at or below it were
+  // committed before the crash (the segment was not zeroed yet) and are skipped.
+  auto last = store_.last_audit();
+  if (!last) return std::unexpected(last.error());
+  chain_seq_ = *last ? (*last)->seq : 0;
+  chain_hash_ = *last ? (*last)->hash : std::string(64, '0');
+  chain(b);
+  if (b.spend_n > 0 || b.audit_n > 0) {
+    auto r = store_.append(b.spend_rows(), b.audit_rows());
     if (!r) return std::unexpected(r.error());
   }
-  replayed_ = spend.size() + audit.size();
+  replayed_ = lines;
   return {};
+}
+
+void Ledger::chain(Batch& b) {
+  storage::AuditRow* rows = b.audit.data();
+  const auto by_seq = [](const storage::AuditRow& x, const storage::AuditRow& y) { return x.seq < y.seq; };
+  // Sorted already except when replaying two segments.
+  if (!std::is_sorted(rows, rows + b.audit_n, by_seq)) std::sort(rows, rows + b.audit_n, by_seq);
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < b.audit_n; ++i) {
+    if (rows[i].seq <= chain_seq_) continue;
+    if (kept != i) std::swap(rows[kept], rows[i]);
+    storage::AuditRow& r = rows[kept++];
+    if (r.hash.empty()) {
+      r.prev_hash.assign(chain_hash_);
+      auth::sha256_hex(r.prev_hash, r.body, r.hash);
+    }
+    chain_hash_.assign(r.hash);
+    chain_seq_ = r.seq;
+  }
+  b.audit_n = kept;
 }
 
 Status Ledger::map_segments() {
@@ -223,67 +361,100 @@ Status Ledger::map_segments() {
   return {};
 }
 
-Status Ledger::append_line(const std::string& line, storage::SpendEntry* spend, storage::AuditRow* audit) {
+Result<std::int64_t> Ledger::append_line(std::string_view line, bool audit) {
   bool wake = false;
+  std::int64_t seq = 0;
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
       ++rejected_;
       return std::unexpected(Error::gateway(ErrorKind::shutting_down, "ledger is closed"));
     }
-    if (spend_q_.size() + audit_q_.size() >= options_.queue_capacity) {
+    if (count_[active_] >= options_.queue_capacity) {
       ++rejected_;
       return std::unexpected(Error::gateway(ErrorKind::internal, "ledger queue full"));
     }
+    // An audit record's line starts with its tag and sequence number, known only here.
+    char head[32] = "R2\t";
+    std::size_t head_n = 0;
+    if (audit) {
+      auto [end, ec] = std::to_chars(head + 3, head + sizeof head, next_seq_);
+      (void)ec;
+      head_n = static_cast<std::size_t>(end - head);
+    }
     std::size_t& used = used_[active_];
-    if (used + line.size() > options_.journal_segment_bytes) {
+    if (used + head_n + line.size() > options_.journal_segment_bytes) {
       ++rejected_;
       return std::unexpected(Error::gateway(ErrorKind::internal, "ledger journal segment full"));
     }
     // A store into a shared file mapping is in the page cache as soon as it is made:
     // it survives the process being killed, with no system call on this path.
     char* dst = maps_[active_] + used;
-    std::memcpy(dst, line.data(), line.size());
+    std::memcpy(dst, head, head_n);
+    std::memcpy(dst + head_n, line.data(), line.size());
+    const std::size_t n = head_n + line.size();
     if (options_.fsync_journal) {
       // Slow mode for power-loss durability.
       const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
       const auto from = reinterpret_cast<std::uintptr_t>(dst) & ~(page - 1);
-      const auto to = reinterpret_cast<std::uintptr_t>(dst + line.size());
+      const auto to = reinterpret_cast<std::uintptr_t>(dst + n);
       if (::msync(reinterpret_cast<void*>(from), to - from, MS_SYNC) != 0) {
-        std::memset(dst, 0, line.size());
+        std::memset(dst, 0, n);
         ++rejected_;
         return std::unexpected(io_error("msync"));
       }
     }
-    used += line.size();
-    // The writer sleeps only on an empty queue, so only the first record wakes it.
-    wake = spend_q_.empty() && audit_q_.empty();
-    if (spend != nullptr) spend_q_.push_back(std::move(*spend));
-    if (audit != nullptr) audit_q_.push_back(std::move(*audit));
+    used += n;
+    if (audit) seq = next_seq_++;
+    // The writer sleeps only on an empty segment, so only the first record wakes it.
+    wake = count_[active_]++ == 0;
     ++recorded_;
   }
   if (wake) work_cv_.notify_one();
+  return seq;
+}
+
+Status Ledger::record(const storage::SpendEntry& entry) {
+  Line line(line_buffer());
+  line.raw("S1");
+  put_spend(line, entry, id_prefix_, entry.entry_id.empty() ? next_id_.fetch_add(1, std::memory_order_relaxed) : 0);
+  line.raw("\n");
+  if (auto r = append_line(line.view(), false); !r) return std::unexpected(r.error());
   return {};
 }
 
-Status Ledger::record(storage::SpendEntry entry) {
-  if (entry.entry_id.empty()) {
-    entry.entry_id = id_prefix_ + std::to_string(next_id_.fetch_add(1, std::memory_order_relaxed));
+Result<std::int64_t> Ledger::record_request(const storage::SpendEntry* spend, const AuditAppend& a) {
+  // The tail is the line's last field, written unescaped: a newline or NUL would end it.
+  if (std::memchr(a.body_tail.data(), '\n', a.body_tail.size()) != nullptr ||
+      std::memchr(a.body_tail.data(), '\0', a.body_tail.size()) != nullptr) {
+    return std::unexpected(Error::gateway(ErrorKind::internal, "audit body contains a raw newline or NUL"));
   }
-  const std::string line = encode(entry);
-  return append_line(line, &entry, nullptr);
-}
-
-Status Ledger::record_audit(storage::AuditRow row) {
-  const std::string line = encode(row);
-  return append_line(line, nullptr, &row);
+  // "R2\t<seq>" goes in front under the lock.
+  Line line(line_buffer());
+  if (spend != nullptr) {
+    line.raw("\t1");
+    put_spend(line, *spend, id_prefix_, spend->entry_id.empty() ? next_id_.fetch_add(1, std::memory_order_relaxed) : 0);
+  } else {
+    line.raw("\t0");
+  }
+  line.field(a.time);
+  line.field(a.request_id);
+  line.field(a.key_id);
+  line.field(a.team_id);
+  line.raw("\t");
+  line.raw(a.body_tail);
+  line.raw("\n");
+  auto seq = append_line(line.view(), true);
+  // A record with full content can be large: do not keep that much per thread.
+  if (line_buffer().capacity() > (256u << 10)) std::string().swap(line_buffer());
+  return seq;
 }
 
 void Ledger::run() {
   std::unique_lock lock(mu_);
   for (;;) {
-    work_cv_.wait(lock, [&] { return stopping_ || !spend_q_.empty() || !audit_q_.empty(); });
-    if (spend_q_.empty() && audit_q_.empty()) break;  // stopping and drained
+    work_cv_.wait(lock, [&] { return stopping_ || count_[active_] > 0; });
+    if (count_[active_] == 0) break;  // stopping and drained
     // Group commit: a crash loses nothing the journal holds, so waiting a little to commit
     // many records in one transaction (one fsync) costs no durability, only freshness of
     // the database; flush() and close() cut the wait short.
@@ -291,19 +462,21 @@ void Ledger::run() {
       const auto due = last_commit_ + options_.commit_interval;
       work_cv_.wait_until(lock, due, [&] { return stopping_ || flush_waiters_ > 0; });
     }
-    std::vector<storage::SpendEntry> spend;
-    std::vector<storage::AuditRow> audit;
-    spend.swap(spend_q_);
-    audit.swap(audit_q_);
     // New appends go to the other segment, so the one holding exactly this batch can be
-    // emptied once the batch is committed.
+    // decoded without the lock and emptied once the batch is committed.
     const int segment = active_;
     active_ = 1 - active_;
+    const std::size_t used = used_[segment];
+    const std::size_t records = count_[segment];
     lock.unlock();
 
+    // Decoding and chaining here, not on the request path: the lines are the queue.
+    batch_.clear();
+    decode_journal(std::string_view(maps_[segment], used), batch_);
+    chain(batch_);
     bool ok = false;
     for (int attempt = 0;; ++attempt) {
-      auto r = store_.append(spend, audit);
+      auto r = store_.append(batch_.spend_rows(), batch_.audit_rows());
       if (r) {
         ok = true;
         break;
@@ -317,15 +490,14 @@ void Ledger::run() {
       if (give_up) break;  // the journal keeps the batch for the next open
       std::this_thread::sleep_for(options_.retry_backoff);
     }
-    if (ok) {
-      // Only this thread touches the inactive segment until it switches back to it.
-      std::memset(maps_[segment], 0, used_[segment]);
-      used_[segment] = 0;
-    }
+    // Only this thread touches the inactive segment until it switches back to it.
+    if (ok) std::memset(maps_[segment], 0, used);
     lock.lock();
     last_commit_ = std::chrono::steady_clock::now();
     if (ok) {
-      committed_ += spend.size() + audit.size();
+      used_[segment] = 0;
+      count_[segment] = 0;
+      committed_ += records;
       ++batches_;
       last_error_.reset();
     }

@@ -44,24 +44,43 @@ Result<GeneratedSecret> generate_secret() {
   return g;
 }
 
-std::string sha256(std::string_view data) {
-  // OpenSSL 3's one-shot SHA256() looks the algorithm up on every call; fetching it once
-  // and reusing a per-thread context keeps key resolution cheap.
+namespace {
+// SHA-256 of a || b into out[32]. OpenSSL 3's one-shot SHA256() looks the algorithm up on
+// every call; fetching it once and reusing a per-thread context keeps hashing cheap.
+void sha256_into(std::string_view a, std::string_view b, unsigned char* out) {
   static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   struct Ctx {
     EVP_MD_CTX* p = EVP_MD_CTX_new();
     ~Ctx() { EVP_MD_CTX_free(p); }
   };
   thread_local Ctx ctx;
-  std::string out(SHA256_DIGEST_LENGTH, '\0');
   unsigned int n = 0;
   if (md == nullptr || ctx.p == nullptr || EVP_DigestInit_ex2(ctx.p, md, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.p, data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.p, reinterpret_cast<unsigned char*>(out.data()), &n) != 1) {
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-           reinterpret_cast<unsigned char*>(out.data()));
+      EVP_DigestUpdate(ctx.p, a.data(), a.size()) != 1 || EVP_DigestUpdate(ctx.p, b.data(), b.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.p, out, &n) != 1) {
+    std::string joined;  // fallback, never expected: the same digest the slow way
+    joined.reserve(a.size() + b.size());
+    joined.append(a).append(b);
+    SHA256(reinterpret_cast<const unsigned char*>(joined.data()), joined.size(), out);
   }
+}
+}  // namespace
+
+std::string sha256(std::string_view data) {
+  std::string out(SHA256_DIGEST_LENGTH, '\0');
+  sha256_into(data, {}, reinterpret_cast<unsigned char*>(out.data()));
   return out;
+}
+
+void sha256_hex(std::string_view a, std::string_view b, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  sha256_into(a, b, d);
+  out.resize(2 * SHA256_DIGEST_LENGTH);
+  for (std::size_t i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
+    out[2 * i] = kHex[d[i] >> 4];
+    out[2 * i + 1] = kHex[d[i] & 0xf];
+  }
 }
 
 std::string to_hex(std::string_view bytes) {

@@ -26,6 +26,9 @@ Result<GeneratedSecret> generate_secret();
 // Raw 32-byte SHA-256.
 std::string sha256(std::string_view data);
 std::string to_hex(std::string_view bytes);
+// Lower-case hex SHA-256 of a || b written over out (64 characters): the audit chain's
+// link, computed without concatenating or allocating once out has capacity.
+void sha256_hex(std::string_view a, std::string_view b, std::string& out);
 
 // True when s has the shape of a virtual key (prefix, length, alphabet). Cheap filter
 // before hashing; says nothing about validity.

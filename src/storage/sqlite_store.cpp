@@ -4,6 +4,10 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <array>
+#include <deque>
+#include <map>
 #include <utility>
 
 namespace bulwark::storage {
@@ -44,6 +48,10 @@ class SqliteStore::Stmt {
   explicit operator bool() const noexcept { return s_ != nullptr; }
   void text(int i, std::string_view v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  // For values that outlive the statement's step (the batch inserts): no copy.
+  void text_static(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   }
   void blob(int i, std::string_view v) {
     sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -101,16 +109,50 @@ constexpr char kTeamColumns[] =
     "FROM teams";
 const std::string kSelectTeam = std::string(kTeamColumns) + " WHERE id = ?";
 const std::string kSelectTeams = std::string(kTeamColumns) + " ORDER BY id";
-constexpr char kInsertSpend[] =
+// Batch inserts: many rows per statement cut the per-statement work (step, reset, the
+// VDBE program's prologue) that dominated the writer: kBatchRows rows at a time, the rest
+// in power-of-two chunks, so six statements per table cover every batch size.
+constexpr std::size_t kBatchRows = 32;
+static_assert((kBatchRows & (kBatchRows - 1)) == 0, "chunks halve down to one row");
+constexpr int kSpendColumnCount = 14;
+constexpr int kAuditColumnCount = 8;
+std::string values_sql(std::string head, int columns, std::size_t rows) {
+  std::string row = "(";
+  for (int c = 0; c < columns; ++c) row += c == 0 ? "?" : ",?";
+  row += ")";
+  for (std::size_t r = 0; r < rows; ++r) {
+    head += r == 0 ? " VALUES" : ",";
+    head += row;
+  }
+  return head;
+}
+constexpr char kInsertSpendHead[] =
     "INSERT OR IGNORE INTO spend(entry_id, request_id, time, key_id, team_id, model, target, "
     "input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, cost_nano_usd, "
-    "estimated, status) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    "estimated, status)";
+constexpr char kInsertAuditHead[] =
+    "INSERT OR IGNORE INTO audit_log(seq, time, request_id, key_id, team_id, body, prev_hash, hash)";
+// [n]: the statement inserting n rows, for n a power of two (other entries unused).
+std::array<std::string, kBatchRows + 1> batch_sql(const char* head, int columns) {
+  std::array<std::string, kBatchRows + 1> out;
+  for (std::size_t n = 1; n <= kBatchRows; n *= 2) out[n] = values_sql(head, columns, n);
+  return out;
+}
+const std::array<std::string, kBatchRows + 1> kInsertSpend = batch_sql(kInsertSpendHead, kSpendColumnCount);
+const std::array<std::string, kBatchRows + 1> kInsertAudit = batch_sql(kInsertAuditHead, kAuditColumnCount);
+// The largest power of two <= min(left, kBatchRows).
+std::size_t chunk_rows(std::size_t left) {
+  std::size_t n = kBatchRows;
+  while (n > left) n /= 2;
+  return n;
+}
+constexpr char kBeginImmediate[] = "BEGIN IMMEDIATE";
+constexpr char kCommit[] = "COMMIT";
+constexpr char kMaxSpendRowid[] = "SELECT COALESCE(MAX(rowid), 0) FROM spend";
+constexpr char kSpendAfterRowid[] = "SELECT key_id, team_id, time, cost_nano_usd FROM spend WHERE rowid > ?";
 constexpr char kAddDaily[] =
     "INSERT INTO budget_daily(scope, subject, day, cost_nano_usd) VALUES(?,?,?,?) "
     "ON CONFLICT(scope, subject, day) DO UPDATE SET cost_nano_usd = cost_nano_usd + excluded.cost_nano_usd";
-constexpr char kInsertAudit[] =
-    "INSERT OR IGNORE INTO audit_log(seq, time, request_id, key_id, team_id, body, prev_hash, hash) "
-    "VALUES(?,?,?,?,?,?,?,?)";
 constexpr char kSpentSince[] =
     "SELECT COALESCE(SUM(cost_nano_usd), 0) FROM budget_daily WHERE scope = ? AND subject = ? AND day >= ?";
 constexpr char kSpendCount[] = "SELECT COUNT(*) FROM spend";
@@ -430,62 +472,127 @@ Result<std::uint64_t> SqliteStore::keys_version() {
   return static_cast<std::uint64_t>(st.col_i64(0));
 }
 
+namespace {
+// (scope, subject, UTC day): the key of a budget_daily counter.
+struct DailyKey {
+  const char* scope;
+  std::string_view subject;
+  std::int64_t day;
+  auto operator<=>(const DailyKey& o) const {
+    if (auto c = std::string_view(scope) <=> std::string_view(o.scope); c != 0) return c;
+    if (auto c = subject <=> o.subject; c != 0) return c;
+    return day <=> o.day;
+  }
+};
+
+void add_daily(std::map<DailyKey, std::int64_t>& daily, std::string_view key_id, std::string_view team_id,
+               UnixMillis time, std::int64_t cost) {
+  const std::int64_t day = day_of(time);
+  if (!key_id.empty()) daily[DailyKey{"key", key_id, day}] += cost;
+  if (!team_id.empty()) daily[DailyKey{"team", team_id, day}] += cost;
+}
+}  // namespace
+
 Result<AppendResult> SqliteStore::append(std::span<const SpendEntry> spend,
                                          std::span<const AuditRow> audit) {
   std::lock_guard lock(mu_);
-  return in_transaction(db_, [&]() -> Result<AppendResult> {
+  const auto body = [&]() -> Result<AppendResult> {
     AppendResult result;
-    for (const auto& e : spend) {
-      {
-        auto st = prepare(kInsertSpend);
-        if (!st) return std::unexpected(error("preparing spend insert"));
-        st.text(1, e.entry_id);
-        st.text(2, e.request_id);
-        st.i64(3, e.time);
-        st.text(4, e.key_id);
-        st.text(5, e.team_id);
-        st.text(6, e.model);
-        st.text(7, e.target);
-        st.i64(8, e.input_tokens);
-        st.i64(9, e.output_tokens);
-        st.i64(10, e.cached_input_tokens);
-        st.i64(11, e.cache_write_tokens);
-        st.i64(12, e.cost_nano_usd);
-        st.i64(13, e.estimated ? 1 : 0);
-        st.i64(14, e.status);
-        if (st.step() != SQLITE_DONE) return std::unexpected(error("inserting spend"));
-      }
-      if (sqlite3_changes(db_) == 0) continue;  // replayed duplicate: already counted
-      ++result.spend_inserted;
-      const std::pair<const char*, const std::string*> subjects[] = {{"key", &e.key_id},
-                                                                     {"team", &e.team_id}};
-      for (const auto& [scope, subject] : subjects) {
-        if (subject->empty()) continue;
-        auto st = prepare(kAddDaily);
-        if (!st) return std::unexpected(error("preparing budget counter"));
-        st.text(1, scope);
-        st.text(2, *subject);
-        st.i64(3, day_of(e.time));
-        st.i64(4, e.cost_nano_usd);
-        if (st.step() != SQLITE_DONE) return std::unexpected(error("updating budget counter"));
-      }
+    // Rows inserted now get rowids above the current maximum (spend has no AUTOINCREMENT
+    // and never deletes); that is how duplicates skipped by INSERT OR IGNORE are told
+    // apart from new rows when a journal replay repeats committed entries.
+    std::int64_t max_rowid = 0;
+    if (!spend.empty()) {
+      auto st = prepare(kMaxSpendRowid);
+      if (!st || st.step() != SQLITE_ROW) return std::unexpected(error("reading spend rowid"));
+      max_rowid = st.col_i64(0);
     }
-    for (const auto& r : audit) {
-      auto st = prepare(kInsertAudit);
+    for (std::size_t i = 0; i < spend.size();) {
+      const std::size_t n = chunk_rows(spend.size() - i);
+      auto st = prepare(kInsertSpend[n].c_str());
+      if (!st) return std::unexpected(error("preparing spend insert"));
+      for (std::size_t r = 0; r < n; ++r) {
+        const SpendEntry& e = spend[i + r];
+        const int b = static_cast<int>(r) * kSpendColumnCount;
+        st.text_static(b + 1, e.entry_id);
+        st.text_static(b + 2, e.request_id);
+        st.i64(b + 3, e.time);
+        st.text_static(b + 4, e.key_id);
+        st.text_static(b + 5, e.team_id);
+        st.text_static(b + 6, e.model);
+        st.text_static(b + 7, e.target);
+        st.i64(b + 8, e.input_tokens);
+        st.i64(b + 9, e.output_tokens);
+        st.i64(b + 10, e.cached_input_tokens);
+        st.i64(b + 11, e.cache_write_tokens);
+        st.i64(b + 12, e.cost_nano_usd);
+        st.i64(b + 13, e.estimated ? 1 : 0);
+        st.i64(b + 14, e.status);
+      }
+      if (st.step() != SQLITE_DONE) return std::unexpected(error("inserting spend"));
+      result.spend_inserted += static_cast<std::size_t>(sqlite3_changes(db_));
+      i += n;
+    }
+    // Daily budget counters: one upsert per (scope, subject, day) in the batch instead of
+    // two per entry, counting only entries inserted now.
+    std::map<DailyKey, std::int64_t> daily;
+    std::deque<std::string> owned;  // subjects read back from the table (stable addresses)
+    if (result.spend_inserted == spend.size()) {
+      for (const SpendEntry& e : spend) add_daily(daily, e.key_id, e.team_id, e.time, e.cost_nano_usd);
+    } else if (result.spend_inserted > 0) {
+      auto st = prepare(kSpendAfterRowid);
+      if (!st) return std::unexpected(error("preparing spend read-back"));
+      st.i64(1, max_rowid);
+      int rc;
+      while ((rc = st.step()) == SQLITE_ROW) {
+        const std::string& key = owned.emplace_back(st.col_text(0));
+        const std::string& team = owned.emplace_back(st.col_text(1));
+        add_daily(daily, key, team, st.col_i64(2), st.col_i64(3));
+      }
+      if (rc != SQLITE_DONE) return std::unexpected(error("reading back spend"));
+    }
+    for (const auto& [k, cost] : daily) {
+      auto st = prepare(kAddDaily);
+      if (!st) return std::unexpected(error("preparing budget counter"));
+      st.text_static(1, k.scope);
+      st.text_static(2, k.subject);
+      st.i64(3, k.day);
+      st.i64(4, cost);
+      if (st.step() != SQLITE_DONE) return std::unexpected(error("updating budget counter"));
+    }
+    for (std::size_t i = 0; i < audit.size();) {
+      const std::size_t n = chunk_rows(audit.size() - i);
+      auto st = prepare(kInsertAudit[n].c_str());
       if (!st) return std::unexpected(error("preparing audit insert"));
-      st.i64(1, r.seq);
-      st.i64(2, r.time);
-      st.text(3, r.request_id);
-      st.text(4, r.key_id);
-      st.text(5, r.team_id);
-      st.text(6, r.body);
-      st.text(7, r.prev_hash);
-      st.text(8, r.hash);
+      for (std::size_t r = 0; r < n; ++r) {
+        const AuditRow& a = audit[i + r];
+        const int b = static_cast<int>(r) * kAuditColumnCount;
+        st.i64(b + 1, a.seq);
+        st.i64(b + 2, a.time);
+        st.text_static(b + 3, a.request_id);
+        st.text_static(b + 4, a.key_id);
+        st.text_static(b + 5, a.team_id);
+        st.text_static(b + 6, a.body);
+        st.text_static(b + 7, a.prev_hash);
+        st.text_static(b + 8, a.hash);
+      }
       if (st.step() != SQLITE_DONE) return std::unexpected(error("inserting audit record"));
       result.audit_inserted += static_cast<std::size_t>(sqlite3_changes(db_));
+      i += n;
     }
     return result;
-  });
+  };
+  // BEGIN and COMMIT as cached statements: the ledger commits many times a second and
+  // sqlite3_exec would parse them each time.
+  if (auto st = prepare(kBeginImmediate); !st || st.step() != SQLITE_DONE)
+    return std::unexpected(error("begin"));
+  auto result = body();
+  if (result) {
+    auto st = prepare(kCommit);
+    if (!st || st.step() != SQLITE_DONE) result = std::unexpected(error("commit"));
+  }
+  if (!result) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  return result;
 }
 
 Result<std::vector<SpendAggregate>> SqliteStore::spend_report(const SpendQuery& q) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "accounting/audit.hpp"
 #include "gated_store.hpp"
 #include "storage/sqlite_store.hpp"
 #include "support/temp_dir.hpp"
@@ -248,6 +249,203 @@ TEST_F(LedgerTest, FieldsWithSeparatorsSurviveTheJournal) {
   EXPECT_EQ((*rows)[0].group, "k\\1");
   EXPECT_EQ((*rows)[0].cached_input_tokens, 3);
   EXPECT_EQ((*rows)[0].estimated_requests, 1);
+}
+
+// A request's line: the tail of a canonical body for seq-less formatting in tests.
+std::string tail_for(storage::UnixMillis t, const std::string& req, const std::string& key = "k1",
+                     const std::string& team = "t1") {
+  return ",\"time\":" + std::to_string(t) + ",\"request_id\":\"" + req + "\",\"key_id\":\"" + key +
+         "\",\"team_id\":\"" + team + "\"}";
+}
+
+AuditAppend audit_of(const std::string& tail, storage::UnixMillis t, const std::string& req) {
+  return AuditAppend{t, req, "k1", "t1", tail};
+}
+
+TEST_F(LedgerTest, RequestLineCarriesSpendAndAuditTogether) {
+  auto store = open_store();
+  auto ledger = Ledger::open(*store, options());
+  ASSERT_TRUE(ledger);
+  const SpendEntry e = entry(1);
+  const std::string t1 = tail_for(e.time, "req-1");
+  auto seq1 = (*ledger)->record_request(&e, audit_of(t1, e.time, "req-1"));
+  const std::string t2 = tail_for(kJan15 + 5, "req-2");
+  auto seq2 = (*ledger)->record_request(nullptr, audit_of(t2, kJan15 + 5, "req-2"));  // a refusal: no spend
+  ASSERT_TRUE(seq1 && seq2);
+  EXPECT_EQ(*seq1, 1);
+  EXPECT_EQ(*seq2, 2);
+  ASSERT_TRUE((*ledger)->flush());
+  EXPECT_EQ(*store->spend_entry_count(), 1);
+  EXPECT_EQ(*store->spent_since(storage::SpendScope::team, "t1", kJan15), e.cost_nano_usd);
+  auto rows = store->audit_rows(1, 10);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].body, "{\"seq\":1" + t1);
+  EXPECT_EQ((*rows)[1].body, "{\"seq\":2" + t2);
+  EXPECT_EQ((*rows)[0].prev_hash, AuditTrail::genesis_hash());
+  EXPECT_EQ((*rows)[0].hash, AuditTrail::chain_hash((*rows)[0].prev_hash, (*rows)[0].body));
+  EXPECT_EQ((*rows)[1].prev_hash, (*rows)[0].hash);
+  auto v = AuditTrail::verify(*store, 2);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->ok) << v->reason;
+  EXPECT_EQ((*ledger)->stats().committed, 2u);  // two lines, three rows
+}
+
+TEST_F(LedgerTest, BodyTailWithARawNewlineIsRefused) {
+  auto store = open_store();
+  auto ledger = Ledger::open(*store, options());
+  ASSERT_TRUE(ledger);
+  const std::string bad = ",\"time\":1}\nS1\tforged";
+  EXPECT_FALSE((*ledger)->record_request(nullptr, audit_of(bad, 1, "r")));
+  // The refused record used no sequence number.
+  const std::string good = tail_for(1, "r");
+  auto seq = (*ledger)->record_request(nullptr, audit_of(good, 1, "r"));
+  ASSERT_TRUE(seq);
+  EXPECT_EQ(*seq, 1);
+}
+
+TEST_F(LedgerTest, DecodeJournalReadsEveryLineKindAndSkipsTornOnes) {
+  const std::string journal =
+      "R2\t7\t1\tid-7\treq\\t7\t" + std::to_string(kJan15) + "\tk1\tt1\tgpt-4o\teast\t1\t2\t3\t4\t5\t1\t200\t" +
+      std::to_string(kJan15) + "\treq\\t7\tk1\tt1\t,\"x\":\"a\\\\tb\"}\n" +          // request with spend
+      "R2\t8\t0\t" + std::to_string(kJan15) + "\treq-8\t\t\t,\"x\":8}\n" +            // refusal: no spend, no key
+      "A1\t3\t" + std::to_string(kJan15) + "\tr3\tk\tt\t{\"seq\":3}\tp3\th3\n" +      // written by an older version
+      "S1\tid-9\treq-9\t" + std::to_string(kJan15) + "\tk1\tt1\tm\ttg\t1\t2\t3\t4\t5\t0\t200\n" +
+      "Z9\twhat\n" +                                                                   // unknown kind
+      "R2\t9\t1\tid-9";                                                                 // torn: no newline
+  Ledger::Batch b;
+  EXPECT_EQ(Ledger::decode_journal(journal, b), 4u);
+  ASSERT_EQ(b.spend_n, 2u);
+  ASSERT_EQ(b.audit_n, 3u);
+  EXPECT_EQ(b.spend[0].entry_id, "id-7");
+  EXPECT_EQ(b.spend[0].request_id, "req\t7");
+  EXPECT_EQ(b.spend[0].cost_nano_usd, 5);
+  EXPECT_TRUE(b.spend[0].estimated);
+  EXPECT_EQ(b.spend[1].entry_id, "id-9");
+  EXPECT_EQ(b.audit[0].seq, 7);
+  EXPECT_EQ(b.audit[0].request_id, "req\t7");
+  EXPECT_EQ(b.audit[0].body, "{\"seq\":7,\"x\":\"a\\\\tb\"}");  // the tail is taken as written
+  EXPECT_TRUE(b.audit[0].hash.empty());                          // chained by the writer
+  EXPECT_EQ(b.audit[1].seq, 8);
+  EXPECT_EQ(b.audit[1].key_id, "");
+  EXPECT_EQ(b.audit[2].seq, 3);
+  EXPECT_EQ(b.audit[2].hash, "h3");
+  // Decoding into the same batch again reuses its rows.
+  b.clear();
+  EXPECT_EQ(Ledger::decode_journal(journal, b), 4u);
+  EXPECT_EQ(b.audit_n, 3u);
+}
+
+// Sequence numbers are taken only by accepted records, so a refusal leaves no gap in the
+// chain, and numbering continues across segment switches.
+TEST_F(LedgerTest, RefusedRequestsTakeNoSequenceNumber) {
+  auto real = open_store();
+  test::GatedStore gated(*real);
+  auto ledger = Ledger::open(gated, options(5));
+  ASSERT_TRUE(ledger);
+  gated.close_gate();
+  std::vector<std::string> tails;
+  for (int i = 0; i < 8; ++i) tails.push_back(tail_for(kJan15 + i, "r" + std::to_string(i)));
+  ASSERT_EQ(*(*ledger)->record_request(nullptr, audit_of(tails[0], kJan15, "r0")), 1);
+  gated.wait_for_waiter();  // seq 1 is being committed; segment 1 takes the next five
+  for (int i = 1; i <= 5; ++i) {
+    auto seq = (*ledger)->record_request(nullptr, audit_of(tails[static_cast<std::size_t>(i)], kJan15 + i, "r" + std::to_string(i)));
+    ASSERT_TRUE(seq);
+    EXPECT_EQ(*seq, i + 1);
+  }
+  EXPECT_FALSE((*ledger)->record_request(nullptr, audit_of(tails[6], kJan15 + 6, "r6")));  // queue full
+  gated.open_gate();
+  ASSERT_TRUE((*ledger)->flush());
+  auto seq = (*ledger)->record_request(nullptr, audit_of(tails[7], kJan15 + 7, "r7"));
+  ASSERT_TRUE(seq);
+  EXPECT_EQ(*seq, 7);
+  ASSERT_TRUE((*ledger)->flush());
+  auto v = AuditTrail::verify(*real, 7);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->ok) << v->reason << " at " << v->first_bad_seq.value_or(-1);
+}
+
+// A crash after a commit but before its segment was zeroed leaves committed lines in the
+// journal: replay must skip the audit rows already stored (their seq) and chain the rest
+// from the last stored hash.
+TEST_F(LedgerTest, ReplaySkipsCommittedAuditRowsAndChainsTheRest) {
+  std::vector<std::string> tails;
+  for (int i = 1; i <= 6; ++i) tails.push_back(tail_for(kJan15 + i, "r" + std::to_string(i)));
+  {
+    auto store = open_store();
+    auto ledger = Ledger::open(*store, options());
+    ASSERT_TRUE(ledger);
+    for (int i = 1; i <= 4; ++i)
+      ASSERT_TRUE((*ledger)->record_request(nullptr, audit_of(tails[static_cast<std::size_t>(i - 1)], kJan15 + i, "r" + std::to_string(i))));
+  }
+  {
+    // Seqs 3 and 4 again (committed), then 5 and 6 (not yet), split over both segments
+    // and out of order.
+    auto line = [&](int seq) {
+      return "R2\t" + std::to_string(seq) + "\t0\t" + std::to_string(kJan15 + seq) + "\tr" + std::to_string(seq) +
+             "\tk1\tt1\t" + tails[static_cast<std::size_t>(seq - 1)] + "\n";
+    };
+    std::ofstream j0(dir_ / "journal" / "ledger-journal-0.log", std::ios::trunc);
+    j0 << line(5) << line(6);
+    std::ofstream j1(dir_ / "journal" / "ledger-journal-1.log", std::ios::trunc);
+    j1 << line(3) << line(4);
+  }
+  auto store = open_store();
+  auto ledger = Ledger::open(*store, options());
+  ASSERT_TRUE(ledger) << ledger.error().message;
+  EXPECT_EQ((*ledger)->stats().replayed, 4u);
+  auto v = AuditTrail::verify(*store, 6);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->ok) << v->reason << " at " << v->first_bad_seq.value_or(-1);
+  EXPECT_EQ(v->checked, 6);
+  // New records continue after the replayed ones.
+  const std::string t7 = tail_for(kJan15 + 7, "r7");
+  auto seq = (*ledger)->record_request(nullptr, audit_of(t7, kJan15 + 7, "r7"));
+  ASSERT_TRUE(seq);
+  EXPECT_EQ(*seq, 7);
+}
+
+// Spend and audit written as request lines survive a kill -9 that came before any
+// commit: the whole chain is computed at replay.
+TEST_F(LedgerTest, KillNineBeforeAnyCommitKeepsRequestLinesAndTheirChain) {
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    auto s = storage::SqliteStore::open({.path = dir_.path() / "gov.db"});
+    if (!s) ::_exit(2);
+    test::GatedStore gated(**s);
+    gated.close_gate();
+    auto ledger = Ledger::open(gated, options());
+    if (!ledger) ::_exit(3);
+    for (int i = 0; i < 2000; ++i) {
+      const SpendEntry e = entry(i);
+      const std::string t = tail_for(e.time, e.request_id);
+      if (!(*ledger)->record_request(i % 4 ? &e : nullptr, audit_of(t, e.time, e.request_id))) ::_exit(4);
+    }
+    const char done = 'x';
+    if (::write(pipefd[1], &done, 1) != 1) ::_exit(5);
+    for (;;) ::pause();
+  }
+  ::close(pipefd[1]);
+  char c = 0;
+  ASSERT_EQ(::read(pipefd[0], &c, 1), 1) << "child failed before recording";
+  ::close(pipefd[0]);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  auto store = open_store();
+  EXPECT_EQ(*store->spend_entry_count(), 0);
+  auto ledger = Ledger::open(*store, options());
+  ASSERT_TRUE(ledger) << ledger.error().message;
+  EXPECT_EQ((*ledger)->stats().replayed, 2000u);
+  EXPECT_EQ(*store->spend_entry_count(), 1500);
+  auto v = AuditTrail::verify(*store, 2000);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->ok) << v->reason << " at " << v->first_bad_seq.value_or(-1);
+  EXPECT_EQ(v->checked, 2000);
 }
 
 TEST_F(LedgerTest, ConcurrentRecordersAllLand) {

@@ -201,6 +201,100 @@ TEST_F(SqliteStoreTest, ReportsSpendByKeyTeamModelAndDay) {
   EXPECT_EQ((*by_day)[2].group, "2025-01-15");
 }
 
+// 100 entries and 70 audit rows go in as statements of 32, 32, 32 and 4 (resp. 32, 32, 4,
+// 2) rows: every row's every column must land where it belongs, and the daily counters
+// must count each entry exactly once.
+TEST_F(SqliteStoreTest, BatchInsertsSpanChunksWithEveryColumnInPlace) {
+  std::vector<SpendEntry> batch;
+  std::int64_t k1 = 0, k1_day2 = 0, team = 0;
+  for (int i = 0; i < 100; ++i) {
+    const UnixMillis t = kJan10 + (i % 3) * kDay + i;
+    SpendEntry e = spend("e" + std::to_string(i), t, i % 2 ? "k1" : "k2", "t1", i % 5 ? "gpt-4o" : "o3", 1000 + i);
+    e.input_tokens = i;
+    e.output_tokens = 2 * i;
+    e.cached_input_tokens = 3 * i;
+    e.cache_write_tokens = 4 * i;
+    e.estimated = i % 7 == 0;
+    e.status = 200 + i % 3;
+    if (i % 2) k1 += e.cost_nano_usd;
+    if (i % 2 && i % 3 >= 1) k1_day2 += e.cost_nano_usd;
+    team += e.cost_nano_usd;
+    batch.push_back(std::move(e));
+  }
+  std::vector<AuditRow> rows(70);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    rows[i].seq = static_cast<std::int64_t>(i) + 1;
+    rows[i].time = kJan10 + static_cast<std::int64_t>(i);
+    rows[i].request_id = "req-" + std::to_string(i);
+    rows[i].key_id = "k" + std::to_string(i % 4);
+    rows[i].team_id = "t" + std::to_string(i % 3);
+    rows[i].body = "{\"n\":" + std::to_string(i) + "}";
+    rows[i].prev_hash = "p" + std::to_string(i);
+    rows[i].hash = "h" + std::to_string(i);
+  }
+  auto r = store_->append(batch, rows);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->spend_inserted, 100u);
+  EXPECT_EQ(r->audit_inserted, 70u);
+  EXPECT_EQ(*store_->spend_entry_count(), 100);
+  EXPECT_EQ(*store_->spent_since(SpendScope::key, "k1", kJan10), k1);
+  EXPECT_EQ(*store_->spent_since(SpendScope::key, "k1", kJan10 + kDay), k1_day2);
+  EXPECT_EQ(*store_->spent_since(SpendScope::team, "t1", kJan10), team);
+  // Entries from the last chunk (i = 96..99) and the middle of the first.
+  for (const int i : {5, 31, 32, 97, 99}) {
+    auto rep = store_->spend_report({batch[static_cast<std::size_t>(i)].time, batch[static_cast<std::size_t>(i)].time + 1,
+                                     SpendGroup::model});
+    ASSERT_TRUE(rep);
+    ASSERT_EQ(rep->size(), 1u) << i;
+    const auto& a = (*rep)[0];
+    EXPECT_EQ(a.group, i % 5 ? "gpt-4o" : "o3");
+    EXPECT_EQ(a.input_tokens, i);
+    EXPECT_EQ(a.output_tokens, 2 * i);
+    EXPECT_EQ(a.cached_input_tokens, 3 * i);
+    EXPECT_EQ(a.cache_write_tokens, 4 * i);
+    EXPECT_EQ(a.cost_nano_usd, 1000 + i);
+    EXPECT_EQ(a.estimated_requests, i % 7 == 0 ? 1 : 0);
+  }
+  auto stored = store_->audit_rows(1, 100);
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->size(), 70u);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const AuditRow& a = (*stored)[i];
+    EXPECT_EQ(a.seq, rows[i].seq);
+    EXPECT_EQ(a.time, rows[i].time);
+    EXPECT_EQ(a.request_id, rows[i].request_id);
+    EXPECT_EQ(a.key_id, rows[i].key_id);
+    EXPECT_EQ(a.team_id, rows[i].team_id);
+    EXPECT_EQ(a.body, rows[i].body);
+    EXPECT_EQ(a.prev_hash, rows[i].prev_hash);
+    EXPECT_EQ(a.hash, rows[i].hash);
+  }
+}
+
+// A journal replay repeats entries already committed next to new ones: only the new ones
+// may reach the daily counters (the counters are summed per batch, so the store must
+// tell the two apart).
+TEST_F(SqliteStoreTest, BatchWithReplayedDuplicatesCountsOnlyNewEntries) {
+  std::vector<SpendEntry> first;
+  for (int i = 0; i < 40; ++i) first.push_back(spend("e" + std::to_string(i), kJan10 + i, "k1", "t1", "gpt-4o", 10));
+  ASSERT_TRUE(store_->append(first, {}));
+  std::vector<SpendEntry> replay = first;
+  for (int i = 40; i < 60; ++i) replay.push_back(spend("e" + std::to_string(i), kJan10 + kDay + i, "k2", "t1", "gpt-4o", 1000));
+  auto r = store_->append(replay, {});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->spend_inserted, 20u);
+  EXPECT_EQ(*store_->spend_entry_count(), 60);
+  EXPECT_EQ(*store_->spent_since(SpendScope::key, "k1", kJan10), 400);
+  EXPECT_EQ(*store_->spent_since(SpendScope::key, "k2", kJan10), 20'000);
+  EXPECT_EQ(*store_->spent_since(SpendScope::team, "t1", kJan10), 20'400);
+  EXPECT_EQ(*store_->spent_since(SpendScope::team, "t1", kJan10 + kDay), 20'000);
+  // And an all-duplicate batch changes nothing.
+  auto none = store_->append(replay, {});
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->spend_inserted, 0u);
+  EXPECT_EQ(*store_->spent_since(SpendScope::team, "t1", kJan10), 20'400);
+}
+
 TEST_F(SqliteStoreTest, AuditLogIsAppendOnlyInTheDatabase) {
   std::vector<AuditRow> rows(3);
   for (int i = 0; i < 3; ++i) {
