@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "accounting/raw_appender.hpp"
 #include "auth/virtual_key.hpp"
 
 namespace bulwark::accounting {
@@ -55,20 +56,12 @@ namespace {
 // A minimal JSON writer: keys are written in the order given, which makes the output
 // canonical. Strings are escaped per RFC 8259; bytes that are not valid UTF-8 become
 // U+FFFD so the body always parses back.
-class JsonOut {
+class JsonOut : detail::RawAppender {
  public:
   // Appends to out. first: whether the next member is the first of its object (no comma
-  // before it). Writes through a raw pointer into out's spare room: std::string's append
-  // and push_back are out-of-line calls, and a record is some hundred of them.
-  explicit JsonOut(std::string& out, bool first = true) : s_(out), first_(first) {
-    const std::size_t used = s_.size();
-    s_.resize(std::max(s_.capacity(), used + 256));
-    p_ = s_.data() + used;
-    end_ = s_.data() + s_.size();
-  }
-  ~JsonOut() { s_.resize(static_cast<std::size_t>(p_ - s_.data())); }
-  JsonOut(const JsonOut&) = delete;
-  JsonOut& operator=(const JsonOut&) = delete;
+  // before it).
+  explicit JsonOut(std::string& out, bool first = true) : RawAppender(out, out.size(), 256), first_(first) {}
+  ~JsonOut() { s_.resize(written()); }
 
   JsonOut& begin(char c) {
     sep();
@@ -114,23 +107,6 @@ class JsonOut {
   JsonOut& field(std::string_view k, bool v) { return key(k).value(v); }
 
  private:
-  // At least n bytes of room at p_.
-  void room(std::size_t n) {
-    if (static_cast<std::size_t>(end_ - p_) >= n) return;
-    const auto used = static_cast<std::size_t>(p_ - s_.data());
-    s_.resize(std::max(2 * s_.size(), used + n + 256));
-    p_ = s_.data() + used;
-    end_ = s_.data() + s_.size();
-  }
-  void put(char c) {
-    room(1);
-    *p_++ = c;
-  }
-  void put(std::string_view v) {
-    room(v.size());
-    std::memcpy(p_, v.data(), v.size());
-    p_ += v.size();
-  }
   void sep() {
     if (!first_) put(',');
     first_ = false;
@@ -186,9 +162,6 @@ class JsonOut {
     }
     put('"');
   }
-  std::string& s_;
-  char* p_ = nullptr;
-  char* end_ = nullptr;
   bool first_ = true;
 };
 

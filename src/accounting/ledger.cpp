@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "accounting/raw_appender.hpp"
 #include "auth/virtual_key.hpp"
 
 namespace bulwark::accounting {
@@ -34,22 +35,12 @@ constexpr std::array<bool, 256> kSpecial = [] {
 
 // A journal line under construction in a reused buffer, written through a raw pointer
 // (std::string's append and push_back are out-of-line calls; a line is some forty).
-class Line {
+class Line : detail::RawAppender {
  public:
-  explicit Line(std::string& out) : s_(out) {
-    s_.resize(std::max<std::size_t>(s_.capacity(), 512));
-    p_ = s_.data();
-    end_ = p_ + s_.size();
-  }
-  Line(const Line&) = delete;
-  Line& operator=(const Line&) = delete;
+  explicit Line(std::string& out) : RawAppender(out, 0, 512) {}
 
   // Unescaped text (a tag, or the audit body tail).
-  void raw(std::string_view v) {
-    room(v.size());
-    std::memcpy(p_, v.data(), v.size());
-    p_ += v.size();
-  }
+  void raw(std::string_view v) { put(v); }
   // A tab and the field, escaped.
   void field(std::string_view v) {
     room(2 * v.size() + 1);  // every byte escaped, at worst
@@ -81,19 +72,7 @@ class Line {
     p_ += prefix.size();
     p_ = std::to_chars(p_, end_, n).ptr;
   }
-  std::string_view view() const { return {s_.data(), static_cast<std::size_t>(p_ - s_.data())}; }
-
- private:
-  void room(std::size_t n) {
-    if (static_cast<std::size_t>(end_ - p_) >= n) return;
-    const auto used = static_cast<std::size_t>(p_ - s_.data());
-    s_.resize(std::max(2 * s_.size(), used + n + 256));
-    p_ = s_.data() + used;
-    end_ = s_.data() + s_.size();
-  }
-  std::string& s_;
-  char* p_ = nullptr;
-  char* end_ = nullptr;
+  std::string_view view() const { return {s_.data(), written()}; }
 };
 
 // The 14 fields of a spend entry after its tag; entry_id is prefix + n when not set.
