@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <span>
 
 #include "accounting/raw_appender.hpp"
 #include "auth/virtual_key.hpp"
@@ -105,6 +106,15 @@ std::string_view next_field(std::string_view& rest) {
   return f;
 }
 
+// Fills `out` with the next fields; false when the line has fewer.
+bool next_fields(std::string_view& rest, std::span<std::string_view> out) {
+  for (auto& x : out) {
+    if (rest.data() == nullptr) return false;
+    x = next_field(rest);
+  }
+  return true;
+}
+
 // Assigns the unescaped field, reusing out's capacity.
 void unescape(std::string_view f, std::string& out) {
   if (f.find('\\') == std::string_view::npos) {
@@ -129,10 +139,7 @@ bool to_i64(std::string_view s, std::int64_t& v) {
 
 bool decode_spend(std::string_view& rest, storage::SpendEntry& e) {
   std::string_view f[14];
-  for (auto& x : f) {
-    if (rest.data() == nullptr) return false;
-    x = next_field(rest);
-  }
+  if (!next_fields(rest, f)) return false;
   std::int64_t est = 0, status = 0;
   unescape(f[0], e.entry_id);
   unescape(f[1], e.request_id);
@@ -168,10 +175,7 @@ bool decode_line(std::string_view line, Ledger::Batch& b) {
     if (!to_i64(next_field(rest), r.seq) || !to_i64(next_field(rest), has_spend)) return false;
     if (has_spend != 0 && !decode_spend(rest, slot(b.spend, b.spend_n))) return false;
     std::string_view f[4];
-    for (auto& x : f) {
-      if (rest.data() == nullptr) return false;
-      x = next_field(rest);
-    }
+    if (!next_fields(rest, f)) return false;
     if (rest.data() == nullptr || !to_i64(f[0], r.time)) return false;
     unescape(f[1], r.request_id);
     unescape(f[2], r.key_id);
@@ -192,10 +196,7 @@ bool decode_line(std::string_view line, Ledger::Batch& b) {
   if (tag == "A1") {
     storage::AuditRow& r = slot(b.audit, b.audit_n);
     std::string_view f[8];
-    for (auto& x : f) {
-      if (rest.data() == nullptr) return false;
-      x = next_field(rest);
-    }
+    if (!next_fields(rest, f)) return false;
     if (rest.data() != nullptr || !to_i64(f[0], r.seq) || !to_i64(f[1], r.time)) return false;
     unescape(f[2], r.request_id);
     unescape(f[3], r.key_id);

@@ -721,25 +721,19 @@ std::vector<std::string> response_headers(const Request& r) {
   }
   // OpenAI's names, so SDKs and dashboards that read them work unchanged.
   if (r.caller.checked_rate) {
-    const accounting::RateDecision& q = r.caller.rate.requests;
-    const accounting::RateDecision& t = r.caller.rate.tokens;
     // Emplaced one by one: an initializer list copied every string twice.
-    if (q.limit > 0) {
-      h.emplace_back("x-ratelimit-limit-requests");
-      h.push_back(std::to_string(q.limit));
-      h.emplace_back("x-ratelimit-remaining-requests");
-      h.push_back(std::to_string(q.remaining));
-      h.emplace_back("x-ratelimit-reset-requests");
-      h.push_back(reset_text(q.reset));
-    }
-    if (t.limit > 0) {
-      h.emplace_back("x-ratelimit-limit-tokens");
-      h.push_back(std::to_string(t.limit));
-      h.emplace_back("x-ratelimit-remaining-tokens");
-      h.push_back(std::to_string(t.remaining));
-      h.emplace_back("x-ratelimit-reset-tokens");
-      h.push_back(reset_text(t.reset));
-    }
+    const auto add = [&h](std::string_view what, const accounting::RateDecision& d) {
+      if (d.limit <= 0) return;
+      const std::string suffix(what);
+      h.push_back("x-ratelimit-limit-" + suffix);
+      h.push_back(std::to_string(d.limit));
+      h.push_back("x-ratelimit-remaining-" + suffix);
+      h.push_back(std::to_string(d.remaining));
+      h.push_back("x-ratelimit-reset-" + suffix);
+      h.push_back(reset_text(d.reset));
+    };
+    add("requests", r.caller.rate.requests);
+    add("tokens", r.caller.rate.tokens);
   }
   return h;
 }
