@@ -19,6 +19,46 @@ using detail::path_key;
 
 constexpr std::string_view kFormat = "Anthropic Messages";
 
+// A block's cache_control ({"type":"ephemeral","ttl"?}) as a cache mark.
+Status read_cache(const bj::object& block, std::string_view p, std::optional<cn::CacheMark>& out) {
+  const bj::value* cc = detail::find(block, "cache_control");
+  if (cc == nullptr || cc->is_null()) return {};
+  const std::string cp = path_key(p, "cache_control");
+  if (!cc->is_object()) return std::unexpected(bad_request("'" + cp + "' must be an object.", cp));
+  std::string type;
+  cn::CacheMark mark;
+  BULWARK_API_TRY(detail::read_string(cc->get_object(), "type", type, cp));
+  if (type != "ephemeral") return std::unexpected(bad_request("'" + cp + ".type' must be ephemeral.", cp));
+  BULWARK_API_TRY(detail::read_string(cc->get_object(), "ttl", mark.ttl, cp));
+  out = std::move(mark);
+  return {};
+}
+
+void append_cache_control(std::string& out, const std::optional<cn::CacheMark>& mark) {
+  if (!mark) return;
+  out += ",\"cache_control\":{\"type\":\"ephemeral\"";
+  if (!mark->ttl.empty()) {
+    out += ",\"ttl\":";
+    json::append_string(out, mark->ttl);
+  }
+  out += '}';
+}
+
+// A thinking or redacted_thinking block (history or answer).
+void append_reasoning_block(std::string& out, const cn::ReasoningPart& r) {
+  if (!r.redacted.empty()) {
+    out += "{\"type\":\"redacted_thinking\",\"data\":";
+    json::append_string(out, r.redacted);
+    out += '}';
+    return;
+  }
+  out += "{\"type\":\"thinking\",\"thinking\":";
+  json::append_string(out, r.text);
+  out += ",\"signature\":";
+  json::append_string(out, r.signature);
+  out += '}';
+}
+
 Result<cn::ImagePart> decode_image(const bj::object& block, std::string_view p) {
   auto source = detail::read_object(block, "source", p);
   if (!source) return std::unexpected(std::move(source).error());
@@ -45,6 +85,7 @@ Result<cn::ToolResultPart> decode_tool_result(const bj::object& block, std::stri
   std::optional<bool> is_error;
   BULWARK_API_TRY(detail::read_bool(block, "is_error", is_error, p));
   result.is_error = is_error.value_or(false);
+  BULWARK_API_TRY(read_cache(block, p, result.cache));
   const bj::value* content = detail::find(block, "content");
   const std::string cp = path_key(p, "content");
   if (content == nullptr) return result;
@@ -59,6 +100,8 @@ Result<cn::ToolResultPart> decode_tool_result(const bj::object& block, std::stri
     if (!b.is_object()) return std::unexpected(bad_request("'" + bp + "' must be an object.", bp));
     std::string type;
     BULWARK_API_TRY(detail::read_string(b.get_object(), "type", type, bp));
+    // A breakpoint inside a tool result marks the result: other formats mark whole blocks.
+    if (!result.cache) BULWARK_API_TRY(read_cache(b.get_object(), bp, result.cache));
     if (type == "text") {
       cn::TextPart t;
       BULWARK_API_TRY(detail::read_string(b.get_object(), "text", t.text, bp));
@@ -103,10 +146,12 @@ Status decode_message(const bj::value& value, std::size_t index, cn::ChatRequest
       if (type == "text") {
         cn::TextPart t;
         BULWARK_API_TRY(detail::read_string(block, "text", t.text, bp));
+        BULWARK_API_TRY(read_cache(block, bp, t.cache));
         msg.content.emplace_back(std::move(t));
       } else if (type == "image" && msg.role == cn::Role::user) {
         auto image = decode_image(block, bp);
         if (!image) return std::unexpected(std::move(image).error());
+        BULWARK_API_TRY(read_cache(block, bp, image->cache));
         msg.content.emplace_back(std::move(*image));
       } else if (type == "tool_use" && msg.role == cn::Role::assistant) {
         cn::ToolCallPart call;
@@ -115,13 +160,22 @@ Status decode_message(const bj::value& value, std::size_t index, cn::ChatRequest
         const bj::value* input = detail::find(block, "input");
         if (input != nullptr && !input->is_object()) return std::unexpected(bad_request("'" + bp + ".input' must be an object.", bp));
         call.arguments = detail::arguments_text(input);
+        BULWARK_API_TRY(read_cache(block, bp, call.cache));
         msg.content.emplace_back(std::move(call));
       } else if (type == "tool_result" && msg.role == cn::Role::user) {
         auto result = decode_tool_result(block, bp);
         if (!result) return std::unexpected(std::move(result).error());
         results.content.emplace_back(std::move(*result));
-      } else if ((type == "thinking" || type == "redacted_thinking") && msg.role == cn::Role::assistant) {
-        continue;  // the model's own reasoning, meaningful to no other format
+      } else if (type == "thinking" && msg.role == cn::Role::assistant) {
+        cn::ReasoningPart r;
+        BULWARK_API_TRY(detail::read_string(block, "thinking", r.text, bp));
+        BULWARK_API_TRY(detail::read_string(block, "signature", r.signature, bp));
+        msg.content.emplace_back(std::move(r));
+      } else if (type == "redacted_thinking" && msg.role == cn::Role::assistant) {
+        cn::ReasoningPart r;
+        BULWARK_API_TRY(detail::read_string(block, "data", r.redacted, bp));
+        if (r.redacted.empty()) return std::unexpected(bad_request("'" + bp + ".data' is required.", bp));
+        msg.content.emplace_back(std::move(r));
       } else {
         return std::unexpected(bad_request("Content block type '" + type + "' is not supported in a " + role + " message.", bp));
       }
@@ -156,6 +210,7 @@ Status decode_tools(const bj::object& o, cn::ChatRequest& req) {
       if (schema == nullptr || !schema->is_object())
         return std::unexpected(bad_request("'" + p + ".input_schema' must be an object.", path_key(p, "input_schema")));
       tool.parameters = detail::to_json(*schema);
+      BULWARK_API_TRY(read_cache(t.get_object(), p, tool.cache));
       req.tools.push_back(std::move(tool));
     }
   }
@@ -207,7 +262,9 @@ Status write_image_block(std::string& out, const cn::ImagePart& image, std::stri
   json::append_string(out, image.media_type);
   out += ",\"data\":";
   json::append_string(out, image.data);
-  out += "}}";
+  out += '}';
+  append_cache_control(out, image.cache);
+  out += '}';
   return {};
 }
 
@@ -223,7 +280,13 @@ Status write_block(std::string& out, std::size_t& written, const cn::ContentPart
     next();
     out += "{\"type\":\"text\",\"text\":";
     json::append_string(out, t->text);
+    append_cache_control(out, t->cache);
     out += '}';
+    return {};
+  }
+  if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
+    next();
+    append_reasoning_block(out, *r);
     return {};
   }
   if (const auto* img = std::get_if<cn::ImagePart>(&part)) {
@@ -238,6 +301,7 @@ Status write_block(std::string& out, std::size_t& written, const cn::ContentPart
     json::append_string(out, call->name);
     out += ",\"input\":";
     BULWARK_API_TRY(detail::append_arguments_object(out, call->arguments, path_key(p, "arguments")));
+    append_cache_control(out, call->cache);
     out += '}';
     return {};
   }
@@ -268,6 +332,7 @@ Status write_block(std::string& out, std::size_t& written, const cn::ContentPart
       out += ']';
     }
     if (result->is_error) out += ",\"is_error\":true";
+    append_cache_control(out, result->cache);
     out += '}';
     return {};
   }
@@ -351,6 +416,9 @@ Result<cn::ChatRequest> decode_request(std::string_view body, const DecodeOption
         BULWARK_API_TRY(detail::read_string(b.get_object(), "type", type, p));
         if (type != "text") return std::unexpected(bad_request("'" + p + "' must be a text block.", p));
         BULWARK_API_TRY(detail::read_string(b.get_object(), "text", text, p));
+        std::optional<cn::CacheMark> mark;
+        BULWARK_API_TRY(read_cache(b.get_object(), p, mark));
+        if (mark) req.system_cache.emplace_back(req.system.size(), std::move(*mark));
         req.system.push_back(std::move(text));
       }
     } else {
@@ -373,11 +441,29 @@ Result<cn::ChatRequest> decode_request(std::string_view body, const DecodeOption
   auto metadata = detail::read_object(o, "metadata", "");
   if (!metadata) return std::unexpected(std::move(metadata).error());
   if (*metadata != nullptr) BULWARK_API_TRY(detail::read_string(**metadata, "user_id", req.user, "metadata"));
+  auto thinking = detail::read_object(o, "thinking", "");
+  if (!thinking) return std::unexpected(std::move(thinking).error());
+  if (*thinking != nullptr) {
+    std::string type;
+    BULWARK_API_TRY(detail::read_string(**thinking, "type", type, "thinking"));
+    if (type == "enabled") {
+      std::optional<std::int64_t> budget;
+      BULWARK_API_TRY(detail::read_int(**thinking, "budget_tokens", budget, "thinking"));
+      if (!budget) return std::unexpected(bad_request("thinking.budget_tokens: Field required", "thinking.budget_tokens"));
+      req.reasoning = {cn::Reasoning::Mode::enabled, *budget, {}};
+    } else if (type == "disabled") {
+      req.reasoning.mode = cn::Reasoning::Mode::disabled;
+    } else {
+      return std::unexpected(bad_request("'thinking.type' must be enabled or disabled.", "thinking.type"));
+    }
+  }
   return req;
 }
 
 Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view target_model, const RequestOptions& options) {
   BULWARK_API_TRY(detail::refuse_openai_only(req, kFormat));
+  if (req.reasoning.mode == cn::Reasoning::Mode::enabled && cn::thinking_budget(req.reasoning) == 0)
+    return std::unexpected(bad_request("'reasoning_effort' " + req.reasoning.effort + " has no thinking budget in Anthropic Messages (use minimal, low, medium or high).", "reasoning_effort"));
   cn::IdSource ids(0);  // every id in a request exists: nothing is generated
   std::string out;
   std::size_t text_size = 0;
@@ -397,24 +483,29 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
     json::append_string(out, target_model);
     out += ',';
   }
+  // Thinking needs max_tokens above its budget: a request without max_tokens gets the
+  // budget on top of the default, not a default the upstream would refuse.
+  const std::int64_t budget = cn::thinking_budget(req.reasoning);
   out += "\"max_tokens\":";
-  json::append_int(out, req.max_tokens.value_or(options.default_max_tokens));
+  json::append_int(out, req.max_tokens.value_or(options.default_max_tokens + budget));
 
   std::size_t system_blocks = 0;
   for (const std::string& s : req.system) system_blocks += s.empty() ? 0 : 1;
-  if (system_blocks == 1) {
+  if (system_blocks == 1 && req.system_cache.empty()) {
     out += ",\"system\":";
     for (const std::string& s : req.system)
       if (!s.empty()) json::append_string(out, s);
   } else if (system_blocks > 1) {
     out += ",\"system\":[";
     bool first = true;
-    for (const std::string& s : req.system) {
+    for (std::size_t i = 0; i < req.system.size(); ++i) {
+      const std::string& s = req.system[i];
       if (s.empty()) continue;
       if (!first) out += ',';
       first = false;
       out += "{\"type\":\"text\",\"text\":";
       json::append_string(out, s);
+      if (const cn::CacheMark* mark = cn::system_cache_of(req, i)) append_cache_control(out, *mark);
       out += '}';
     }
     out += ']';
@@ -455,6 +546,7 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
       }
       out += ",\"input_schema\":";
       BULWARK_API_TRY(detail::append_schema_object(out, tool.parameters, path_index("tools", i)));
+      append_cache_control(out, tool.cache);
       out += '}';
     }
     out += ']';
@@ -500,6 +592,13 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
     out += ",\"top_k\":";
     json::append_int(out, *req.top_k);
   }
+  if (req.reasoning.mode == cn::Reasoning::Mode::enabled) {
+    out += ",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":";
+    json::append_int(out, budget);
+    out += '}';
+  } else if (req.reasoning.mode == cn::Reasoning::Mode::disabled) {
+    out += ",\"thinking\":{\"type\":\"disabled\"}";
+  }
   if (req.stream && options.include_stream) out += ",\"stream\":true";
   if (!req.user.empty()) {
     out += ",\"metadata\":{\"user_id\":";
@@ -536,8 +635,13 @@ Result<cn::ChatResponse> decode_response(std::string_view body) {
       const auto input = detail::find(block, "input");
       call.arguments = input ? detail::to_json(*input) : std::string("{}");
       resp.content.emplace_back(std::move(call));
+    } else if (type == "thinking") {
+      resp.content.emplace_back(cn::ReasoningPart{std::string(detail::string_of(block, "thinking")),
+                                                  std::string(detail::string_of(block, "signature")), {}});
+    } else if (type == "redacted_thinking") {
+      resp.content.emplace_back(cn::ReasoningPart{{}, {}, std::string(detail::string_of(block, "data"))});
     }
-    // thinking and server-tool blocks are not carried by the canonical answer
+    // server-tool blocks are not carried by the canonical answer
   }
   if (std::string_view sr; o.at_key("stop_reason").get_string().get(sr) == simdjson::SUCCESS) resp.stop_reason = stop_reason_from(sr);
   resp.stop_sequence = detail::string_of(o, "stop_sequence");
@@ -573,6 +677,9 @@ std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed)
       if (input) detail::write(out, *input);
       else out += "{}";
       out += '}';
+    } else if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
+      if (!first) out += ',';
+      append_reasoning_block(out, *r);
     } else {
       continue;
     }
@@ -624,8 +731,13 @@ Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& 
       // The input is {} at the start and arrives as input_json_delta; a non-empty one is kept.
       if (const auto in = detail::find(block, "input"); in && in->is_object() && sd::object(*in).size() != 0)
         out.emplace_back(cn::ToolArgsDelta{index, detail::to_json(*in)});
+    } else if (block_type == "thinking") {
+      if (const std::string_view t = detail::string_of(block, "thinking"); !t.empty()) out.emplace_back(cn::ReasoningDelta{index, std::string(t)});
+      if (const std::string_view sig = detail::string_of(block, "signature"); !sig.empty()) out.emplace_back(cn::SignatureDelta{index, std::string(sig)});
+    } else if (block_type == "redacted_thinking") {
+      out.emplace_back(cn::RedactedReasoning{index, std::string(detail::string_of(block, "data"))});
     } else {
-      skipped_.push_back(index);  // thinking, redacted_thinking, server tools
+      skipped_.push_back(index);  // server tools
     }
   } else if (type == "content_block_delta") {
     if (skipped()) return {};
@@ -638,8 +750,12 @@ Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& 
     } else if (delta_type == "input_json_delta") {
       if (const std::string_view pj = detail::string_of(delta, "partial_json"); !pj.empty())
         out.emplace_back(cn::ToolArgsDelta{index, std::string(pj)});
+    } else if (delta_type == "thinking_delta") {
+      if (const std::string_view t = detail::string_of(delta, "thinking"); !t.empty()) out.emplace_back(cn::ReasoningDelta{index, std::string(t)});
+    } else if (delta_type == "signature_delta") {
+      if (const std::string_view sig = detail::string_of(delta, "signature"); !sig.empty()) out.emplace_back(cn::SignatureDelta{index, std::string(sig)});
     }
-    // citations_delta, thinking_delta, signature_delta: not carried
+    // citations_delta: not carried
   } else if (type == "content_block_stop") {
     if (!skipped()) out.emplace_back(cn::BlockStop{index});
   } else if (type == "message_delta") {
@@ -764,12 +880,43 @@ void StreamEncoder::encode_events(const cn::StreamEvent& event, std::vector<Even
           if (options_.id.empty()) options_.id = e.id;
           usage_ = e.usage;
           start(out);
+        } else if constexpr (std::is_same_v<E, cn::ReasoningDelta> || std::is_same_v<E, cn::SignatureDelta>) {
+          start(out);
+          if (!open_ || open_->canonical != e.index || open_->kind != Kind::thinking) {
+            close_block(out);
+            open_ = Open{e.index, next_index_++, Kind::thinking};
+            std::string data = "{\"type\":\"content_block_start\",\"index\":";
+            json::append_int(data, open_->index);
+            data += ",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}";
+            out.push_back(Event{"content_block_start", std::move(data)});
+          }
+          std::string data = "{\"type\":\"content_block_delta\",\"index\":";
+          json::append_int(data, open_->index);
+          if constexpr (std::is_same_v<E, cn::ReasoningDelta>) {
+            data += ",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":";
+            json::append_string(data, e.text);
+          } else {
+            data += ",\"delta\":{\"type\":\"signature_delta\",\"signature\":";
+            json::append_string(data, e.signature);
+          }
+          data += "}}";
+          out.push_back(Event{"content_block_delta", std::move(data)});
+        } else if constexpr (std::is_same_v<E, cn::RedactedReasoning>) {
+          start(out);
+          close_block(out);
+          open_ = Open{e.index, next_index_++, Kind::redacted};
+          std::string data = "{\"type\":\"content_block_start\",\"index\":";
+          json::append_int(data, open_->index);
+          data += ",\"content_block\":{\"type\":\"redacted_thinking\",\"data\":";
+          json::append_string(data, e.data);
+          data += "}}";
+          out.push_back(Event{"content_block_start", std::move(data)});
         } else if constexpr (std::is_same_v<E, cn::TextDelta>) {
           start(out);
           if (e.text.empty()) return;
-          if (!open_ || open_->canonical != e.index || !open_->text) {
+          if (!open_ || open_->canonical != e.index || open_->kind != Kind::text) {
             close_block(out);
-            open_ = Open{e.index, next_index_++, true};
+            open_ = Open{e.index, next_index_++, Kind::text};
             std::string data = "{\"type\":\"content_block_start\",\"index\":";
             json::append_int(data, open_->index);
             data += ",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}";
@@ -784,7 +931,7 @@ void StreamEncoder::encode_events(const cn::StreamEvent& event, std::vector<Even
         } else if constexpr (std::is_same_v<E, cn::ToolCallStart>) {
           start(out);
           close_block(out);
-          open_ = Open{e.index, next_index_++, false};
+          open_ = Open{e.index, next_index_++, Kind::tool};
           tools_.emplace_back(e.index, open_->index);
           std::string data = "{\"type\":\"content_block_start\",\"index\":";
           json::append_int(data, open_->index);
@@ -798,7 +945,7 @@ void StreamEncoder::encode_events(const cn::StreamEvent& event, std::vector<Even
           start(out);
           if (e.partial_json.empty()) return;
           std::optional<std::uint32_t> index;
-          if (open_ && open_->canonical == e.index && !open_->text) index = open_->index;
+          if (open_ && open_->canonical == e.index && open_->kind == Kind::tool) index = open_->index;
           else  // a source that interleaves tool calls: best effort, the call's own index
             for (const auto& [c, i] : tools_)
               if (c == e.index) index = i;

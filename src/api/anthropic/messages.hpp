@@ -16,9 +16,9 @@
 namespace bulwark::api::anthropic {
 
 // A caller's Messages body. A user turn's tool_result blocks become a canonical tool
-// message (before the turn's other content); thinking blocks are dropped (they are the
-// model's own and no other format takes them back); documents, server tools and unknown
-// block types are 400s. Unknown fields are ignored. max_tokens is required, as Anthropic
+// message (before the turn's other content); thinking and redacted_thinking blocks become
+// ReasoningParts (signatures kept); cache_control becomes cache marks; `thinking` the
+// reasoning setting; documents, server tools and unknown block types are 400s. Unknown fields are ignored. max_tokens is required, as Anthropic
 // requires it.
 struct DecodeOptions {
   bool require_model = true;  // false for Bedrock InvokeModel bodies (the model is in the URL)
@@ -56,8 +56,9 @@ std::string error_body(const Error& error);
 // An upstream's error type ("overloaded_error"...) as the kind the gateway handles.
 ErrorKind upstream_error_kind(std::string_view anthropic_type) noexcept;
 
-// Upstream events -> canonical events. Indices are Anthropic's block indices; blocks the
-// canonical model does not carry (thinking, server tools) are skipped with their deltas.
+// Upstream events -> canonical events. Indices are Anthropic's block indices; thinking
+// blocks become ReasoningDelta / SignatureDelta / RedactedReasoning; blocks the canonical
+// model does not carry (server tools) are skipped with their deltas.
 class StreamDecoder {
  public:
   // One event's data JSON (its "type" field names the event). Bedrock InvokeModel chunks
@@ -110,11 +111,12 @@ class StreamEncoder {
   bool delta_sent_ = false;
   bool done_ = false;
   std::uint32_t next_index_ = 0;
-  // The open block: canonical index -> Anthropic index, and whether it is text.
+  // The open block: canonical index -> Anthropic index, and its kind.
+  enum class Kind : std::uint8_t { text, tool, thinking, redacted };
   struct Open {
     std::uint32_t canonical;
     std::uint32_t index;
-    bool text;
+    Kind kind;
   };
   std::optional<Open> open_;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> tools_;  // canonical index -> Anthropic index

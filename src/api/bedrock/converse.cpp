@@ -19,6 +19,42 @@ using detail::path_key;
 
 std::string_view format_name(Dialect d) { return d == Dialect::nova ? "Amazon Nova" : "Bedrock Converse"; }
 
+bool is_claude(std::string_view model_id) { return model_id.find("anthropic.") != std::string_view::npos; }
+bool is_nova(std::string_view model_id) { return model_id.find("amazon.nova") != std::string_view::npos; }
+
+constexpr std::string_view kCachePoint = "{\"cachePoint\":{\"type\":\"default\"}}";
+
+// reasoningContent ({reasoningText:{text, signature}} or {redactedContent}) as a part.
+Result<cn::ReasoningPart> decode_reasoning(const bj::value& rc, std::string_view p) {
+  const std::string rp = path_key(p, "reasoningContent");
+  if (!rc.is_object()) return std::unexpected(bad_request("'" + rp + "' must be an object.", rp));
+  cn::ReasoningPart r;
+  if (const bj::value* rt = detail::find(rc.get_object(), "reasoningText"); rt != nullptr && rt->is_object()) {
+    BULWARK_API_TRY(detail::read_string(rt->get_object(), "text", r.text, path_key(rp, "reasoningText")));
+    BULWARK_API_TRY(detail::read_string(rt->get_object(), "signature", r.signature, path_key(rp, "reasoningText")));
+  } else {
+    BULWARK_API_TRY(detail::read_string(rc.get_object(), "redactedContent", r.redacted, rp));
+    if (r.redacted.empty()) return std::unexpected(bad_request("'" + rp + "' must hold reasoningText or redactedContent.", rp));
+  }
+  return r;
+}
+
+void append_reasoning(std::string& out, const cn::ReasoningPart& r) {
+  if (!r.redacted.empty()) {
+    out += "{\"reasoningContent\":{\"redactedContent\":";
+    json::append_string(out, r.redacted);
+    out += "}}";
+    return;
+  }
+  out += "{\"reasoningContent\":{\"reasoningText\":{\"text\":";
+  json::append_string(out, r.text);
+  if (!r.signature.empty()) {
+    out += ",\"signature\":";
+    json::append_string(out, r.signature);
+  }
+  out += "}}}";
+}
+
 bool iequals_tail(std::string_view a, std::string_view b) {
   // "throttlingException" and "ThrottlingException" name the same exception.
   if (a.size() != b.size() || a.empty()) return false;
@@ -41,9 +77,15 @@ Result<cn::ImagePart> decode_image(const bj::object& block, std::string_view p) 
   return image;
 }
 
-Status decode_block(const bj::value& value, std::string_view p, cn::Message& msg, cn::Message& results) {
+// `last` is the part the previous block became (a cachePoint marks it); null at the start.
+Status decode_block(const bj::value& value, std::string_view p, cn::Message& msg, cn::Message& results, cn::ContentPart** last) {
   if (!value.is_object()) return std::unexpected(bad_request("'" + std::string(p) + "' must be an object.", std::string(p)));
   const bj::object& block = value.get_object();
+  const std::size_t msg_parts = msg.content.size(), result_parts = results.content.size();
+  if (block.contains("cachePoint")) {
+    if (*last != nullptr) cn::cache_of(**last) = cn::CacheMark{};
+    return {};  // a cachePoint first in a turn has no block of its own to mark: nothing changes
+  }
   if (const bj::value* t = detail::find(block, "text")) {
     if (!t->is_string()) return std::unexpected(bad_request("'" + std::string(p) + ".text' must be a string.", std::string(p)));
     msg.content.emplace_back(cn::TextPart{std::string(t->get_string())});
@@ -87,12 +129,16 @@ Status decode_block(const bj::value& value, std::string_view p, cn::Message& msg
       }
     }
     results.content.emplace_back(std::move(result));
-  } else if (detail::find(block, "reasoningContent") != nullptr && msg.role == cn::Role::assistant) {
-    // the model's own reasoning, meaningful to no other format
+  } else if (const bj::value* rc = detail::find(block, "reasoningContent"); rc != nullptr && msg.role == cn::Role::assistant) {
+    auto r = decode_reasoning(*rc, p);
+    if (!r) return std::unexpected(std::move(r).error());
+    msg.content.emplace_back(std::move(*r));
   } else {
     const std::string_view kind = block.empty() ? std::string_view("an empty block") : std::string_view(block.begin()->key());
     return std::unexpected(bad_request("Content block '" + std::string(kind) + "' is not supported by this gateway.", std::string(p)));
   }
+  if (results.content.size() != result_parts) *last = &results.content.back();
+  else if (msg.content.size() != msg_parts) *last = &msg.content.back();
   return {};
 }
 
@@ -149,11 +195,19 @@ Status write_image_block(std::string& out, const cn::ImagePart& image, std::stri
 // One canonical part as a Converse content block, preceded by a comma unless it is the
 // first; nothing for an empty text (Bedrock rejects empty text blocks). `written` counts
 // the blocks written so far.
-Status write_block(std::string& out, std::size_t& written, const cn::ContentPart& part, std::string_view p, cn::IdSource& ids,
-                   Dialect dialect) {
+Status write_block_only(std::string& out, std::size_t& written, const cn::ContentPart& part, std::string_view p, cn::IdSource& ids,
+                        Dialect dialect, bool reasoning) {
   const auto next = [&] {
     if (written++ != 0) out += ',';
   };
+  if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
+    // Only Claude takes its reasoning back; for other models it is their own past output
+    // and leaving it out changes nothing they are asked.
+    if (!reasoning) return {};
+    next();
+    append_reasoning(out, *r);
+    return {};
+  }
   if (const auto* t = std::get_if<cn::TextPart>(&part)) {
     if (t->text.empty()) return {};
     next();
@@ -203,6 +257,19 @@ Status write_block(std::string& out, std::size_t& written, const cn::ContentPart
     return {};
   }
   return std::unexpected(bad_request("'" + std::string(p) + "' is audio, which " + std::string(format_name(dialect)) + " cannot express.", std::string(p)));
+}
+
+// The block, then a cachePoint after it when it is marked and the model takes them.
+Status write_block(std::string& out, std::size_t& written, const cn::ContentPart& part, std::string_view p, cn::IdSource& ids,
+                   Dialect dialect, bool claude, bool cache) {
+  const std::size_t before = written;
+  BULWARK_API_TRY(write_block_only(out, written, part, p, ids, dialect, claude));
+  if (cache && written != before && cn::cache_of(part)) {
+    out += ',';
+    out += kCachePoint;
+    ++written;
+  }
+  return {};
 }
 
 // A double as JSON (support.hpp's write(): non-finite numbers become null).
@@ -298,9 +365,11 @@ Result<cn::ChatRequest> decode_request(std::string_view body, Dialect dialect) {
     cn::Message results{cn::Role::tool, {}, {}};
     auto content = detail::read_array(mv.get_object(), "content", p);
     if (!content) return std::unexpected(std::move(content).error());
+    // Parts are marked through this pointer before the next block may grow the vectors.
+    cn::ContentPart* last = nullptr;
     if (*content != nullptr)
       for (std::size_t j = 0; j < (*content)->size(); ++j)
-        BULWARK_API_TRY(decode_block((**content)[j], path_index(path_key(p, "content"), j), msg, results));
+        BULWARK_API_TRY(decode_block((**content)[j], path_index(path_key(p, "content"), j), msg, results, &last));
     if (!results.content.empty()) req.messages.push_back(std::move(results));
     if (!msg.content.empty() || (*content == nullptr || (*content)->empty())) req.messages.push_back(std::move(msg));
   }
@@ -312,8 +381,12 @@ Result<cn::ChatRequest> decode_request(std::string_view body, Dialect dialect) {
       const std::string p = path_index("system", i);
       const bj::value& s = (**system)[i];
       if (!s.is_object()) return std::unexpected(bad_request("'" + p + "' must be an object.", p));
+      if (s.get_object().contains("cachePoint")) {
+        if (!req.system.empty()) req.system_cache.emplace_back(req.system.size() - 1, cn::CacheMark{});
+        continue;
+      }
       const bj::value* text = detail::find(s.get_object(), "text");
-      if (text == nullptr) continue;  // guardContent / cachePoint carry no prompt text
+      if (text == nullptr) continue;  // guardContent carries no prompt text
       if (!text->is_string()) return std::unexpected(bad_request("'" + p + ".text' must be a string.", p));
       req.system.emplace_back(text->get_string());
     }
@@ -340,6 +413,24 @@ Result<cn::ChatRequest> decode_request(std::string_view body, Dialect dialect) {
     BULWARK_API_TRY(detail::read_int(**extra, "top_k", req.top_k, "additionalModelRequestFields"));
     if (const bj::value* ic = detail::find(**extra, "inferenceConfig"); ic != nullptr && ic->is_object())
       BULWARK_API_TRY(detail::read_int(ic->get_object(), "topK", req.top_k, "additionalModelRequestFields.inferenceConfig"));
+    // Claude's extended thinking, in Anthropic's spelling.
+    auto thinking = detail::read_object(**extra, "thinking", "additionalModelRequestFields");
+    if (!thinking) return std::unexpected(std::move(thinking).error());
+    if (*thinking != nullptr) {
+      const std::string tp = "additionalModelRequestFields.thinking";
+      std::string type;
+      BULWARK_API_TRY(detail::read_string(**thinking, "type", type, tp));
+      if (type == "enabled") {
+        std::optional<std::int64_t> budget;
+        BULWARK_API_TRY(detail::read_int(**thinking, "budget_tokens", budget, tp));
+        if (!budget) return std::unexpected(bad_request("'" + tp + ".budget_tokens' is required.", tp));
+        req.reasoning = {cn::Reasoning::Mode::enabled, *budget, {}};
+      } else if (type == "disabled") {
+        req.reasoning.mode = cn::Reasoning::Mode::disabled;
+      } else {
+        return std::unexpected(bad_request("'" + tp + ".type' must be enabled or disabled.", tp));
+      }
+    }
   }
 
   auto tool_config = detail::read_object(o, "toolConfig", "");
@@ -353,7 +444,10 @@ Result<cn::ChatRequest> decode_request(std::string_view body, Dialect dialect) {
         const bj::value& tv = (**tools)[i];
         const bj::value* spec = tv.is_object() ? detail::find(tv.get_object(), "toolSpec") : nullptr;
         if (spec == nullptr || !spec->is_object()) {
-          if (tv.is_object() && tv.get_object().contains("cachePoint")) continue;  // a cache marker, not a tool
+          if (tv.is_object() && tv.get_object().contains("cachePoint")) {  // marks the tool before it
+            if (!req.tools.empty()) req.tools.back().cache = cn::CacheMark{};
+            continue;
+          }
           return std::unexpected(bad_request("'" + p + "' must be a toolSpec.", p));
         }
         const std::string sp = path_key(p, "toolSpec");
@@ -383,9 +477,21 @@ Result<cn::ChatRequest> decode_request(std::string_view body, Dialect dialect) {
   return req;
 }
 
+bool takes_cache_points(std::string_view model_id, Dialect dialect) noexcept {
+  return dialect == Dialect::nova || is_claude(model_id) || is_nova(model_id);
+}
+
 Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view target_model_id, Dialect dialect) {
   const std::string_view format = format_name(dialect);
   BULWARK_API_TRY(detail::refuse_openai_only(req, format));
+  const bool claude = dialect == Dialect::converse && is_claude(target_model_id);
+  const bool cache = takes_cache_points(target_model_id, dialect);
+  if (req.reasoning.mode == cn::Reasoning::Mode::enabled && !claude)
+    return std::unexpected(bad_request("Extended thinking ('thinking' / 'reasoning_effort') cannot be expressed in " + std::string(format) +
+                                           " for model " + std::string(target_model_id) + " (only Claude models take it).",
+                                       "thinking"));
+  if (claude && req.reasoning.mode == cn::Reasoning::Mode::enabled && cn::thinking_budget(req.reasoning) == 0)
+    return std::unexpected(bad_request("'reasoning_effort' " + req.reasoning.effort + " has no thinking budget (use minimal, low, medium or high).", "reasoning_effort"));
   cn::IdSource ids(0);  // every id in a request exists: nothing is generated
   std::string out;
   std::size_t text_size = 0;
@@ -405,7 +511,7 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
     if (!first_turn) out += ',';
     out += turn.assistant ? "{\"role\":\"assistant\",\"content\":[" : "{\"role\":\"user\",\"content\":[";
     std::size_t blocks = 0;
-    for (const cn::ContentPart* part : turn.parts) BULWARK_API_TRY(write_block(out, blocks, *part, p, ids, dialect));
+    for (const cn::ContentPart* part : turn.parts) BULWARK_API_TRY(write_block(out, blocks, *part, p, ids, dialect, claude, cache));
     if (blocks == 0) {
       out.resize(mark);
       if (turn.assistant && t + 1 == turns.size()) continue;  // an empty prefill asks for nothing
@@ -417,13 +523,18 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
   out += ']';
 
   bool first = true;
-  for (const std::string& s : req.system) {
+  for (std::size_t i = 0; i < req.system.size(); ++i) {
+    const std::string& s = req.system[i];
     if (s.empty()) continue;
     out += first ? ",\"system\":[" : ",";
     first = false;
     out += "{\"text\":";
     json::append_string(out, s);
     out += '}';
+    if (cache && cn::system_cache_of(req, i) != nullptr) {
+      out += ',';
+      out += kCachePoint;
+    }
   }
   if (!first) out += ']';
 
@@ -435,9 +546,13 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
     out += key;
     out += "\":";
   };
+  const std::int64_t budget = claude ? cn::thinking_budget(req.reasoning) : 0;
   if (req.max_tokens) {
     config_key("maxTokens");
     json::append_int(out, *req.max_tokens);
+  } else if (budget != 0) {
+    config_key("maxTokens");  // thinking needs room above its budget (as anthropic::encode_request)
+    json::append_int(out, 4096 + budget);
   }
   if (req.temperature) {
     config_key("temperature");
@@ -461,18 +576,30 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
     json::append_int(out, *req.top_k);
   }
   if (!first) out += '}';
+  const bool thinking = claude && req.reasoning.mode != cn::Reasoning::Mode::unset;
+  if (thinking && !(req.top_k && dialect == Dialect::converse)) out += ",\"additionalModelRequestFields\":{";
   if (req.top_k && dialect == Dialect::converse) {
     // Converse has no top_k: it goes to the model in its own spelling, where one is known.
-    if (target_model_id.find("anthropic.") != std::string_view::npos) {
+    if (claude) {
       out += ",\"additionalModelRequestFields\":{\"top_k\":";
       json::append_int(out, *req.top_k);
-      out += '}';
-    } else if (target_model_id.find("amazon.nova") != std::string_view::npos) {
+      if (!thinking) out += '}';
+      else out += ',';
+    } else if (is_nova(target_model_id)) {
       out += ",\"additionalModelRequestFields\":{\"inferenceConfig\":{\"topK\":";
       json::append_int(out, *req.top_k);
       out += "}}";
     } else {
       return std::unexpected(bad_request("'top_k' cannot be expressed in Bedrock Converse for model " + std::string(target_model_id) + ".", "top_k"));
+    }
+  }
+  if (thinking) {  // Claude's extended thinking, in Anthropic's spelling
+    if (req.reasoning.mode == cn::Reasoning::Mode::enabled) {
+      out += "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":";
+      json::append_int(out, budget);
+      out += "}}";
+    } else {
+      out += "\"thinking\":{\"type\":\"disabled\"}}";
     }
   }
 
@@ -494,6 +621,10 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
       out += ",\"inputSchema\":{\"json\":";
       BULWARK_API_TRY(detail::append_schema_object(out, tool.parameters, path_index("tools", i)));
       out += "}}}";
+      if (cache && tool.cache) {
+        out += ',';
+        out += kCachePoint;
+      }
     }
     out += ']';
     switch (req.tool_choice.mode) {
@@ -529,8 +660,9 @@ Result<cn::ChatResponse> decode_response_full(std::string_view body) {
   if (const bj::value* content = detail::find(message->get_object(), "content"); content != nullptr && content->is_array()) {
     cn::Message msg{cn::Role::assistant, {}, {}};
     cn::Message results{cn::Role::tool, {}, {}};
+    cn::ContentPart* last = nullptr;
     for (std::size_t i = 0; i < content->get_array().size(); ++i)
-      if (auto s = decode_block(content->get_array()[i], path_index("output.message.content", i), msg, results); !s)
+      if (auto s = decode_block(content->get_array()[i], path_index("output.message.content", i), msg, results, &last); !s)
         return std::unexpected(detail::as_upstream(s.error()));
     resp.content = std::move(msg.content);
   }
@@ -570,8 +702,19 @@ std::optional<cn::ChatResponse> decode_response_fast(std::string_view body) {
         resp.content.emplace_back(std::move(call));
       } else if (detail::find(block, "image") || detail::find(block, "toolResult") || !detail::find(block, "reasoningContent")) {
         return std::nullopt;
+      } else {
+        sd::object rc;
+        if (block.at_key("reasoningContent").get_object().get(rc) != simdjson::SUCCESS) return std::nullopt;
+        cn::ReasoningPart r;
+        if (sd::object rt; rc.at_key("reasoningText").get_object().get(rt) == simdjson::SUCCESS) {
+          r.text = detail::string_of(rt, "text");
+          r.signature = detail::string_of(rt, "signature");
+        } else {
+          r.redacted = detail::string_of(rc, "redactedContent");
+          if (r.redacted.empty()) return std::nullopt;
+        }
+        resp.content.emplace_back(std::move(r));
       }
-      // reasoningContent: the model's own reasoning, meaningful to no other format
     }
   }
   if (std::string_view sr; o.at_key("stopReason").get_string().get(sr) == simdjson::SUCCESS) resp.stop_reason = stop_reason_from(sr);
@@ -610,6 +753,9 @@ std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed,
       if (input) detail::write(out, *input);
       else out += "{}";
       out += "}}";
+    } else if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
+      if (!first) out += ',';
+      append_reasoning(out, *r);
     } else {
       continue;
     }
@@ -675,8 +821,13 @@ Status StreamDecoder::feed(std::string_view event_type, std::string_view payload
       out.emplace_back(cn::TextDelta{index, std::string(t)});
     } else if (sd::object tu; delta.at_key("toolUse").get_object().get(tu) == simdjson::SUCCESS) {
       if (const std::string_view in = detail::string_of(tu, "input"); !in.empty()) out.emplace_back(cn::ToolArgsDelta{index, std::string(in)});
+    } else if (sd::object rc; delta.at_key("reasoningContent").get_object().get(rc) == simdjson::SUCCESS) {
+      if (std::string_view x; rc.at_key("text").get_string().get(x) == simdjson::SUCCESS) out.emplace_back(cn::ReasoningDelta{index, std::string(x)});
+      if (std::string_view x; rc.at_key("signature").get_string().get(x) == simdjson::SUCCESS) out.emplace_back(cn::SignatureDelta{index, std::string(x)});
+      if (std::string_view x; rc.at_key("redactedContent").get_string().get(x) == simdjson::SUCCESS)
+        out.emplace_back(cn::RedactedReasoning{index, std::string(x)});
     }
-    // reasoningContent and citation deltas are not carried
+    // citation deltas are not carried
   } else if (event_type == "contentBlockStop") {
     out.emplace_back(cn::BlockStop{index});
   } else if (event_type == "messageStop") {
@@ -766,6 +917,27 @@ void StreamEncoder::encode(const cn::StreamEvent& event, std::vector<StreamPaylo
         if constexpr (std::is_same_v<E, cn::MessageStart>) {
           usage_ = e.usage;
           start(out);
+        } else if constexpr (std::is_same_v<E, cn::ReasoningDelta> || std::is_same_v<E, cn::SignatureDelta> ||
+                             std::is_same_v<E, cn::RedactedReasoning>) {
+          start(out);
+          if (!open_ || open_->canonical != e.index || !open_->text) {
+            close_block(out);
+            open_ = Open{e.index, next_index_++, true};  // like text: no contentBlockStart
+          }
+          std::string payload = "{\"contentBlockIndex\":";
+          json::append_int(payload, open_->index);
+          if constexpr (std::is_same_v<E, cn::ReasoningDelta>) {
+            payload += ",\"delta\":{\"reasoningContent\":{\"text\":";
+            json::append_string(payload, e.text);
+          } else if constexpr (std::is_same_v<E, cn::SignatureDelta>) {
+            payload += ",\"delta\":{\"reasoningContent\":{\"signature\":";
+            json::append_string(payload, e.signature);
+          } else {
+            payload += ",\"delta\":{\"reasoningContent\":{\"redactedContent\":";
+            json::append_string(payload, e.data);
+          }
+          payload += "}}}";
+          out.push_back(StreamPayload{"contentBlockDelta", std::move(payload), false});
         } else if constexpr (std::is_same_v<E, cn::TextDelta>) {
           start(out);
           if (e.text.empty()) return;

@@ -49,13 +49,21 @@ struct StreamPayload {
 
 namespace converse {
 
+// Whether cachePoint blocks reach this model: Claude and Nova take them; other Converse
+// models reject them, so encode_request leaves the marks out for those.
+bool takes_cache_points(std::string_view model_id, Dialect dialect = Dialect::converse) noexcept;
+
 // A caller's Converse body (the model id is in the URL: req.model stays empty). Image
-// bytes are base64 as in the JSON protocol. document/video/guardContent/cachePoint blocks
-// are 400s; additionalModelRequestFields is read for top_k only.
+// bytes are base64 as in the JSON protocol. cachePoint blocks mark the block, system block
+// or tool before them; reasoningContent in assistant turns becomes ReasoningParts;
+// document/video/guardContent blocks are 400s; additionalModelRequestFields is read for
+// top_k and Claude's thinking.
 Result<canonical::ChatRequest> decode_request(std::string_view body, Dialect dialect = Dialect::converse);
 
-// The Converse body for `target_model_id` (which only decides where top_k goes: Claude
-// and Nova models take it in additionalModelRequestFields, others refuse it). 400 for
+// The Converse body for `target_model_id`, which decides where top_k goes (Claude and Nova
+// models take it in additionalModelRequestFields, others refuse it), whether cache marks
+// become cachePoint blocks (Claude, Nova) and whether thinking can be asked for (Claude
+// only: additionalModelRequestFields.thinking; others 400) and reasoning sent back. 400 for
 // what Converse cannot express: OpenAI-only options, audio, image URLs, tool_choice none
 // (Converse has no such mode), parallel_tool_calls=false, empty turns.
 Result<std::string> encode_request(const canonical::ChatRequest& req, std::string_view target_model_id,

@@ -39,6 +39,10 @@ Status refuse_beyond_text(const cn::ChatRequest& req, Family family) {
   if (req.tool_choice.mode == cn::ToolChoice::Mode::required || req.tool_choice.mode == cn::ToolChoice::Mode::tool)
     return refuse("tool_choice", "has no tool use");
   if (req.top_k) return refuse("top_k", "has no top_k");
+  if (req.reasoning.mode == cn::Reasoning::Mode::enabled)
+    return std::unexpected(bad_request("Extended thinking ('thinking' / 'reasoning_effort') cannot be expressed in " + std::string(format) +
+                                           ": the model does not reason.",
+                                       "thinking"));
   if (family == Family::llama3 && !req.stop.empty()) return refuse("stop", "has no stop sequences");
   for (std::size_t i = 0; i < req.messages.size(); ++i) {
     const std::string p = path_key(path_index("messages", i), "content");

@@ -29,6 +29,19 @@ void ResponseBuilder::add(const StreamEvent& event) {
         } else if constexpr (std::is_same_v<E, ToolArgsDelta>) {
           if (ContentPart* part = block(e.index))
             if (auto* call = std::get_if<ToolCallPart>(part)) call->arguments += e.partial_json;
+        } else if constexpr (std::is_same_v<E, ReasoningDelta> || std::is_same_v<E, SignatureDelta>) {
+          ReasoningPart* r = nullptr;
+          if (ContentPart* part = block(e.index)) r = std::get_if<ReasoningPart>(part);
+          else {
+            blocks_.emplace_back(e.index, response_.content.size());
+            r = &std::get<ReasoningPart>(response_.content.emplace_back(ReasoningPart{}));
+          }
+          if (r == nullptr) return;
+          if constexpr (std::is_same_v<E, ReasoningDelta>) r->text += e.text;
+          else r->signature += e.signature;
+        } else if constexpr (std::is_same_v<E, RedactedReasoning>) {
+          blocks_.emplace_back(e.index, response_.content.size());
+          response_.content.emplace_back(ReasoningPart{{}, {}, e.data});
         } else if constexpr (std::is_same_v<E, MessageDelta>) {
           if (e.stop_reason != StopReason::none) response_.stop_reason = e.stop_reason;
           if (!e.stop_sequence.empty()) response_.stop_sequence = e.stop_sequence;

@@ -3,7 +3,8 @@
 // explicit of the formats (OpenAI's chunks and Bedrock's events map onto it one to one):
 //
 //   MessageStart
-//   ( TextDelta* | ToolCallStart ToolArgsDelta* ) BlockStop     per content block
+//   ( TextDelta* | ToolCallStart ToolArgsDelta* | ReasoningDelta* SignatureDelta?
+//     | RedactedReasoning ) BlockStop                            per content block
 //   MessageDelta                                                 stop reason + final usage
 //   MessageStop
 //
@@ -30,6 +31,23 @@ struct MessageStart {
 struct TextDelta {
   std::uint32_t index = 0;
   std::string text;
+};
+
+// Reasoning (thinking) text of block `index`, and the signature that closes it.
+struct ReasoningDelta {
+  std::uint32_t index = 0;
+  std::string text;
+};
+
+struct SignatureDelta {
+  std::uint32_t index = 0;
+  std::string signature;
+};
+
+// A whole redacted reasoning block (it arrives in one piece).
+struct RedactedReasoning {
+  std::uint32_t index = 0;
+  std::string data;
 };
 
 struct ToolCallStart {
@@ -65,7 +83,8 @@ struct StreamError {
 struct Ping {};
 
 using StreamEvent = std::variant<MessageStart, TextDelta, ToolCallStart, ToolArgsDelta, BlockStop,
-                                 MessageDelta, MessageStop, StreamError, Ping>;
+                                 MessageDelta, MessageStop, StreamError, Ping, ReasoningDelta, SignatureDelta,
+                                 RedactedReasoning>;
 
 // Folds a canonical event stream into the answer it describes: for a caller that asked for
 // a complete answer from a streaming upstream, and to compare streams in tests.

@@ -20,12 +20,56 @@ using detail::path_key;
 // Requests are read with simdjson (api/detail/dom.hpp): this is the hot path of every
 // OpenAI request going to an Anthropic or Bedrock upstream.
 
+// cache_control on a part, a tool call, a tool message or a tool: not OpenAI's own field
+// but the gateway's (and LiteLLM's) spelling of Anthropic's, so that a cache breakpoint
+// survives the OpenAI form inside the gateway (docs/formats.md).
+Status read_cache(sd::object o, std::string_view p, std::optional<cn::CacheMark>& out) {
+  const auto cc = detail::find(o, "cache_control");
+  if (!cc) return {};
+  const std::string cp = path_key(p, "cache_control");
+  sd::object cco;
+  if (cc->get_object().get(cco) != simdjson::SUCCESS) return std::unexpected(bad_request("'" + cp + "' must be an object.", cp));
+  std::string type;
+  cn::CacheMark mark;
+  BULWARK_API_TRY(detail::read_string(cco, "type", type, cp));
+  if (type != "ephemeral") return std::unexpected(bad_request("'" + cp + ".type' must be ephemeral.", cp));
+  BULWARK_API_TRY(detail::read_string(cco, "ttl", mark.ttl, cp));
+  out = std::move(mark);
+  return {};
+}
+
+// An assistant message's thinking_blocks (LiteLLM's field for Anthropic's signed thinking).
+Status read_thinking_blocks(sd::object m, std::string_view p, std::vector<cn::ContentPart>& out) {
+  auto blocks = detail::read_array(m, "thinking_blocks", p);
+  if (!blocks) return std::unexpected(std::move(blocks).error());
+  if (!*blocks) return {};
+  std::size_t i = 0;
+  for (sd::element b : **blocks) {
+    const std::string bp = path_index(path_key(p, "thinking_blocks"), i++);
+    sd::object bo;
+    if (b.get_object().get(bo) != simdjson::SUCCESS) return std::unexpected(bad_request("'" + bp + "' must be an object.", bp));
+    std::string type;
+    cn::ReasoningPart r;
+    BULWARK_API_TRY(detail::read_string(bo, "type", type, bp));
+    if (type == "thinking") {
+      BULWARK_API_TRY(detail::read_string(bo, "thinking", r.text, bp));
+      BULWARK_API_TRY(detail::read_string(bo, "signature", r.signature, bp));
+    } else if (type == "redacted_thinking") {
+      BULWARK_API_TRY(detail::read_string(bo, "data", r.redacted, bp));
+    } else {
+      return std::unexpected(bad_request("'" + bp + ".type' must be thinking or redacted_thinking.", bp));
+    }
+    out.emplace_back(std::move(r));
+  }
+  return {};
+}
+
 // Text parts of a system, developer or tool message's content: a string or text parts.
-Result<std::vector<std::string>> texts_of(sd::element content, std::string_view path) {
-  std::vector<std::string> out;
+Result<std::vector<cn::TextPart>> texts_of(sd::element content, std::string_view path) {
+  std::vector<cn::TextPart> out;
   std::string_view s;
   if (content.get_string().get(s) == simdjson::SUCCESS) {
-    out.emplace_back(s);
+    out.push_back(cn::TextPart{std::string(s)});
     return out;
   }
   sd::array parts;
@@ -41,7 +85,9 @@ Result<std::vector<std::string>> texts_of(sd::element content, std::string_view 
     if (type != "text" && type != "refusal")
       return std::unexpected(bad_request("'" + p + "' must be a text part here, not '" + type + "'.", p));
     BULWARK_API_TRY(detail::read_string(part, type == "text" ? "text" : "refusal", text, p));
-    out.push_back(std::move(text));
+    cn::TextPart t{std::move(text)};
+    BULWARK_API_TRY(read_cache(part, p, t.cache));
+    out.push_back(std::move(t));
   }
   return out;
 }
@@ -54,6 +100,7 @@ Status decode_user_part(sd::element value, std::string_view p, std::vector<cn::C
   if (type == "text") {
     cn::TextPart t;
     BULWARK_API_TRY(detail::read_string(part, "text", t.text, p));
+    BULWARK_API_TRY(read_cache(part, p, t.cache));
     out.emplace_back(std::move(t));
   } else if (type == "image_url") {
     const auto iu = detail::find(part, "image_url");
@@ -76,6 +123,7 @@ Status decode_user_part(sd::element value, std::string_view p, std::vector<cn::C
     } else {
       image.url = std::move(url);
     }
+    BULWARK_API_TRY(read_cache(part, p, image.cache));
     out.emplace_back(std::move(image));
   } else if (type == "input_audio") {
     auto ia = detail::read_object(part, "input_audio", p);
@@ -105,7 +153,10 @@ Status decode_message(sd::element value, std::size_t index, cn::ChatRequest& req
     if (!content) return std::unexpected(bad_request("'" + cp + "' is required.", cp));
     auto texts = texts_of(*content, cp);
     if (!texts) return std::unexpected(std::move(texts).error());
-    for (auto& t : *texts) req.system.push_back(std::move(t));
+    for (auto& t : *texts) {
+      if (t.cache) req.system_cache.emplace_back(req.system.size(), std::move(*t.cache));
+      req.system.push_back(std::move(t.text));
+    }
     return {};
   }
 
@@ -127,10 +178,11 @@ Status decode_message(sd::element value, std::size_t index, cn::ChatRequest& req
     msg.role = cn::Role::assistant;
     if (detail::find(m, "function_call"))
       return std::unexpected(bad_request("'" + path_key(p, "function_call") + "' (the legacy function calling) is not supported; use tool_calls.", path_key(p, "function_call")));
+    BULWARK_API_TRY(read_thinking_blocks(m, p, msg.content));  // reasoning precedes the answer
     if (content) {
       auto texts = texts_of(*content, cp);
       if (!texts) return std::unexpected(std::move(texts).error());
-      for (auto& t : *texts) msg.content.emplace_back(cn::TextPart{std::move(t)});
+      for (auto& t : *texts) msg.content.emplace_back(std::move(t));
     }
     auto calls = detail::read_array(m, "tool_calls", p);
     if (!calls) return std::unexpected(std::move(calls).error());
@@ -149,6 +201,7 @@ Status decode_message(sd::element value, std::size_t index, cn::ChatRequest& req
         BULWARK_API_TRY(detail::read_string(**fn, "name", call.name, fp));
         BULWARK_API_TRY(detail::read_string(**fn, "arguments", call.arguments, fp));
         if (call.name.empty()) return std::unexpected(bad_request("'" + fp + ".name' is required.", fp));
+        BULWARK_API_TRY(read_cache(co, tp, call.cache));
         msg.content.emplace_back(std::move(call));
       }
     }
@@ -160,8 +213,9 @@ Status decode_message(sd::element value, std::size_t index, cn::ChatRequest& req
     if (content) {
       auto texts = texts_of(*content, cp);
       if (!texts) return std::unexpected(std::move(texts).error());
-      for (auto& t : *texts) result.content.emplace_back(cn::TextPart{std::move(t)});
+      for (auto& t : *texts) result.content.emplace_back(cn::TextPart{std::move(t.text)});
     }
+    BULWARK_API_TRY(read_cache(m, p, result.cache));
     msg.content.emplace_back(std::move(result));
   } else {
     const std::string rp = path_key(p, "role");
@@ -195,6 +249,7 @@ Status decode_tools(sd::object o, cn::ChatRequest& req) {
         if (!params->is_object()) return std::unexpected(bad_request("'" + fp + ".parameters' must be an object.", fp));
         tool.parameters = detail::to_json(*params);
       }
+      BULWARK_API_TRY(read_cache(to, p, tool.cache));
       req.tools.push_back(std::move(tool));
     }
   }
@@ -253,6 +308,30 @@ Status decode_openai_only(sd::object o, cn::ChatRequest& req) {
   return {};
 }
 
+// reasoning_effort (OpenAI's), or thinking (Anthropic's, in the gateway's form) which wins.
+Status decode_reasoning(sd::object o, cn::ChatRequest& req) {
+  std::string effort;
+  BULWARK_API_TRY(detail::read_string(o, "reasoning_effort", effort, ""));
+  if (effort == "none") req.reasoning.mode = cn::Reasoning::Mode::disabled;
+  else if (!effort.empty()) req.reasoning = {cn::Reasoning::Mode::enabled, 0, std::move(effort)};
+  auto thinking = detail::read_object(o, "thinking", "");
+  if (!thinking) return std::unexpected(std::move(thinking).error());
+  if (!*thinking) return {};
+  std::string type;
+  BULWARK_API_TRY(detail::read_string(**thinking, "type", type, "thinking"));
+  if (type == "enabled") {
+    std::optional<std::int64_t> budget;
+    BULWARK_API_TRY(detail::read_int(**thinking, "budget_tokens", budget, "thinking"));
+    if (!budget || *budget < 1) return std::unexpected(bad_request("'thinking.budget_tokens' must be a positive integer.", "thinking.budget_tokens"));
+    req.reasoning = {cn::Reasoning::Mode::enabled, *budget, {}};
+  } else if (type == "disabled") {
+    req.reasoning = {cn::Reasoning::Mode::disabled, 0, {}};
+  } else {
+    return std::unexpected(bad_request("'thinking.type' must be enabled or disabled.", "thinking.type"));
+  }
+  return {};
+}
+
 cn::Usage decode_usage(const bj::object& u) {
   cn::Usage usage;
   usage.output = detail::count(u, "completion_tokens");
@@ -262,6 +341,20 @@ cn::Usage decode_usage(const bj::object& u) {
   usage.cache_write = detail::count(u, "cache_creation_input_tokens");
   usage.input = std::max<std::int64_t>(0, detail::count(u, "prompt_tokens") - usage.cache_read - usage.cache_write);
   return usage;
+}
+
+void append_thinking_block(std::string& out, const cn::ReasoningPart& r) {
+  if (!r.redacted.empty()) {
+    out += "{\"type\":\"redacted_thinking\",\"data\":";
+    json::append_string(out, r.redacted);
+    out += '}';
+    return;
+  }
+  out += "{\"type\":\"thinking\",\"thinking\":";
+  json::append_string(out, r.text);
+  out += ",\"signature\":";
+  json::append_string(out, r.signature);
+  out += '}';
 }
 
 void write_usage(std::string& out, const cn::Usage& usage) {
@@ -342,15 +435,46 @@ Result<cn::ChatRequest> decode_request(std::string_view body) {
   }
   BULWARK_API_TRY(detail::read_string(o, "user", req.user, ""));
   BULWARK_API_TRY(decode_openai_only(o, req));
+  BULWARK_API_TRY(decode_reasoning(o, req));
   return req;
 }
 
-Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view target_model) {
+bool has_reasoning_parts(const cn::ChatRequest& req) noexcept {
+  for (const cn::Message& m : req.messages)
+    for (const cn::ContentPart& part : m.content)
+      if (std::holds_alternative<cn::ReasoningPart>(part)) return true;
+  return false;
+}
+
+bool needs_extensions(const cn::ChatRequest& req) noexcept {
+  const bool thinking = req.reasoning.mode != cn::Reasoning::Mode::unset && req.reasoning.effort.empty();
+  return thinking || cn::has_cache_marks(req) || has_reasoning_parts(req);
+}
+
+Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view target_model, const RequestOptions& options) {
   if (req.top_k) return std::unexpected(bad_request("'top_k' cannot be expressed in OpenAI chat completions.", "top_k"));
+  const bool gateway = options.gateway_form;
+  // cache_control in the gateway's form only: an OpenAI upstream caches prefixes by itself.
+  const auto cache = [gateway](bj::object& obj, const std::optional<cn::CacheMark>& mark) {
+    if (!gateway || !mark) return;
+    bj::object cc{{"type", "ephemeral"}};
+    if (!mark->ttl.empty()) cc["ttl"] = mark->ttl;
+    obj["cache_control"] = std::move(cc);
+  };
   bj::object o;
+  if (gateway && needs_extensions(req)) o[kExtensionsKey] = true;  // first: see has_extensions()
   o["model"] = target_model;
   bj::array messages;
-  for (const std::string& s : req.system) messages.push_back(bj::object{{"role", "system"}, {"content", s}});
+  for (std::size_t i = 0; i < req.system.size(); ++i) {
+    const cn::CacheMark* mark = gateway ? cn::system_cache_of(req, i) : nullptr;
+    if (mark == nullptr) {
+      messages.push_back(bj::object{{"role", "system"}, {"content", req.system[i]}});
+      continue;
+    }
+    bj::object part{{"type", "text"}, {"text", req.system[i]}};
+    cache(part, *mark);
+    messages.push_back(bj::object{{"role", "system"}, {"content", bj::array{std::move(part)}}});
+  }
   for (std::size_t i = 0; i < req.messages.size(); ++i) {
     const cn::Message& m = req.messages[i];
     const std::string p = path_index("messages", i);
@@ -364,7 +488,9 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
             return std::unexpected(bad_request("'" + p + "' has an image in a tool result, which OpenAI chat completions cannot express.", p));
           text += std::get<cn::TextPart>(c).text;
         }
-        messages.push_back(bj::object{{"role", "tool"}, {"tool_call_id", result->tool_call_id}, {"content", std::move(text)}});
+        bj::object tool_msg{{"role", "tool"}, {"tool_call_id", result->tool_call_id}, {"content", std::move(text)}};
+        cache(tool_msg, result->cache);
+        messages.push_back(std::move(tool_msg));
       }
       continue;
     }
@@ -373,37 +499,56 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
     if (!m.name.empty()) msg["name"] = m.name;
     if (m.role == cn::Role::assistant) {
       std::string text;
-      bool has_text = false;
-      bj::array calls;
+      bool has_text = false, text_cached = false;
+      bj::array calls, thinking, text_parts;
       for (const cn::ContentPart& part : m.content) {
         if (const auto* t = std::get_if<cn::TextPart>(&part)) {
           text += t->text;
           has_text = true;
+          bj::object tp{{"type", "text"}, {"text", t->text}};
+          cache(tp, t->cache);
+          text_cached = text_cached || (gateway && t->cache);
+          text_parts.push_back(std::move(tp));
         } else if (const auto* c = std::get_if<cn::ToolCallPart>(&part)) {
-          calls.push_back(bj::object{{"id", c->id},
-                                     {"type", "function"},
-                                     {"function", bj::object{{"name", c->name}, {"arguments", c->arguments.empty() ? "{}" : c->arguments}}}});
+          bj::object call{{"id", c->id},
+                          {"type", "function"},
+                          {"function", bj::object{{"name", c->name}, {"arguments", c->arguments.empty() ? "{}" : c->arguments}}}};
+          cache(call, c->cache);
+          calls.push_back(std::move(call));
+        } else if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
+          // The model's own reasoning: kept in the gateway's form (for Anthropic and Claude
+          // targets, which need it back), left out for an OpenAI upstream.
+          if (!gateway) continue;
+          if (!r->redacted.empty()) thinking.push_back(bj::object{{"type", "redacted_thinking"}, {"data", r->redacted}});
+          else thinking.push_back(bj::object{{"type", "thinking"}, {"thinking", r->text}, {"signature", r->signature}});
         } else {
           return std::unexpected(bad_request("'" + p + "' is an assistant message with non-text content, which OpenAI cannot express.", p));
         }
       }
-      if (has_text) msg["content"] = std::move(text);
+      if (text_cached) msg["content"] = std::move(text_parts);
+      else if (has_text) msg["content"] = std::move(text);
       else msg["content"] = nullptr;
       if (!calls.empty()) msg["tool_calls"] = std::move(calls);
+      if (!thinking.empty()) msg["thinking_blocks"] = std::move(thinking);
     } else {
-      const bool plain = m.content.size() == 1 && std::holds_alternative<cn::TextPart>(m.content[0]);
+      const bool plain = m.content.size() == 1 && std::holds_alternative<cn::TextPart>(m.content[0]) &&
+                         !(gateway && std::get<cn::TextPart>(m.content[0]).cache);
       if (plain) {
         msg["content"] = std::get<cn::TextPart>(m.content[0]).text;
       } else {
         bj::array parts;
         for (const cn::ContentPart& part : m.content) {
           if (const auto* t = std::get_if<cn::TextPart>(&part)) {
-            parts.push_back(bj::object{{"type", "text"}, {"text", t->text}});
+            bj::object tp{{"type", "text"}, {"text", t->text}};
+            cache(tp, t->cache);
+            parts.push_back(std::move(tp));
           } else if (const auto* img = std::get_if<cn::ImagePart>(&part)) {
             bj::object iu;
             iu["url"] = img->url.empty() ? "data:" + img->media_type + ";base64," + img->data : img->url;
             if (!img->detail.empty()) iu["detail"] = img->detail;
-            parts.push_back(bj::object{{"type", "image_url"}, {"image_url", std::move(iu)}});
+            bj::object ip{{"type", "image_url"}, {"image_url", std::move(iu)}};
+            cache(ip, img->cache);
+            parts.push_back(std::move(ip));
           } else if (const auto* a = std::get_if<cn::AudioPart>(&part)) {
             parts.push_back(bj::object{{"type", "input_audio"}, {"input_audio", bj::object{{"data", a->data}, {"format", a->format}}}});
           } else {
@@ -426,7 +571,9 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
       bj::object fn{{"name", t.name}};
       if (!t.description.empty()) fn["description"] = t.description;
       fn["parameters"] = std::move(*schema);
-      tools.push_back(bj::object{{"type", "function"}, {"function", std::move(fn)}});
+      bj::object tool{{"type", "function"}, {"function", std::move(fn)}};
+      cache(tool, t.cache);
+      tools.push_back(std::move(tool));
     }
     o["tools"] = std::move(tools);
   }
@@ -465,6 +612,15 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
   if (!req.response_format.empty()) o["response_format"] = detail::parse_value(req.response_format, ec);
   if (!req.audio.empty()) o["audio"] = detail::parse_value(req.audio, ec);
   if (!req.logit_bias.empty()) o["logit_bias"] = detail::parse_value(req.logit_bias, ec);
+  if (req.reasoning.mode == cn::Reasoning::Mode::enabled) {
+    if (!req.reasoning.effort.empty()) o["reasoning_effort"] = req.reasoning.effort;
+    else if (gateway) o["thinking"] = bj::object{{"type", "enabled"}, {"budget_tokens", req.reasoning.budget_tokens}};
+    else o["reasoning_effort"] = cn::effort_for_budget(req.reasoning.budget_tokens);  // docs/formats.md's thresholds
+  } else if (req.reasoning.mode == cn::Reasoning::Mode::disabled) {
+    if (req.reasoning.effort == "none") o["reasoning_effort"] = "none";
+    else if (gateway) o["thinking"] = bj::object{{"type", "disabled"}};
+    // An OpenAI upstream without an effort does not reason unless it always does: nothing to say.
+  }
   return detail::to_json(o);
 }
 
@@ -486,6 +642,24 @@ Result<cn::ChatResponse> decode_response(std::string_view body) {
   const bj::value* message = detail::find(choice, "message");
   if (message == nullptr || !message->is_object()) return std::unexpected(detail::upstream_protocol("the upstream answer has no message"));
   const bj::object& m = message->get_object();
+  // Reasoning: thinking_blocks (signed, the gateway's own form) or else reasoning_content
+  // (DeepSeek, vLLM, OpenRouter: text only).
+  if (const bj::value* tb = detail::find(m, "thinking_blocks"); tb != nullptr && tb->is_array()) {
+    for (const bj::value& b : tb->get_array()) {
+      if (!b.is_object()) continue;
+      const bj::object& bo = b.get_object();
+      cn::ReasoningPart r;
+      const auto str = [&](std::string_view key) -> std::string {
+        const bj::value* v = detail::find(bo, key);
+        return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
+      };
+      if (str("type") == "redacted_thinking") r.redacted = str("data");
+      else r = cn::ReasoningPart{str("thinking"), str("signature"), {}};
+      resp.content.emplace_back(std::move(r));
+    }
+  } else if (const bj::value* rc = detail::find(m, "reasoning_content"); rc != nullptr && rc->is_string() && !rc->get_string().empty()) {
+    resp.content.emplace_back(cn::ReasoningPart{std::string(rc->get_string()), {}, {}});
+  }
   if (const bj::value* c = detail::find(m, "content"); c != nullptr && c->is_string())
     resp.content.emplace_back(cn::TextPart{std::string(c->get_string())});
   else if (const bj::value* r = detail::find(m, "refusal"); r != nullptr && r->is_string()) {
@@ -552,6 +726,26 @@ std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed)
     out += '"';
   }
   out += ",\"refusal\":null";
+  // Reasoning has no standard field: reasoning_content (the text, as DeepSeek, vLLM and
+  // OpenRouter write it) and thinking_blocks (signed blocks, LiteLLM's field), only when present.
+  bool has_reasoning = false;
+  for (const cn::ContentPart& part : resp.content)
+    if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
+      if (!has_reasoning) out += ",\"reasoning_content\":\"";
+      has_reasoning = true;
+      json::append_escaped(out, r->text);
+    }
+  if (has_reasoning) {
+    out += "\",\"thinking_blocks\":[";
+    bool first = true;
+    for (const cn::ContentPart& part : resp.content)
+      if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
+        if (!first) out += ',';
+        first = false;
+        append_thinking_block(out, *r);
+      }
+    out += ']';
+  }
   if (!calls.empty()) {
     out += ",\"tool_calls\":";
     out += calls;
@@ -571,6 +765,39 @@ void StreamDecoder::close_blocks(std::vector<cn::StreamEvent>& out) {
   for (std::uint32_t b : open_) out.emplace_back(cn::BlockStop{b});
   open_.clear();
   text_block_.reset();
+  reasoning_block_.reset();
+}
+
+// reasoning_content text and thinking_blocks (signatures, redacted blocks) of one delta.
+void StreamDecoder::decode_reasoning_delta(const boost::json::object& delta, std::vector<cn::StreamEvent>& out) {
+  const auto reasoning_block = [&] {
+    if (!reasoning_block_) {
+      reasoning_block_ = next_block_++;
+      open_.push_back(*reasoning_block_);
+      text_block_.reset();
+    }
+    return *reasoning_block_;
+  };
+  if (const bj::value* rc = detail::find(delta, "reasoning_content"); rc != nullptr && rc->is_string() && !rc->get_string().empty())
+    out.emplace_back(cn::ReasoningDelta{reasoning_block(), std::string(rc->get_string())});
+  const bj::value* tb = detail::find(delta, "thinking_blocks");
+  if (tb == nullptr || !tb->is_array()) return;
+  for (const bj::value& b : tb->get_array()) {
+    if (!b.is_object()) continue;
+    const bj::object& bo = b.get_object();
+    const bj::value* type = detail::find(bo, "type");
+    if (type != nullptr && type->is_string() && type->get_string() == "redacted_thinking") {
+      const bj::value* data = detail::find(bo, "data");
+      reasoning_block_.reset();  // a redacted block stands alone
+      out.emplace_back(cn::RedactedReasoning{reasoning_block(), data != nullptr && data->is_string() ? std::string(data->get_string()) : std::string()});
+      reasoning_block_.reset();
+      continue;
+    }
+    if (const bj::value* sig = detail::find(bo, "signature"); sig != nullptr && sig->is_string() && !sig->get_string().empty()) {
+      out.emplace_back(cn::SignatureDelta{reasoning_block(), std::string(sig->get_string())});
+      reasoning_block_.reset();  // the signature closes the block: more reasoning is a new one
+    }
+  }
 }
 
 void StreamDecoder::emit_delta(std::vector<cn::StreamEvent>& out) {
@@ -617,12 +844,14 @@ Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& 
       if (detail::count(choice, "index") != 0) continue;
       if (const bj::value* dv = detail::find(choice, "delta"); dv != nullptr && dv->is_object()) {
         const bj::object& delta = dv->get_object();
+        decode_reasoning_delta(delta, out);
         const bj::value* text = detail::find(delta, "content");
         if (text == nullptr || !text->is_string()) text = detail::find(delta, "refusal");
         if (text != nullptr && text->is_string() && !text->get_string().empty()) {
           if (!text_block_) {
             text_block_ = next_block_++;
             open_.push_back(*text_block_);
+            reasoning_block_.reset();
           }
           out.emplace_back(cn::TextDelta{*text_block_, std::string(text->get_string())});
         }
@@ -641,6 +870,7 @@ Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& 
               tools_.emplace_back(tool_index, *block);
               open_.push_back(*block);
               text_block_.reset();  // text after a tool call is a new block
+              reasoning_block_.reset();
               cn::ToolCallStart start{*block, {}, {}};
               if (const bj::value* id = detail::find(call, "id"); id != nullptr && id->is_string()) start.id = id->get_string();
               if (fn != nullptr)
@@ -755,6 +985,28 @@ void StreamEncoder::encode(const cn::StreamEvent& event, std::string& out) {
           out += "{\"content\":";
           json::append_string(out, e.text);
           out += '}';
+          close_chunk(out);
+        } else if constexpr (std::is_same_v<E, cn::ReasoningDelta>) {
+          start(out);
+          if (e.text.empty()) return;
+          open_chunk(out);
+          out += "{\"reasoning_content\":";
+          json::append_string(out, e.text);
+          out += '}';
+          close_chunk(out);
+        } else if constexpr (std::is_same_v<E, cn::SignatureDelta>) {
+          start(out);
+          open_chunk(out);
+          out += "{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":";
+          json::append_string(out, e.signature);
+          out += "}]}";
+          close_chunk(out);
+        } else if constexpr (std::is_same_v<E, cn::RedactedReasoning>) {
+          start(out);
+          open_chunk(out);
+          out += "{\"thinking_blocks\":[{\"type\":\"redacted_thinking\",\"data\":";
+          json::append_string(out, e.data);
+          out += "}]}";
           close_chunk(out);
         } else if constexpr (std::is_same_v<E, cn::ToolCallStart>) {
           start(out);

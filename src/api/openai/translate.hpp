@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <boost/json/fwd.hpp>
+
 #include "api/canonical/chat.hpp"
 #include "api/canonical/ids.hpp"
 #include "api/canonical/stream.hpp"
@@ -22,9 +24,28 @@ namespace bulwark::api::openai {
 // model cannot hold (file parts, the legacy function_call) are 400s naming the field.
 Result<canonical::ChatRequest> decode_request(std::string_view body);
 
+struct RequestOptions {
+  // The gateway's own OpenAI form (pipeline/ingress: a non-OpenAI caller's request on its
+  // way through the pipeline) rather than an upstream's: it also carries what OpenAI has no
+  // field for, so that an Anthropic or Bedrock target still gets it: cache_control on
+  // parts, tool calls, tool messages and tools; `thinking` {type, budget_tokens}; an
+  // assistant message's thinking_blocks (LiteLLM's spellings). Such a body starts with
+  // kExtensionsKey, and has_extensions() tells an upstream edge to re-encode it.
+  bool gateway_form = false;
+};
+inline constexpr std::string_view kExtensionsKey = "x-bulwark-ext";
+
 // The body for an OpenAI-compatible upstream serving `target_model`. Streams always ask
 // for the usage chunk. Refuses (400) what OpenAI cannot express: top_k, tool-result images.
-Result<std::string> encode_request(const canonical::ChatRequest& req, std::string_view target_model);
+// Left out of an upstream's body (pricing hints or the model's own output, docs/formats.md):
+// cache marks and reasoning parts; a thinking budget becomes reasoning_effort.
+Result<std::string> encode_request(const canonical::ChatRequest& req, std::string_view target_model,
+                                   const RequestOptions& options = {});
+
+// Whether a body is in the gateway's form with extensions (it starts with kExtensionsKey).
+inline bool has_extensions(std::string_view body) noexcept {
+  return body.starts_with("{\"x-bulwark-ext\":");
+}
 
 // An upstream's non-streamed answer (choice 0). Malformed: upstream_protocol.
 Result<canonical::ChatResponse> decode_response(std::string_view body);
@@ -56,6 +77,7 @@ class StreamDecoder {
  private:
   void close_blocks(std::vector<canonical::StreamEvent>& out);
   void emit_delta(std::vector<canonical::StreamEvent>& out);
+  void decode_reasoning_delta(const boost::json::object& delta, std::vector<canonical::StreamEvent>& out);
 
   bool started_ = false;
   bool done_ = false;
@@ -63,6 +85,7 @@ class StreamDecoder {
   bool delta_sent_ = false;   // MessageDelta emitted
   std::uint32_t next_block_ = 0;
   std::optional<std::uint32_t> text_block_;      // the open text block, if the last block is text
+  std::optional<std::uint32_t> reasoning_block_; // the open reasoning block, if the last block is reasoning
   std::vector<std::pair<std::int64_t, std::uint32_t>> tools_;  // OpenAI tool index -> block
   std::vector<std::uint32_t> open_;              // blocks not yet stopped, in order
   canonical::StopReason stop_ = canonical::StopReason::none;

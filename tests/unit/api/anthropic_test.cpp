@@ -134,8 +134,12 @@ TEST(AnthropicDecode, ReadsSystemBlocksToolResultsAndIgnoresUnknownFields) {
   EXPECT_TRUE(r->stream);
   EXPECT_EQ(r->parallel_tool_calls, false);
   ASSERT_EQ(r->messages.size(), 4u);  // user, assistant, tool, user
-  EXPECT_EQ(r->messages[1].content.size(), 1u);  // thinking dropped
-  EXPECT_EQ(json(std::get<cn::ToolCallPart>(r->messages[1].content[0]).arguments).at("x"), 1);
+  ASSERT_EQ(r->messages[1].content.size(), 2u);  // thinking kept, signed
+  EXPECT_EQ(std::get<cn::ReasoningPart>(r->messages[1].content[0]).signature, "s");
+  EXPECT_EQ(json(std::get<cn::ToolCallPart>(r->messages[1].content[1]).arguments).at("x"), 1);
+  EXPECT_EQ(r->reasoning.budget_tokens, 1024);
+  ASSERT_EQ(r->system_cache.size(), 1u);
+  EXPECT_EQ(r->system_cache[0].first, 1u);
   EXPECT_EQ(r->messages[2].role, cn::Role::tool);
   const auto& result = std::get<cn::ToolResultPart>(r->messages[2].content[0]);
   EXPECT_TRUE(result.is_error);
@@ -236,7 +240,7 @@ TEST(AnthropicResponse, DecodesAndEncodesWithCacheUsage) {
   EXPECT_EQ(r->usage, (cn::Usage{3, 8, 50, 100}));
   EXPECT_EQ(r->stop_reason, cn::StopReason::stop_sequence);
   EXPECT_EQ(r->stop_sequence, "###");
-  ASSERT_EQ(r->content.size(), 2u);
+  ASSERT_EQ(r->content.size(), 3u);  // the thinking block too
 
   // To an OpenAI caller: prompt_tokens counts everything, cached_tokens the reads.
   const auto o = json(oa::encode_response(*r));
@@ -257,8 +261,9 @@ TEST(AnthropicResponse, DecodesAndEncodesWithCacheUsage) {
   EXPECT_EQ(a.at("usage").at("input_tokens"), 3);
   EXPECT_EQ(a.at("usage").at("cache_read_input_tokens"), 50);
   EXPECT_EQ(a.at("usage").at("cache_creation_input_tokens"), 100);
-  EXPECT_EQ(a.at("content").at(1).at("id"), "toolu_5");
-  EXPECT_EQ(a.at("content").at(1).at("input").at("k"), "v");
+  EXPECT_EQ(a.at("content").at(0).at("type"), "thinking");
+  EXPECT_EQ(a.at("content").at(2).at("id"), "toolu_5");
+  EXPECT_EQ(a.at("content").at(2).at("input").at("k"), "v");
 }
 
 TEST(AnthropicResponse, GeneratedIdsComeFromTheSeed) {
@@ -319,9 +324,10 @@ TEST(AnthropicStreamDecode, ToolArgumentsSplitAcrossManyEvents) {
   const auto& r = b.response();
   EXPECT_EQ(r.id, "msg_s1");
   EXPECT_EQ(r.model, "claude-x");
-  ASSERT_EQ(r.content.size(), 2u);  // thinking skipped
-  EXPECT_EQ(std::get<cn::TextPart>(r.content[0]).text, "Looking it up.");
-  EXPECT_EQ(std::get<cn::ToolCallPart>(r.content[1]).arguments, args);
+  ASSERT_EQ(r.content.size(), 3u);  // thinking, text, tool call
+  EXPECT_EQ(std::get<cn::ReasoningPart>(r.content[0]).text, "hmm");
+  EXPECT_EQ(std::get<cn::TextPart>(r.content[1]).text, "Looking it up.");
+  EXPECT_EQ(std::get<cn::ToolCallPart>(r.content[2]).arguments, args);
   EXPECT_EQ(r.stop_reason, cn::StopReason::tool_use);
   EXPECT_EQ(r.usage, (cn::Usage{12, 42, 40, 3}));  // input from message_start, output from message_delta
   int pings = 0;
@@ -431,8 +437,9 @@ TEST(AnthropicStreamEncode, AnthropicToOpenAIStreamKeepsTextToolsAndUsage) {
   ASSERT_TRUE(b.stopped());
   EXPECT_EQ(b.response().id, "chatcmpl-s1");
   EXPECT_EQ(b.response().model, "claude-x");
-  EXPECT_EQ(std::get<cn::ToolCallPart>(b.response().content.at(1)).arguments, args);
-  EXPECT_EQ(std::get<cn::ToolCallPart>(b.response().content.at(1)).id, "call_77");
+  EXPECT_EQ(std::get<cn::ReasoningPart>(b.response().content.at(0)).text, "hmm");  // as reasoning_content
+  EXPECT_EQ(std::get<cn::ToolCallPart>(b.response().content.at(2)).arguments, args);
+  EXPECT_EQ(std::get<cn::ToolCallPart>(b.response().content.at(2)).id, "call_77");
   // prompt_tokens 55 = 12 + 40 + 3; the cache write rides along in cache_creation_input_tokens.
   EXPECT_EQ(b.response().usage, (cn::Usage{12, 42, 40, 3}));
 }

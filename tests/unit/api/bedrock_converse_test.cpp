@@ -225,7 +225,7 @@ TEST(BedrockConverseStreamDecode, ExceptionsAndEndWithoutMetadata) {
 }
 
 TEST(BedrockConverseStreamEncode, FromAnAnthropicStreamWithRenumberedBlocks) {
-  // Anthropic upstream (with a skipped thinking block at index 0) -> ConverseStream caller.
+  // Anthropic upstream (with an empty thinking block at index 0) -> ConverseStream caller.
   an::StreamDecoder d;
   std::vector<cn::StreamEvent> ev;
   for (std::string_view s : {

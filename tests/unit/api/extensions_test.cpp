@@ -1,0 +1,531 @@
+// Cache breakpoints and extended thinking across the formats, including through the
+// gateway's own OpenAI form (what the pipeline carries between a caller and a target).
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "api/anthropic/messages.hpp"
+#include "api/bedrock/converse.hpp"
+#include "api/bedrock/invoke.hpp"
+#include "api/openai/translate.hpp"
+
+namespace cn = bulwark::api::canonical;
+namespace oa = bulwark::api::openai;
+namespace an = bulwark::api::anthropic;
+namespace cv = bulwark::api::bedrock::converse;
+namespace iv = bulwark::api::bedrock::invoke;
+using bulwark::ErrorKind;
+
+namespace {
+boost::json::value json(std::string_view s) { return boost::json::parse(s); }
+
+constexpr std::string_view kClaude = "anthropic.claude-sonnet-4-20250514-v1:0";
+constexpr std::string_view kMistral = "mistral.mistral-large-2402-v1:0";
+constexpr std::string_view kNova = "amazon.nova-pro-v1:0";
+
+constexpr std::string_view kCached = R"({
+  "model": "claude", "max_tokens": 512,
+  "system": [{"type": "text", "text": "Long rules.", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+             {"type": "text", "text": "Short."}],
+  "messages": [
+    {"role": "user", "content": [
+      {"type": "text", "text": "Big document.", "cache_control": {"type": "ephemeral"}},
+      {"type": "text", "text": "Question?"}]},
+    {"role": "assistant", "content": [
+      {"type": "tool_use", "id": "toolu_1", "name": "look", "input": {"q": 1}, "cache_control": {"type": "ephemeral"}}]},
+    {"role": "user", "content": [
+      {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found", "cache_control": {"type": "ephemeral"}},
+      {"type": "text", "text": "And?"}]}
+  ],
+  "tools": [{"name": "look", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}},
+            {"name": "other", "input_schema": {"type": "object"}}]
+})";
+
+// The pipeline's path: caller format -> the gateway's OpenAI form -> canonical again.
+cn::ChatRequest through_gateway(const cn::ChatRequest& req) {
+  auto body = oa::encode_request(req, req.model.empty() ? "m" : req.model, oa::RequestOptions{true});
+  if (!body) {
+    ADD_FAILURE() << body.error().message;
+    return req;
+  }
+  auto back = oa::decode_request(*body);
+  if (!back) {
+    ADD_FAILURE() << back.error().message;
+    return req;
+  }
+  return *back;
+}
+
+cn::ChatRequest cached_request() {
+  auto req = an::decode_request(kCached);
+  EXPECT_TRUE(req.has_value()) << req.error().message;
+  return *req;
+}
+
+std::size_t count_of(std::string_view hay, std::string_view needle) {
+  std::size_t n = 0;
+  for (std::size_t at = hay.find(needle); at != std::string_view::npos; at = hay.find(needle, at + 1)) ++n;
+  return n;
+}
+
+constexpr std::string_view kThinking = R"({
+  "model": "claude", "max_tokens": 8000, "thinking": {"type": "enabled", "budget_tokens": 3000},
+  "messages": [
+    {"role": "user", "content": "Weather in Oslo?"},
+    {"role": "assistant", "content": [
+      {"type": "thinking", "thinking": "I should call the tool.", "signature": "sig-A"},
+      {"type": "redacted_thinking", "data": "UkVEQUNURUQ="},
+      {"type": "tool_use", "id": "toolu_9", "name": "weather", "input": {"city": "Oslo"}}]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "cold"}]}
+  ],
+  "tools": [{"name": "weather", "input_schema": {"type": "object"}}]
+})";
+
+cn::ChatRequest thinking_request() {
+  auto req = an::decode_request(kThinking);
+  EXPECT_TRUE(req.has_value()) << req.error().message;
+  return *req;
+}
+}  // namespace
+
+// ---- cache breakpoints ----
+
+TEST(CacheMarks, AnthropicDecodeReadsEveryPosition) {
+  const cn::ChatRequest req = cached_request();
+  ASSERT_EQ(req.system_cache.size(), 1u);
+  EXPECT_EQ(req.system_cache[0].first, 0u);
+  EXPECT_EQ(req.system_cache[0].second.ttl, "1h");
+  ASSERT_TRUE(std::get<cn::TextPart>(req.messages[0].content[0]).cache.has_value());
+  EXPECT_FALSE(std::get<cn::TextPart>(req.messages[0].content[1]).cache.has_value());
+  EXPECT_TRUE(std::get<cn::ToolCallPart>(req.messages[1].content[0]).cache.has_value());
+  EXPECT_TRUE(std::get<cn::ToolResultPart>(req.messages[2].content[0]).cache.has_value());
+  EXPECT_TRUE(req.tools[0].cache.has_value());
+  EXPECT_FALSE(req.tools[1].cache.has_value());
+  EXPECT_TRUE(cn::has_cache_marks(req));
+}
+
+TEST(CacheMarks, AnthropicToAnthropicThroughTheGatewayKeepsThem) {
+  const cn::ChatRequest req = through_gateway(cached_request());
+  auto body = an::encode_request(req, "claude-x");
+  ASSERT_TRUE(body.has_value()) << body.error().message;
+  const auto o = json(*body);
+  EXPECT_EQ(o.at("system").at(0).at("cache_control").at("type"), "ephemeral");
+  EXPECT_EQ(o.at("system").at(0).at("cache_control").at("ttl"), "1h");
+  EXPECT_FALSE(o.at("system").at(1).as_object().contains("cache_control"));
+  const auto& m = o.at("messages").as_array();
+  EXPECT_EQ(m[0].at("content").at(0).at("cache_control").at("type"), "ephemeral");
+  EXPECT_FALSE(m[0].at("content").at(1).as_object().contains("cache_control"));
+  EXPECT_EQ(m[1].at("content").at(0).at("type"), "tool_use");
+  EXPECT_TRUE(m[1].at("content").at(0).as_object().contains("cache_control"));
+  EXPECT_EQ(m[2].at("content").at(0).at("type"), "tool_result");
+  EXPECT_TRUE(m[2].at("content").at(0).as_object().contains("cache_control"));
+  EXPECT_TRUE(o.at("tools").at(0).as_object().contains("cache_control"));
+  EXPECT_FALSE(o.at("tools").at(1).as_object().contains("cache_control"));
+  EXPECT_EQ(count_of(*body, "cache_control"), 5u);
+}
+
+TEST(CacheMarks, GatewayFormIsMarkedAndUpstreamFormIsPlain) {
+  const cn::ChatRequest req = cached_request();
+  auto gateway = oa::encode_request(req, "m", oa::RequestOptions{true});
+  ASSERT_TRUE(gateway.has_value());
+  EXPECT_TRUE(oa::has_extensions(*gateway));
+  EXPECT_EQ(count_of(*gateway, "cache_control"), 5u);
+  auto upstream = oa::encode_request(req, "m");
+  ASSERT_TRUE(upstream.has_value());
+  EXPECT_FALSE(oa::has_extensions(*upstream));
+  EXPECT_EQ(upstream->find("cache_control"), std::string::npos);
+  EXPECT_EQ(upstream->find("x-bulwark-ext"), std::string::npos);
+  // Without any extension the gateway form is the plain one.
+  cn::ChatRequest plain;
+  plain.messages.push_back(cn::Message{cn::Role::user, {cn::TextPart{"hi"}}, {}});
+  EXPECT_EQ(*oa::encode_request(plain, "m", oa::RequestOptions{true}), *oa::encode_request(plain, "m"));
+}
+
+TEST(CacheMarks, ConverseClaudeGetsCachePointsAfterTheMarkedBlocks) {
+  const cn::ChatRequest req = through_gateway(cached_request());
+  auto body = cv::encode_request(req, kClaude);
+  ASSERT_TRUE(body.has_value()) << body.error().message;
+  const auto o = json(*body);
+  const auto& system = o.at("system").as_array();
+  ASSERT_EQ(system.size(), 3u);
+  EXPECT_EQ(system[0].at("text"), "Long rules.");
+  EXPECT_EQ(system[1].at("cachePoint").at("type"), "default");
+  EXPECT_EQ(system[2].at("text"), "Short.");
+  const auto& m = o.at("messages").as_array();
+  const auto& first = m[0].at("content").as_array();
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_TRUE(first[1].as_object().contains("cachePoint"));
+  EXPECT_EQ(first[2].at("text"), "Question?");
+  EXPECT_TRUE(m[1].at("content").at(0).as_object().contains("toolUse"));
+  EXPECT_TRUE(m[1].at("content").at(1).as_object().contains("cachePoint"));
+  EXPECT_TRUE(m[2].at("content").at(0).as_object().contains("toolResult"));
+  EXPECT_TRUE(m[2].at("content").at(1).as_object().contains("cachePoint"));
+  const auto& tools = o.at("toolConfig").at("tools").as_array();
+  ASSERT_EQ(tools.size(), 3u);
+  EXPECT_TRUE(tools[1].as_object().contains("cachePoint"));
+  EXPECT_EQ(tools[2].at("toolSpec").at("name"), "other");
+  EXPECT_TRUE(cv::takes_cache_points(kClaude));
+  EXPECT_TRUE(cv::takes_cache_points(kNova));
+  EXPECT_FALSE(cv::takes_cache_points(kMistral));
+}
+
+TEST(CacheMarks, ConverseModelsWithoutCachingGetNone) {
+  auto body = cv::encode_request(cached_request(), kMistral);
+  ASSERT_TRUE(body.has_value()) << body.error().message;  // a pricing hint: never a 400
+  EXPECT_EQ(body->find("cachePoint"), std::string::npos);
+  auto nova = cv::encode_request(cached_request(), kNova);
+  ASSERT_TRUE(nova.has_value());
+  EXPECT_EQ(count_of(*nova, "cachePoint"), 5u);
+}
+
+TEST(CacheMarks, ConverseDecodeMarksTheBlockBefore) {
+  auto req = cv::decode_request(R"({
+    "system": [{"text": "rules"}, {"cachePoint": {"type": "default"}}, {"text": "more"}],
+    "messages": [{"role": "user", "content": [{"text": "doc"}, {"cachePoint": {"type": "default"}}, {"text": "q"}]}],
+    "toolConfig": {"tools": [{"toolSpec": {"name": "t", "inputSchema": {"json": {"type": "object"}}}},
+                             {"cachePoint": {"type": "default"}}]}
+  })");
+  ASSERT_TRUE(req.has_value()) << req.error().message;
+  ASSERT_EQ(req->system.size(), 2u);
+  ASSERT_EQ(req->system_cache.size(), 1u);
+  EXPECT_EQ(req->system_cache[0].first, 0u);
+  ASSERT_EQ(req->messages[0].content.size(), 2u);
+  EXPECT_TRUE(std::get<cn::TextPart>(req->messages[0].content[0]).cache.has_value());
+  EXPECT_FALSE(std::get<cn::TextPart>(req->messages[0].content[1]).cache.has_value());
+  EXPECT_TRUE(req->tools[0].cache.has_value());
+  // Converse -> Anthropic: the marks become cache_control.
+  auto body = an::encode_request(through_gateway(*req), "claude-x");
+  ASSERT_TRUE(body.has_value()) << body.error().message;
+  EXPECT_EQ(count_of(*body, "cache_control"), 3u);
+}
+
+TEST(CacheMarks, InvokeClaudeCarriesThemAndLlamaLeavesThemOut) {
+  auto claude = iv::encode_request(cached_request(), iv::Family::anthropic, kClaude);
+  ASSERT_TRUE(claude.has_value()) << claude.error().message;
+  EXPECT_EQ(count_of(*claude, "cache_control"), 5u);
+  cn::ChatRequest text;
+  text.messages.push_back(cn::Message{cn::Role::user, {cn::TextPart{"doc", cn::CacheMark{}}}, {}});
+  auto llama = iv::encode_request(text, iv::Family::llama3, "meta.llama3-1-70b-instruct-v1:0");
+  ASSERT_TRUE(llama.has_value()) << llama.error().message;
+  EXPECT_EQ(llama->find("cache"), std::string::npos);
+}
+
+TEST(CacheMarks, RefusesAnUnknownCacheType) {
+  auto req = an::decode_request(R"({"model":"c","max_tokens":5,"messages":[{"role":"user","content":[
+    {"type":"text","text":"x","cache_control":{"type":"forever"}}]}]})");
+  ASSERT_FALSE(req.has_value());
+  EXPECT_EQ(req.error().kind, ErrorKind::bad_request);
+  EXPECT_NE(req.error().message.find("cache_control.type"), std::string::npos);
+  auto oreq = oa::decode_request(R"({"model":"m","messages":[{"role":"user","content":[
+    {"type":"text","text":"x","cache_control":"yes"}]}]})");
+  ASSERT_FALSE(oreq.has_value());
+  EXPECT_EQ(oreq.error().kind, ErrorKind::bad_request);
+}
+
+// ---- thinking: requests ----
+
+TEST(Thinking, AnthropicThroughTheGatewayIsExact) {
+  const cn::ChatRequest req = through_gateway(thinking_request());
+  EXPECT_EQ(req.reasoning.mode, cn::Reasoning::Mode::enabled);
+  EXPECT_EQ(req.reasoning.budget_tokens, 3000);
+  auto body = an::encode_request(req, "claude-x");
+  ASSERT_TRUE(body.has_value()) << body.error().message;
+  const auto o = json(*body);
+  EXPECT_EQ(o.at("thinking").at("type"), "enabled");
+  EXPECT_EQ(o.at("thinking").at("budget_tokens"), 3000);
+  EXPECT_EQ(o.at("max_tokens"), 8000);
+  const auto& assistant = o.at("messages").at(1).at("content").as_array();
+  ASSERT_EQ(assistant.size(), 3u);
+  EXPECT_EQ(assistant[0].at("type"), "thinking");
+  EXPECT_EQ(assistant[0].at("thinking"), "I should call the tool.");
+  EXPECT_EQ(assistant[0].at("signature"), "sig-A");
+  EXPECT_EQ(assistant[1].at("type"), "redacted_thinking");
+  EXPECT_EQ(assistant[1].at("data"), "UkVEQUNURUQ=");
+  EXPECT_EQ(assistant[2].at("type"), "tool_use");
+}
+
+TEST(Thinking, DisabledIsCarriedToo) {
+  auto req = an::decode_request(R"({"model":"c","max_tokens":5,"thinking":{"type":"disabled"},"messages":[{"role":"user","content":"x"}]})");
+  ASSERT_TRUE(req.has_value());
+  auto body = an::encode_request(through_gateway(*req), "claude-x");
+  ASSERT_TRUE(body.has_value());
+  EXPECT_EQ(json(*body).at("thinking").at("type"), "disabled");
+}
+
+TEST(Thinking, ConverseClaudeTakesItInAdditionalModelRequestFields) {
+  cn::ChatRequest req = through_gateway(thinking_request());
+  req.top_k = 5;  // both go into the one object
+  auto body = cv::encode_request(req, kClaude);
+  ASSERT_TRUE(body.has_value()) << body.error().message;
+  const auto o = json(*body);
+  EXPECT_EQ(o.at("additionalModelRequestFields").at("top_k"), 5);
+  EXPECT_EQ(o.at("additionalModelRequestFields").at("thinking").at("budget_tokens"), 3000);
+  const auto& assistant = o.at("messages").at(1).at("content").as_array();
+  EXPECT_EQ(assistant[0].at("reasoningContent").at("reasoningText").at("text"), "I should call the tool.");
+  EXPECT_EQ(assistant[0].at("reasoningContent").at("reasoningText").at("signature"), "sig-A");
+  EXPECT_EQ(assistant[1].at("reasoningContent").at("redactedContent"), "UkVEQUNURUQ=");
+  // And back: a Converse caller's thinking reaches an Anthropic target unchanged.
+  auto again = cv::decode_request(*body);
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_EQ(again->top_k, 5);
+  again->top_k.reset();  // top_k cannot cross the OpenAI form (docs/formats.md)
+  auto anthropic = an::encode_request(through_gateway(*again), "claude-x");
+  ASSERT_TRUE(anthropic.has_value()) << anthropic.error().message;
+  const auto a = json(*anthropic);
+  EXPECT_EQ(a.at("thinking").at("budget_tokens"), 3000);
+  EXPECT_EQ(a.at("messages").at(1).at("content").at(0).at("signature"), "sig-A");
+  EXPECT_EQ(a.at("messages").at(1).at("content").at(1).at("data"), "UkVEQUNURUQ=");
+}
+
+TEST(Thinking, TargetsThatCannotReasonRefuseIt) {
+  const cn::ChatRequest req = through_gateway(thinking_request());
+  auto mistral = cv::encode_request(req, kMistral);
+  ASSERT_FALSE(mistral.has_value());
+  EXPECT_EQ(mistral.error().kind, ErrorKind::bad_request);
+  EXPECT_NE(mistral.error().message.find("thinking"), std::string::npos);
+  EXPECT_NE(mistral.error().message.find(kMistral), std::string::npos);
+  cn::ChatRequest text;
+  text.messages.push_back(cn::Message{cn::Role::user, {cn::TextPart{"x"}}, {}});
+  text.reasoning = {cn::Reasoning::Mode::enabled, 2048, {}};
+  for (auto family : {iv::Family::llama3, iv::Family::titan_text}) {
+    auto body = iv::encode_request(text, family, "m");
+    ASSERT_FALSE(body.has_value());
+    EXPECT_EQ(body.error().kind, ErrorKind::bad_request);
+    EXPECT_NE(body.error().message.find("thinking"), std::string::npos);
+  }
+  // Disabled asks nothing of a model that cannot reason.
+  text.reasoning = {cn::Reasoning::Mode::disabled, 0, {}};
+  EXPECT_TRUE(iv::encode_request(text, iv::Family::llama3, "m").has_value());
+  EXPECT_TRUE(cv::encode_request(text, kMistral).has_value());
+}
+
+TEST(Thinking, OpenAIUpstreamGetsReasoningEffortAndNoSignedBlocks) {
+  const cn::ChatRequest req = through_gateway(thinking_request());
+  auto body = oa::encode_request(req, "gpt-x");
+  ASSERT_TRUE(body.has_value()) << body.error().message;
+  const auto o = json(*body);
+  EXPECT_EQ(o.at("reasoning_effort"), "medium");  // 3000: at least 2048, below 4096
+  EXPECT_FALSE(o.as_object().contains("thinking"));
+  EXPECT_EQ(body->find("sig-A"), std::string::npos);
+  EXPECT_EQ(body->find("thinking_blocks"), std::string::npos);
+  EXPECT_EQ(cn::effort_for_budget(1024), "low");
+  EXPECT_EQ(cn::effort_for_budget(2047), "low");
+  EXPECT_EQ(cn::effort_for_budget(2048), "medium");
+  EXPECT_EQ(cn::effort_for_budget(4096), "high");
+}
+
+TEST(Thinking, ReasoningEffortBecomesABudget) {
+  auto req = oa::decode_request(R"({"model":"m","reasoning_effort":"high","messages":[{"role":"user","content":"x"}]})");
+  ASSERT_TRUE(req.has_value()) << req.error().message;
+  auto body = an::encode_request(*req, "claude-x");
+  ASSERT_TRUE(body.has_value()) << body.error().message;
+  const auto o = json(*body);
+  EXPECT_EQ(o.at("thinking").at("budget_tokens"), 4096);
+  EXPECT_EQ(o.at("max_tokens"), 4096 + 4096);  // room above the budget when none was given
+  auto low = oa::decode_request(R"({"model":"m","reasoning_effort":"low","max_tokens":3000,"messages":[{"role":"user","content":"x"}]})");
+  auto lb = an::encode_request(*low, "claude-x");
+  EXPECT_EQ(json(*lb).at("thinking").at("budget_tokens"), 1024);
+  EXPECT_EQ(json(*lb).at("max_tokens"), 3000);
+  auto conv = cv::encode_request(*low, kClaude);
+  ASSERT_TRUE(conv.has_value());
+  EXPECT_EQ(json(*conv).at("additionalModelRequestFields").at("thinking").at("budget_tokens"), 1024);
+  // An OpenAI upstream gets the caller's own effort back.
+  EXPECT_EQ(json(*oa::encode_request(*req, "m")).at("reasoning_effort"), "high");
+  auto odd = oa::decode_request(R"({"model":"m","reasoning_effort":"extreme","messages":[{"role":"user","content":"x"}]})");
+  auto refused = an::encode_request(*odd, "claude-x");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().param, "reasoning_effort");
+}
+
+// ---- thinking: answers ----
+
+constexpr std::string_view kAnthropicAnswer = R"({"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
+  "content":[{"type":"thinking","thinking":"Let me think.","signature":"sig-Z"},
+             {"type":"redacted_thinking","data":"b3BhcXVl"},
+             {"type":"text","text":"Cold."}],
+  "stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":7}})";
+
+TEST(ThinkingAnswer, AnthropicThroughOpenAIFormBackToAnthropic) {
+  auto resp = an::decode_response(kAnthropicAnswer);
+  ASSERT_TRUE(resp.has_value());
+  ASSERT_EQ(resp->content.size(), 3u);
+  const std::string openai = oa::encode_response(*resp, 1);
+  const auto o = json(openai);
+  const auto& msg = o.at("choices").at(0).at("message");
+  EXPECT_EQ(msg.at("reasoning_content"), "Let me think.");
+  EXPECT_EQ(msg.at("content"), "Cold.");
+  EXPECT_EQ(msg.at("thinking_blocks").at(0).at("signature"), "sig-Z");
+  EXPECT_EQ(msg.at("thinking_blocks").at(1).at("data"), "b3BhcXVl");
+  auto back = oa::decode_response(openai);
+  ASSERT_TRUE(back.has_value());
+  const auto a = json(an::encode_response(*back, 1));
+  const auto& content = a.at("content").as_array();
+  ASSERT_EQ(content.size(), 3u);
+  EXPECT_EQ(content[0].at("type"), "thinking");
+  EXPECT_EQ(content[0].at("thinking"), "Let me think.");
+  EXPECT_EQ(content[0].at("signature"), "sig-Z");
+  EXPECT_EQ(content[1].at("type"), "redacted_thinking");
+  EXPECT_EQ(content[2].at("text"), "Cold.");
+  const auto c = json(cv::encode_response(*back, 1));
+  const auto& blocks = c.at("output").at("message").at("content").as_array();
+  EXPECT_EQ(blocks[0].at("reasoningContent").at("reasoningText").at("signature"), "sig-Z");
+  EXPECT_EQ(blocks[1].at("reasoningContent").at("redactedContent"), "b3BhcXVl");
+}
+
+TEST(ThinkingAnswer, PlainAnswersGetNoReasoningFields) {
+  cn::ChatResponse resp;
+  resp.content.emplace_back(cn::TextPart{"hi"});
+  const std::string openai = oa::encode_response(resp, 1);
+  EXPECT_EQ(openai.find("reasoning_content"), std::string::npos);
+  EXPECT_EQ(openai.find("thinking_blocks"), std::string::npos);
+}
+
+TEST(ThinkingAnswer, ConverseReasoningContentIsRead) {
+  auto resp = cv::decode_response(R"({"output":{"message":{"role":"assistant","content":[
+    {"reasoningContent":{"reasoningText":{"text":"Hmm.","signature":"sig-C"}}},
+    {"reasoningContent":{"redactedContent":"cmVk"}},
+    {"text":"Warm."}]}},"stopReason":"end_turn","usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}})");
+  ASSERT_TRUE(resp.has_value()) << resp.error().message;
+  ASSERT_EQ(resp->content.size(), 3u);
+  const auto& r = std::get<cn::ReasoningPart>(resp->content[0]);
+  EXPECT_EQ(r.text, "Hmm.");
+  EXPECT_EQ(r.signature, "sig-C");
+  EXPECT_EQ(std::get<cn::ReasoningPart>(resp->content[1]).redacted, "cmVk");
+  // A DeepSeek-style answer: reasoning_content without signature.
+  auto ds = oa::decode_response(R"({"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"A","reasoning_content":"why"},"finish_reason":"stop"}]})");
+  ASSERT_TRUE(ds.has_value());
+  EXPECT_EQ(std::get<cn::ReasoningPart>(ds->content[0]).text, "why");
+}
+
+// ---- thinking: streams ----
+
+namespace {
+std::vector<cn::StreamEvent> anthropic_thinking_stream() {
+  an::StreamDecoder d;
+  std::vector<cn::StreamEvent> ev;
+  for (std::string_view s : {
+           R"({"type":"message_start","message":{"id":"msg_s","model":"claude-x","usage":{"input_tokens":3,"output_tokens":1}}})",
+           R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}})",
+           R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Step one. "}})",
+           R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Step two."}})",
+           R"({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig-S"}})",
+           R"({"type":"content_block_stop","index":0})",
+           R"({"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"cmVkYWN0"}})",
+           R"({"type":"content_block_stop","index":1})",
+           R"({"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}})",
+           R"({"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Answer."}})",
+           R"({"type":"content_block_stop","index":2})",
+           R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}})",
+           R"({"type":"message_stop"})"})
+    EXPECT_TRUE(d.feed(s, ev).has_value()) << s;
+  return ev;
+}
+
+void expect_thinking_answer(const cn::ChatResponse& r) {
+  ASSERT_EQ(r.content.size(), 3u);
+  const auto& t = std::get<cn::ReasoningPart>(r.content[0]);
+  EXPECT_EQ(t.text, "Step one. Step two.");
+  EXPECT_EQ(t.signature, "sig-S");
+  EXPECT_EQ(std::get<cn::ReasoningPart>(r.content[1]).redacted, "cmVkYWN0");
+  EXPECT_EQ(std::get<cn::TextPart>(r.content[2]).text, "Answer.");
+}
+
+std::vector<std::string> sse_data(std::string_view sse) {
+  std::vector<std::string> out;
+  for (std::size_t at = sse.find("data: "); at != std::string_view::npos; at = sse.find("data: ", at + 1)) {
+    const std::size_t end = sse.find("\n\n", at);
+    out.emplace_back(sse.substr(at + 6, end - at - 6));
+  }
+  return out;
+}
+}  // namespace
+
+TEST(ThinkingStream, AnthropicEventsDecode) {
+  cn::ResponseBuilder b;
+  for (const auto& e : anthropic_thinking_stream()) b.add(e);
+  EXPECT_TRUE(b.stopped());
+  expect_thinking_answer(b.response());
+}
+
+TEST(ThinkingStream, AnthropicToAnthropicThroughOpenAISse) {
+  // Upstream edge: Anthropic events -> OpenAI SSE (the pipeline's form).
+  oa::StreamEncoder to_openai(oa::StreamOptions{"", "claude-x", 1, true, 1});
+  std::string sse;
+  for (const auto& e : anthropic_thinking_stream()) to_openai.encode(e, sse);
+  EXPECT_NE(sse.find(R"("reasoning_content":"Step one. ")"), std::string::npos);
+  EXPECT_NE(sse.find(R"("signature":"sig-S")"), std::string::npos);
+  // Ingress edge: OpenAI SSE -> canonical -> Anthropic events for the caller.
+  oa::StreamDecoder from_openai;
+  std::vector<cn::StreamEvent> ev;
+  for (const std::string& data : sse_data(sse)) ASSERT_TRUE(from_openai.feed(data, ev).has_value()) << data;
+  cn::ResponseBuilder b;
+  for (const auto& e : ev) b.add(e);
+  expect_thinking_answer(b.response());
+  an::StreamEncoder to_anthropic(an::StreamOptions{"", "claude", 1});
+  std::string out;
+  for (const auto& e : ev) to_anthropic.encode(e, out);
+  EXPECT_NE(out.find(R"("content_block":{"type":"thinking","thinking":"","signature":""})"), std::string::npos);
+  EXPECT_NE(out.find(R"("delta":{"type":"thinking_delta","thinking":"Step one. "})"), std::string::npos);
+  EXPECT_NE(out.find(R"("delta":{"type":"signature_delta","signature":"sig-S"})"), std::string::npos);
+  EXPECT_NE(out.find(R"("content_block":{"type":"redacted_thinking","data":"cmVkYWN0"})"), std::string::npos);
+  // Blocks are numbered 0, 1, 2 and each is stopped.
+  EXPECT_NE(out.find(R"({"type":"content_block_start","index":2,"content_block":{"type":"text")"), std::string::npos);
+  EXPECT_EQ(count_of(out, "content_block_stop"), 6u);  // event: line + data
+}
+
+TEST(ThinkingStream, ConverseDeltasRoundTrip) {
+  cv::StreamDecoder d;
+  std::vector<cn::StreamEvent> ev;
+  const std::vector<std::pair<std::string_view, std::string_view>> events = {
+      {"messageStart", R"({"role":"assistant"})"},
+      {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"Step one. "}}})"},
+      {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"Step two."}}})"},
+      {"contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"sig-S"}}})"},
+      {"contentBlockStop", R"({"contentBlockIndex":0})"},
+      {"contentBlockDelta", R"({"contentBlockIndex":1,"delta":{"reasoningContent":{"redactedContent":"cmVkYWN0"}}})"},
+      {"contentBlockStop", R"({"contentBlockIndex":1})"},
+      {"contentBlockDelta", R"({"contentBlockIndex":2,"delta":{"text":"Answer."}})"},
+      {"contentBlockStop", R"({"contentBlockIndex":2})"},
+      {"messageStop", R"({"stopReason":"end_turn"})"},
+      {"metadata", R"({"usage":{"inputTokens":3,"outputTokens":9,"totalTokens":12},"metrics":{"latencyMs":5}})"}};
+  for (const auto& [type, payload] : events) ASSERT_TRUE(d.feed(type, payload, ev).has_value()) << payload;
+  cn::ResponseBuilder b;
+  for (const auto& e : ev) b.add(e);
+  expect_thinking_answer(b.response());
+  // Anthropic events -> ConverseStream for a Converse caller.
+  cv::StreamEncoder enc;
+  std::vector<bulwark::api::bedrock::StreamPayload> out;
+  for (const auto& e : anthropic_thinking_stream()) enc.encode(e, out);
+  std::string all;
+  for (const auto& p : out) all += p.event_type + " " + p.payload + "\n";
+  EXPECT_NE(all.find(R"({"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"Step one. "}}})"), std::string::npos);
+  EXPECT_NE(all.find(R"({"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"sig-S"}}})"), std::string::npos);
+  EXPECT_NE(all.find(R"({"contentBlockIndex":1,"delta":{"reasoningContent":{"redactedContent":"cmVkYWN0"}}})"), std::string::npos);
+  EXPECT_NE(all.find(R"({"contentBlockIndex":2,"delta":{"text":"Answer."}})"), std::string::npos);
+}
+
+TEST(ThinkingStream, OpenAICallerSeesReasoningContentDeltas) {
+  oa::StreamEncoder enc(oa::StreamOptions{"", "m", 1, false, 1});
+  std::string sse;
+  for (const auto& e : anthropic_thinking_stream()) enc.encode(e, sse);
+  std::string reasoning;
+  for (const std::string& data : sse_data(sse)) {
+    if (data == "[DONE]") continue;
+    const auto v = json(data);
+    const auto& delta = v.at("choices").at(0).at("delta").as_object();
+    if (const auto* r = delta.if_contains("reasoning_content")) reasoning += r->as_string();
+  }
+  EXPECT_EQ(reasoning, "Step one. Step two.");
+}
+
+TEST(CacheMarks, ABreakpointInsideAToolResultMarksTheResult) {
+  auto req = an::decode_request(R"({"model":"c","max_tokens":5,"messages":[
+    {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"f","input":{}}]},
+    {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[
+      {"type":"text","text":"long output","cache_control":{"type":"ephemeral"}}]}]}]})");
+  ASSERT_TRUE(req.has_value()) << req.error().message;
+  EXPECT_TRUE(std::get<cn::ToolResultPart>(req->messages[1].content[0]).cache.has_value());
+  auto body = cv::encode_request(through_gateway(*req), kClaude);
+  ASSERT_TRUE(body.has_value()) << body.error().message;
+  EXPECT_EQ(count_of(*body, "cachePoint"), 1u);
+}
