@@ -140,6 +140,9 @@ struct Request {
   std::string route_header;         // x-bulwark-route: why this tier
   std::optional<accounting::Cost> cost;
   std::string cost_text;  // x-bulwark-cost-usd
+  // Hints a target's format left out (providers::build_chat_request), per target tried;
+  // the served target's become x-bulwark-dropped. Empty for almost every request.
+  std::vector<std::pair<const TargetPlan*, std::string>> dropped;
 };
 
 // cancelled: lost a hedge race (the other attempt had its first token first).
@@ -255,8 +258,10 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
   auto body = api::openai::upstream_body(chat, tp.target->model);
   // In the target's own format (OpenAI passes through; Anthropic and Bedrock are
   // translated and signed), before any connection: a refusal costs none.
-  auto built = providers::build_chat_request(*tp.provider, tp.target->model, body, chat.stream, std::chrono::system_clock::now());
+  std::string dropped;
+  auto built = providers::build_chat_request(*tp.provider, tp.target->model, body, chat.stream, std::chrono::system_clock::now(), &dropped);
   if (!built) co_return std::unexpected(std::move(built.error()));
+  if (!dropped.empty()) r.dropped.emplace_back(&tp, std::move(dropped));
   for (int round = 0; round < 2; ++round) {
     const auto now = Clock::now();
     const auto connect_by = std::min({now + tp.timeouts.connect, head_deadline, r.deadline});
@@ -696,6 +701,12 @@ std::vector<std::string> response_headers(const Request& r) {
     h.push_back(r.served_model->model->name);
     h.emplace_back("x-bulwark-target");
     h.push_back(r.served->target->id);
+    for (const auto& [target, what] : r.dropped)
+      if (target == r.served) {
+        h.emplace_back("x-bulwark-dropped");
+        h.push_back(what);
+        break;
+      }
   }
   if (!r.attempts.empty()) {
     std::string log;

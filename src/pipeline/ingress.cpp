@@ -352,7 +352,9 @@ Result<std::string> to_openai_request(Format format, std::string_view caller_bod
     req->model = std::string(model_from_path);
     req->stream = stream_from_path;
   }
-  return api::openai::encode_request(*req, req->model);
+  // The gateway's own form: what OpenAI has no field for (cache breakpoints, thinking and
+  // its signed blocks) still reaches an Anthropic or Bedrock target.
+  return api::openai::encode_request(*req, req->model, api::openai::RequestOptions{true});
 }
 
 std::unique_ptr<Downstream> translating_downstream(Format format, Downstream& inner, std::string model,

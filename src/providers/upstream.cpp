@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "api/canonical/ids.hpp"
+#include "api/openai/translate.hpp"
 #include "providers/anthropic/anthropic.hpp"
 #include "providers/bedrock/runtime.hpp"
 #include "providers/openai/openai.hpp"
@@ -79,6 +80,8 @@ bool contains_ci(std::string_view hay, std::string_view needle) noexcept {
 }  // namespace detail
 
 // ---- credentials -------------------------------------------------------------------
+
+namespace cn = api::canonical;
 
 namespace {
 
@@ -157,16 +160,25 @@ void forget_credentials() noexcept { g_credential_generation.fetch_add(1, std::m
 
 Result<UpstreamRequest> build_chat_request(const config::Provider& provider, std::string_view target_model,
                                            std::string_view openai_body, bool stream,
-                                           std::chrono::system_clock::time_point now) {
+                                           std::chrono::system_clock::time_point now, std::string* dropped) {
+  if (dropped != nullptr) dropped->clear();
   switch (provider.kind) {
-    case config::ProviderKind::openai:
-      return openai::build_request(provider, std::string(openai_body), stream);
+    case config::ProviderKind::openai: {
+      // A plain OpenAI body passes as it is; only the gateway's extended form is re-encoded.
+      if (!api::openai::has_extensions(openai_body)) return openai::build_request(provider, std::string(openai_body), stream);
+      auto req = detail::decode_openai(openai_body, stream);
+      if (!req) return std::unexpected(std::move(req).error());
+      auto body = api::openai::encode_request(*req, target_model);
+      if (!body) return std::unexpected(std::move(body).error());
+      if (dropped != nullptr && cn::has_cache_marks(*req)) *dropped = "cache_control";
+      return openai::build_request(provider, std::move(*body), stream);
+    }
     case config::ProviderKind::anthropic:
       return anthropic::build_request(provider, target_model, openai_body, stream);
     case config::ProviderKind::bedrock: {
       const Result<bedrock::Auth>& auth = cached_auth(provider);
       if (!auth) return std::unexpected(auth.error());
-      return aws_bedrock::build_request(provider, *auth, target_model, openai_body, stream, now);
+      return aws_bedrock::build_request(provider, *auth, target_model, openai_body, stream, now, dropped);
     }
   }
   return std::unexpected(Error::gateway(ErrorKind::internal, "unknown provider kind"));

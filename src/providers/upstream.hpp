@@ -43,9 +43,17 @@ inline bool translates(const config::Provider& p) noexcept { return p.kind != co
 // request (docs/formats.md, "What is refused"); upstream_auth (not retryable) when a
 // Bedrock provider has no usable credentials; internal for an InvokeModel target whose
 // model family is not translated (use api: converse for it).
+//
+// `dropped`, when given, is set to what the target's format left out because it has no
+// place for it and it changes no answer (docs/formats.md, "Hints a target cannot take"):
+// "cache_control" when the request has cache breakpoints and the target has no explicit
+// cache control (OpenAI-compatible, Converse models other than Claude and Nova, Llama 3,
+// Titan); empty otherwise. The pipeline shows it as x-bulwark-dropped. An OpenAI target
+// whose body is in the gateway's extended form (api::openai::has_extensions) gets it
+// re-encoded as a plain OpenAI body.
 Result<UpstreamRequest> build_chat_request(const config::Provider& provider, std::string_view target_model,
                                            std::string_view openai_body, bool stream,
-                                           std::chrono::system_clock::time_point now);
+                                           std::chrono::system_clock::time_point now, std::string* dropped = nullptr);
 
 // A complete (non-streamed, status 200) answer as an OpenAI chat.completion. The id is
 // the provider's message id restyled (chatcmpl-...), or chatcmpl-<request_id> when it has

@@ -123,18 +123,22 @@ Status check_model(const config::Provider& provider, std::string_view target_mod
 
 Result<UpstreamRequest> build_request(const config::Provider& provider, const bulwark::bedrock::Auth& auth,
                                       std::string_view target_model, std::string_view openai_body, bool stream,
-                                      std::chrono::system_clock::time_point now) {
+                                      std::chrono::system_clock::time_point now, std::string* dropped) {
   auto req = detail::decode_openai(openai_body, stream);
   if (!req) return std::unexpected(std::move(req).error());
   Result<std::string> body;
+  bool caches = false;  // whether the target's body carries cache breakpoints
   if (invoke_api(provider)) {
     auto f = family(target_model);
     if (!f) return std::unexpected(std::move(f).error());
     body = ab::invoke::encode_request(*req, *f, target_model);
+    caches = *f == ab::invoke::Family::anthropic || *f == ab::invoke::Family::nova;
   } else {
     body = ab::converse::encode_request(*req, target_model);
+    caches = ab::converse::takes_cache_points(target_model);
   }
   if (!body) return std::unexpected(std::move(body).error());
+  if (dropped != nullptr && !caches && api::canonical::has_cache_marks(*req)) *dropped = "cache_control";
 
   UpstreamRequest out{bhttp::verb::post, request_path(provider, target_model, stream), 11};
   const std::string host = provider.endpoint.authority();

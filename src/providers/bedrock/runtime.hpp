@@ -24,7 +24,7 @@ std::string request_path(const config::Provider& provider, std::string_view mode
 
 Result<UpstreamRequest> build_request(const config::Provider& provider, const bulwark::bedrock::Auth& auth,
                                       std::string_view target_model, std::string_view openai_body, bool stream,
-                                      std::chrono::system_clock::time_point now);
+                                      std::chrono::system_clock::time_point now, std::string* dropped = nullptr);
 
 Result<std::string> openai_answer(const config::Provider& provider, std::string_view target_model,
                                   std::string_view body, std::string_view request_id);

@@ -188,6 +188,9 @@ StreamEvent inspect_event(std::string_view event) {
       std::string_view content;
       if (!c.at_pointer("/delta/content").get(content) && !content.empty()) ++ev.content_deltas;
       else if (simdjson::dom::array tc; !c.at_pointer("/delta/tool_calls").get(tc) && tc.size() > 0) ++ev.content_deltas;
+      // Reasoning (thinking) is the model's first output too: it counts as a token.
+      else if (!c.at_pointer("/delta/reasoning_content").get(content) && !content.empty()) ++ev.content_deltas;
+      else if (simdjson::dom::array tb; !c.at_pointer("/delta/thinking_blocks").get(tb) && tb.size() > 0) ++ev.content_deltas;
     }
   }
   simdjson::dom::element u;

@@ -78,7 +78,7 @@ struct StreamEvent {
   enum class Kind : std::uint8_t { data, done, comment, error, malformed } kind = Kind::data;
   bool usage_only = false;      // the include_usage chunk: no choices, just usage
   bool has_finish = false;      // some choice carries a finish_reason
-  int content_deltas = 0;       // choices with non-empty content or tool-call deltas
+  int content_deltas = 0;       // choices with non-empty content, tool-call or reasoning deltas
   Usage usage;                  // set when the event carries usage
   std::string error_message;    // for Kind::error
 };
