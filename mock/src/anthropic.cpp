@@ -146,6 +146,10 @@ Result<ChatRequest> decode(std::string_view body, Dialect dialect) {
       return wrong(at + ".content", "a valid string or a list of content blocks");
     req.last_is_assistant = role == "assistant";
   }
+  if (dom::object th; obj.at_key("thinking").get_object().get(th) == simdjson::SUCCESS) {
+    std::string_view type;
+    req.thinking = th.at_key("type").get_string().get(type) == simdjson::SUCCESS && type == "enabled";
+  }
   if (i == 0) return bad_request("messages: at least one message is required", "messages");
   if (req.last_is_assistant) {
     // d.joined holds the last message's text: the prefill.
@@ -190,7 +194,15 @@ void append_message_head(std::string& out, const AnswerMeta& m, std::string_view
 std::size_t append_message(std::string& out, const Plan& p, const AnswerMeta& m,
                            std::string_view id_prefix) {
   append_message_head(out, m, id_prefix);
-  out += ",\"content\":[{\"type\":\"text\",\"text\":\"";
+  out += ",\"content\":[";
+  if (m.thinking) {
+    out += "{\"type\":\"thinking\",\"thinking\":";
+    json::append_string(out, kThinkingText);
+    out += ",\"signature\":";
+    json::append_string(out, kThinkingSignature);
+    out += "},";
+  }
+  out += "{\"type\":\"text\",\"text\":\"";
   const std::size_t cut_at = detail::append_answer_text(out, p, p.after_tokens);
   out += "\"}],\"stop_reason\":\"";
   out += stop_reason(p);
@@ -209,17 +221,38 @@ void append_message_start(std::string& out, const Plan& p, const AnswerMeta& m,
   out += "}}";
 }
 
-void append_block_start(std::string& out) {
-  out += R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})";
+void append_block_start(std::string& out, std::uint32_t index) {
+  out += R"({"type":"content_block_start","index":)";
+  json::append_int(out, index);
+  out += R"(,"content_block":{"type":"text","text":""}})";
 }
 
-void append_text_delta(std::string& out, std::string_view text) {
-  out += R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":)";
+void append_text_delta(std::string& out, std::string_view text, std::uint32_t index) {
+  out += R"({"type":"content_block_delta","index":)";
+  json::append_int(out, index);
+  out += R"(,"delta":{"type":"text_delta","text":)";
   json::append_string(out, text);
   out += "}}";
 }
 
-void append_block_stop(std::string& out) { out += R"({"type":"content_block_stop","index":0})"; }
+void append_block_stop(std::string& out, std::uint32_t index) {
+  out += R"({"type":"content_block_stop","index":)";
+  json::append_int(out, index);
+  out += '}';
+}
+
+std::vector<std::string> thinking_events() {
+  std::vector<std::string> out(4);
+  out[0] = R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}})";
+  out[1] = R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":)";
+  json::append_string(out[1], kThinkingText);
+  out[1] += "}}";
+  out[2] = R"({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":)";
+  json::append_string(out[2], kThinkingSignature);
+  out[2] += "}}";
+  append_block_stop(out[3], 0);
+  return out;
+}
 
 void append_message_delta(std::string& out, const Plan& p) {
   out += R"({"type":"message_delta","delta":{"stop_reason":")";
@@ -254,24 +287,33 @@ void AnthropicFormat::append_stream_open(std::string& out, const Plan& p, const 
   sse(out, "message_start");
   anthropic::append_message_start(out, p, m, "msg_");
   out += "\n\n";
+  if (m.thinking) {
+    static constexpr std::string_view kTypes[] = {"content_block_start", "content_block_delta", "content_block_delta", "content_block_stop"};
+    const std::vector<std::string> events = anthropic::thinking_events();
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      sse(out, kTypes[i]);
+      out += events[i];
+      out += "\n\n";
+    }
+  }
   sse(out, "content_block_start");
-  anthropic::append_block_start(out);
+  anthropic::append_block_start(out, m.thinking ? 1 : 0);
   out += "\n\n";
   out += "event: ping\ndata: {\"type\": \"ping\"}\n\n";
 }
 
-void AnthropicFormat::append_stream_token(std::string& out, const AnswerMeta&, std::string_view text,
+void AnthropicFormat::append_stream_token(std::string& out, const AnswerMeta& m, std::string_view text,
                                           bool, std::uint32_t) const {
   if (text.empty()) return;  // the block start already opened the answer
   sse(out, "content_block_delta");
-  anthropic::append_text_delta(out, text);
+  anthropic::append_text_delta(out, text, m.thinking ? 1 : 0);
   out += "\n\n";
 }
 
-void AnthropicFormat::append_stream_close(std::string& out, const Plan& p, const AnswerMeta&,
+void AnthropicFormat::append_stream_close(std::string& out, const Plan& p, const AnswerMeta& m,
                                           bool omit_done) const {
   sse(out, "content_block_stop");
-  anthropic::append_block_stop(out);
+  anthropic::append_block_stop(out, m.thinking ? 1 : 0);
   out += "\n\n";
   sse(out, "message_delta");
   anthropic::append_message_delta(out, p);

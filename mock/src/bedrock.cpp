@@ -131,6 +131,11 @@ Result<ChatRequest> decode_messages(dom::object obj, bool nova) {
       return bad_request("1 validation error detected: Value at 'inferenceConfig." +
                          std::string(cap_key) + "' failed to satisfy constraint: Member must have value greater than or equal to 1");
   }
+  // Claude on Converse: additionalModelRequestFields.thinking, in Anthropic's spelling.
+  if (dom::object th; obj.at_key("additionalModelRequestFields").at_key("thinking").get_object().get(th) == simdjson::SUCCESS) {
+    std::string_view type;
+    req.thinking = th.at_key("type").get_string().get(type) == simdjson::SUCCESS && type == "enabled";
+  }
   return req;
 }
 
@@ -410,8 +415,16 @@ Result<ChatRequest> BedrockConverseFormat::decode_chat(std::string_view body) co
 }
 
 std::size_t BedrockConverseFormat::append_completion(std::string& out, const Plan& p,
-                                                     const AnswerMeta&) const {
-  out += R"({"output":{"message":{"role":"assistant","content":[{"text":")";
+                                                     const AnswerMeta& m) const {
+  out += R"({"output":{"message":{"role":"assistant","content":[)";
+  if (m.thinking) {
+    out += R"({"reasoningContent":{"reasoningText":{"text":)";
+    json::append_string(out, kThinkingText);
+    out += ",\"signature\":";
+    json::append_string(out, kThinkingSignature);
+    out += "}}},";
+  }
+  out += R"({"text":")";
   const std::size_t cut_at = detail::append_answer_text(out, p, p.after_tokens);
   out += "\"}]}},\"stopReason\":\"";
   out += bedrock::converse_stop(p);
@@ -427,23 +440,36 @@ std::size_t BedrockConverseFormat::append_completion(std::string& out, const Pla
   return cut_at;
 }
 
-void BedrockConverseFormat::append_stream_open(std::string& out, const Plan&, const AnswerMeta&) const {
+void BedrockConverseFormat::append_stream_open(std::string& out, const Plan&, const AnswerMeta& m) const {
   bedrock::frame(out, "messageStart", std::string(R"({"role":"assistant")") + std::string(bedrock::kPad));
+  if (!m.thinking) return;
+  // Claude's reasoning on ConverseStream: text deltas, then the signature, in block 0.
+  std::string payload = R"({"contentBlockIndex":0,"delta":{"reasoningContent":{"text":)";
+  json::append_string(payload, kThinkingText);
+  payload += "}}";
+  payload += bedrock::kPad;
+  bedrock::frame(out, "contentBlockDelta", std::move(payload));
+  payload = R"({"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":)";
+  json::append_string(payload, kThinkingSignature);
+  payload += "}}";
+  payload += bedrock::kPad;
+  bedrock::frame(out, "contentBlockDelta", std::move(payload));
+  bedrock::frame(out, "contentBlockStop", std::string(R"({"contentBlockIndex":0)") + std::string(bedrock::kPad));
 }
 
-void BedrockConverseFormat::append_stream_token(std::string& out, const AnswerMeta&,
+void BedrockConverseFormat::append_stream_token(std::string& out, const AnswerMeta& m,
                                                 std::string_view text, bool, std::uint32_t) const {
   if (text.empty()) return;
-  std::string payload = R"({"contentBlockIndex":0,"delta":{"text":)";
+  std::string payload = m.thinking ? R"({"contentBlockIndex":1,"delta":{"text":)" : R"({"contentBlockIndex":0,"delta":{"text":)";
   json::append_string(payload, text);
   payload += '}';
   payload += bedrock::kPad;
   bedrock::frame(out, "contentBlockDelta", std::move(payload));
 }
 
-void BedrockConverseFormat::append_stream_close(std::string& out, const Plan& p, const AnswerMeta&,
+void BedrockConverseFormat::append_stream_close(std::string& out, const Plan& p, const AnswerMeta& m,
                                                 bool omit_done) const {
-  bedrock::frame(out, "contentBlockStop", std::string(R"({"contentBlockIndex":0)") + std::string(bedrock::kPad));
+  bedrock::frame(out, "contentBlockStop", std::string(m.thinking ? R"({"contentBlockIndex":1)" : R"({"contentBlockIndex":0)") + std::string(bedrock::kPad));
   if (omit_done) return;
   std::string payload = "{\"stopReason\":\"";
   payload += bedrock::converse_stop(p);
@@ -581,8 +607,10 @@ void BedrockInvokeFormat::append_stream_open(std::string& out, const Plan& p, co
     case bedrock::Family::anthropic:
       anthropic::append_message_start(j, p, m, "msg_bdrk_");
       append_chunk(out, j);
+      if (m.thinking)
+        for (const std::string& e : anthropic::thinking_events()) append_chunk(out, e);
       j.clear();
-      anthropic::append_block_start(j);
+      anthropic::append_block_start(j, m.thinking ? 1 : 0);
       append_chunk(out, j);
       return;
     case bedrock::Family::nova:
@@ -598,7 +626,7 @@ void BedrockInvokeFormat::append_stream_token(std::string& out, const AnswerMeta
   if (text.empty()) return;
   std::string j;
   switch (family_) {
-    case bedrock::Family::anthropic: anthropic::append_text_delta(j, text); break;
+    case bedrock::Family::anthropic: anthropic::append_text_delta(j, text, m.thinking ? 1 : 0); break;
     case bedrock::Family::meta:
       j += "{\"generation\":";
       json::append_string(j, text);
@@ -628,12 +656,12 @@ void BedrockInvokeFormat::append_stream_token(std::string& out, const AnswerMeta
   append_chunk(out, j);
 }
 
-void BedrockInvokeFormat::append_stream_close(std::string& out, const Plan& p, const AnswerMeta&,
+void BedrockInvokeFormat::append_stream_close(std::string& out, const Plan& p, const AnswerMeta& m,
                                               bool omit_done) const {
   std::string j;
   switch (family_) {
     case bedrock::Family::anthropic:
-      anthropic::append_block_stop(j);
+      anthropic::append_block_stop(j, m.thinking ? 1 : 0);
       append_chunk(out, j);
       j.clear();
       anthropic::append_message_delta(j, p);

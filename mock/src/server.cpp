@@ -416,7 +416,7 @@ struct Session {
                           std::chrono::duration_cast<std::chrono::seconds>(
                               clock.wall().time_since_epoch())
                               .count(),
-                          model, cr.include_usage, plan.prompt_tokens};
+                          model, cr.include_usage, plan.prompt_tokens, cr.thinking};
     Extra extra{plan.attempt, std::nullopt, false, {}};
     ResponseInfo info;
     info.plan = &plan;

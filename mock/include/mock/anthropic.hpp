@@ -50,9 +50,13 @@ std::size_t append_message(std::string& out, const Plan& p, const AnswerMeta& m,
                            std::string_view id_prefix);
 void append_message_start(std::string& out, const Plan& p, const AnswerMeta& m,
                           std::string_view id_prefix);
-void append_block_start(std::string& out);
-void append_text_delta(std::string& out, std::string_view text);
-void append_block_stop(std::string& out);
+// The text block's index is 1 when a thinking block (index 0) comes first.
+void append_block_start(std::string& out, std::uint32_t index = 0);
+void append_text_delta(std::string& out, std::string_view text, std::uint32_t index = 0);
+void append_block_stop(std::string& out, std::uint32_t index = 0);
+// The events of the thinking block (index 0) as data JSONs: start, thinking_delta,
+// signature_delta, stop.
+std::vector<std::string> thinking_events();
 void append_message_delta(std::string& out, const Plan& p);
 void append_error_json(std::string& out, std::string_view type, std::string_view message);
 

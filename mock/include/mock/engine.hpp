@@ -28,6 +28,7 @@ struct ChatRequest {
   bool last_is_assistant = false;
   std::string_view last_content;    // text of the last message when it is the assistant's
   std::optional<std::uint32_t> max_tokens;  // the request's output cap, when the format has one
+  bool thinking = false;  // Anthropic thinking enabled (Messages, Converse Claude, InvokeModel Claude)
 };
 
 struct AuthState {

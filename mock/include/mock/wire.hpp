@@ -22,7 +22,13 @@ struct AnswerMeta {
   std::string_view model;      // echoed from the request
   bool include_usage = false;  // streaming: the client asked for a usage event
   std::uint64_t prompt_tokens = 0;  // Plan::prompt_tokens, for formats that repeat it per event
+  bool thinking = false;  // the request enabled thinking: the answer starts with a signed thinking block
 };
+
+// The thinking block of an answer to a request that enabled thinking (fixed text, so that
+// tests can check it arrived, and a fixed signature that tests can look for upstream).
+inline constexpr std::string_view kThinkingText = "The mock thinks before it answers.";
+inline constexpr std::string_view kThinkingSignature = "bW9jay1zaWduYXR1cmU=";
 
 // What a format needs to add its own response headers.
 struct ResponseInfo {
