@@ -45,7 +45,7 @@ inline bool translates(const config::Provider& p) noexcept { return p.kind != co
 // model family is not translated (use api: converse for it).
 //
 // `dropped`, when given, is set to what the target's format left out because it has no
-// place for it and it changes no answer (docs/formats.md, "Hints a target cannot take"):
+// place for it and it changes no answer (docs/formats.md, "Prompt-cache breakpoints"):
 // "cache_control" when the request has cache breakpoints and the target has no explicit
 // cache control (OpenAI-compatible, Converse models other than Claude and Nova, Llama 3,
 // Titan); empty otherwise. The pipeline shows it as x-bulwark-dropped. An OpenAI target
