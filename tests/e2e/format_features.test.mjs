@@ -262,6 +262,38 @@ describe('format features: cache breakpoints and extended thinking', () => {
     );
   });
 
+  // ---- documents ----
+
+  it('documents reach a Converse upstream (pdf and txt), citations only an Anthropic one', async () => {
+    const pdf = Buffer.from('%PDF-1.4 mock').toString('base64');
+    const m = await anthropic.messages.create({
+      model: 'f-converse', max_tokens: 100,
+      messages: [{ role: 'user', content: [
+        { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf }, title: 'Q3 report.pdf' },
+        { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'Plain notes.' } },
+        { type: 'text', text: 'say four words please' },
+      ] }],
+    });
+    assert.equal(m.content[0].text, FULL);
+    const content = (await lastBody('bedrock')).messages[0].content;
+    assert.deepEqual(content[0], { document: { format: 'pdf', name: 'Q3 report-pdf', source: { bytes: pdf } } });
+    assert.deepEqual(content[1], { document: { format: 'txt', name: 'document-2', source: { bytes: Buffer.from('Plain notes.').toString('base64') } } });
+
+    const cited = (model) => anthropic.messages.create({
+      model, max_tokens: 100,
+      messages: [{ role: 'user', content: [
+        { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'The sky is blue.' }, citations: { enabled: true } },
+        { type: 'text', text: 'say four words please' },
+      ] }],
+    });
+    assert.equal((await cited('f-anthropic')).content[0].text, FULL);
+    const doc = (await lastBody('anthropic')).messages[0].content[0];
+    assert.deepEqual(doc.citations, { enabled: true });
+    assert.deepEqual(doc.source, { type: 'text', media_type: 'text/plain', data: 'The sky is blue.' });
+    await assert.rejects(cited('f-converse'), (e) => e.status === 400 && /citations/.test(e.error.error.message));
+    await assert.rejects(cited('f-openai'), (e) => e.status === 400 && /citations/.test(e.error.error.message));
+  });
+
   it('an OpenAI upstream gets reasoning_effort from a thinking budget, and no signed blocks', async () => {
     const m = await anthropic.messages.create(thinkingHistory('f-openai'));
     assert.equal(m.content.at(-1).text, FULL);

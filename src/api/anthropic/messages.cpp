@@ -78,6 +78,39 @@ Result<cn::ImagePart> decode_image(const bj::object& block, std::string_view p) 
   return image;
 }
 
+// A document block: base64 PDF or plain text; other sources cannot be translated.
+Result<cn::DocumentPart> decode_document(const bj::object& block, std::string_view p) {
+  auto source = detail::read_object(block, "source", p);
+  if (!source) return std::unexpected(std::move(source).error());
+  const std::string sp = path_key(p, "source");
+  if (*source == nullptr) return std::unexpected(bad_request("'" + sp + "' is required.", sp));
+  std::string type, data;
+  cn::DocumentPart doc;
+  BULWARK_API_TRY(detail::read_string(**source, "type", type, sp));
+  BULWARK_API_TRY(detail::read_string(**source, "media_type", doc.media_type, sp));
+  BULWARK_API_TRY(detail::read_string(**source, "data", data, sp));
+  if (type == "base64" && doc.media_type == "application/pdf") {
+    doc.data = std::move(data);
+  } else if (type == "text" && doc.media_type == "text/plain") {
+    doc.data = detail::base64_encode(data);  // the canonical form: base64, as Converse and OpenAI carry it
+  } else {
+    return std::unexpected(bad_request("Document source '" + type + "' (" + doc.media_type +
+                                           ") is not supported by this gateway; send a base64 PDF or plain text.",
+                                       sp));
+  }
+  BULWARK_API_TRY(detail::read_string(block, "title", doc.title, p));
+  BULWARK_API_TRY(detail::read_string(block, "context", doc.context, p));
+  auto citations = detail::read_object(block, "citations", p);
+  if (!citations) return std::unexpected(std::move(citations).error());
+  if (*citations != nullptr) {
+    std::optional<bool> enabled;
+    BULWARK_API_TRY(detail::read_bool(**citations, "enabled", enabled, path_key(p, "citations")));
+    doc.citations = enabled.value_or(false);
+  }
+  BULWARK_API_TRY(read_cache(block, p, doc.cache));
+  return doc;
+}
+
 Result<cn::ToolResultPart> decode_tool_result(const bj::object& block, std::string_view p) {
   cn::ToolResultPart result;
   BULWARK_API_TRY(detail::read_string(block, "tool_use_id", result.tool_call_id, p));
@@ -153,6 +186,10 @@ Status decode_message(const bj::value& value, std::size_t index, cn::ChatRequest
         if (!image) return std::unexpected(std::move(image).error());
         BULWARK_API_TRY(read_cache(block, bp, image->cache));
         msg.content.emplace_back(std::move(*image));
+      } else if (type == "document" && msg.role == cn::Role::user) {
+        auto doc = decode_document(block, bp);
+        if (!doc) return std::unexpected(std::move(doc).error());
+        msg.content.emplace_back(std::move(*doc));
       } else if (type == "tool_use" && msg.role == cn::Role::assistant) {
         cn::ToolCallPart call;
         BULWARK_API_TRY(detail::read_string(block, "id", call.id, bp));
@@ -333,6 +370,33 @@ Status write_block(std::string& out, std::size_t& written, const cn::ContentPart
     }
     if (result->is_error) out += ",\"is_error\":true";
     append_cache_control(out, result->cache);
+    out += '}';
+    return {};
+  }
+  if (const auto* doc = std::get_if<cn::DocumentPart>(&part)) {
+    next();
+    if (doc->media_type == "text/plain") {
+      auto text = detail::base64_decode(doc->data);
+      if (!text) return std::unexpected(bad_request("'" + std::string(p) + "' is a text document whose data is not base64.", std::string(p)));
+      out += "{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\":\"text/plain\",\"data\":";
+      json::append_string(out, *text);
+    } else {
+      out += "{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":";
+      json::append_string(out, doc->media_type);
+      out += ",\"data\":";
+      json::append_string(out, doc->data);
+    }
+    out += '}';
+    if (!doc->title.empty()) {
+      out += ",\"title\":";
+      json::append_string(out, doc->title);
+    }
+    if (!doc->context.empty()) {
+      out += ",\"context\":";
+      json::append_string(out, doc->context);
+    }
+    if (doc->citations) out += ",\"citations\":{\"enabled\":true}";
+    append_cache_control(out, doc->cache);
     out += '}';
     return {};
   }

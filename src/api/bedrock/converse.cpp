@@ -77,6 +77,48 @@ Result<cn::ImagePart> decode_image(const bj::object& block, std::string_view p) 
   return image;
 }
 
+// A document block: pdf or txt from inline bytes; other formats and sources cannot be translated.
+Result<cn::DocumentPart> decode_document(const bj::object& block, std::string_view p) {
+  cn::DocumentPart doc;
+  std::string format;
+  BULWARK_API_TRY(detail::read_string(block, "format", format, p));
+  if (format == "pdf") doc.media_type = "application/pdf";
+  else if (format == "txt") doc.media_type = "text/plain";
+  else return std::unexpected(bad_request("'" + std::string(p) + ".format' " + format + " cannot be translated by this gateway (pdf and txt can).", std::string(p)));
+  BULWARK_API_TRY(detail::read_string(block, "name", doc.title, p));
+  auto source = detail::read_object(block, "source", p);
+  if (!source) return std::unexpected(std::move(source).error());
+  if (*source != nullptr) BULWARK_API_TRY(detail::read_string(**source, "bytes", doc.data, path_key(p, "source")));
+  if (doc.data.empty())
+    return std::unexpected(bad_request("'" + std::string(p) + ".source.bytes' is required (S3 locations, text and content sources are not supported).", std::string(p)));
+  BULWARK_API_TRY(detail::read_string(block, "context", doc.context, p));
+  if (const bj::value* c = detail::find(block, "citations"); c != nullptr && c->is_object()) {
+    std::optional<bool> enabled;
+    BULWARK_API_TRY(detail::read_bool(c->get_object(), "enabled", enabled, path_key(p, "citations")));
+    doc.citations = enabled.value_or(false);
+  }
+  return doc;
+}
+
+// Converse's document name: letters, digits, single spaces, hyphens, parentheses and
+// square brackets. Anything else becomes a hyphen; empty -> document-N.
+std::string document_name(std::string_view title, std::size_t number) {
+  std::string out;
+  for (const char c : title) {
+    if (out.size() >= 200) break;
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) != 0 || c == '-' || c == '(' || c == ')' || c == '[' || c == ']') out.push_back(c);
+    else if (std::isspace(u) != 0) {
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+    } else {
+      out.push_back('-');
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  if (out.empty()) out = "document-" + std::to_string(number);
+  return out;
+}
+
 // `last` is the part the previous block became (a cachePoint marks it); null at the start.
 Status decode_block(const bj::value& value, std::string_view p, cn::Message& msg, cn::Message& results, cn::ContentPart** last) {
   if (!value.is_object()) return std::unexpected(bad_request("'" + std::string(p) + "' must be an object.", std::string(p)));
@@ -93,6 +135,10 @@ Status decode_block(const bj::value& value, std::string_view p, cn::Message& msg
     auto image = decode_image(img->get_object(), path_key(p, "image"));
     if (!image) return std::unexpected(std::move(image).error());
     msg.content.emplace_back(std::move(*image));
+  } else if (const bj::value* dv = detail::find(block, "document"); dv != nullptr && dv->is_object() && msg.role == cn::Role::user) {
+    auto doc = decode_document(dv->get_object(), path_key(p, "document"));
+    if (!doc) return std::unexpected(std::move(doc).error());
+    msg.content.emplace_back(std::move(*doc));
   } else if (const bj::value* tu = detail::find(block, "toolUse"); tu != nullptr && tu->is_object()) {
     const std::string tp = path_key(p, "toolUse");
     cn::ToolCallPart call;
@@ -196,10 +242,26 @@ Status write_image_block(std::string& out, const cn::ImagePart& image, std::stri
 // first; nothing for an empty text (Bedrock rejects empty text blocks). `written` counts
 // the blocks written so far.
 Status write_block_only(std::string& out, std::size_t& written, const cn::ContentPart& part, std::string_view p, cn::IdSource& ids,
-                        Dialect dialect, bool reasoning) {
+                        Dialect dialect, bool reasoning, std::size_t& documents) {
   const auto next = [&] {
     if (written++ != 0) out += ',';
   };
+  if (const auto* doc = std::get_if<cn::DocumentPart>(&part)) {
+    const std::string fmt(format_name(dialect));
+    if (doc->citations)
+      return std::unexpected(bad_request("'" + std::string(p) + "' asks for citations, which only Anthropic Messages and Claude on InvokeModel carry (not " + fmt + ").", std::string(p)));
+    if (!doc->context.empty())
+      return std::unexpected(bad_request("'" + std::string(p) + "' has a document context, which " + fmt + " cannot express.", std::string(p)));
+    next();
+    out += "{\"document\":{\"format\":";
+    out += doc->media_type == "text/plain" ? "\"txt\"" : "\"pdf\"";
+    out += ",\"name\":";
+    json::append_string(out, document_name(doc->title, ++documents));
+    out += ",\"source\":{\"bytes\":";
+    json::append_string(out, doc->data);
+    out += "}}}";
+    return {};
+  }
   if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
     // Only Claude takes its reasoning back; for other models it is their own past output
     // and leaving it out changes nothing they are asked.
@@ -261,9 +323,9 @@ Status write_block_only(std::string& out, std::size_t& written, const cn::Conten
 
 // The block, then a cachePoint after it when it is marked and the model takes them.
 Status write_block(std::string& out, std::size_t& written, const cn::ContentPart& part, std::string_view p, cn::IdSource& ids,
-                   Dialect dialect, bool claude, bool cache) {
+                   Dialect dialect, bool claude, bool cache, std::size_t& documents) {
   const std::size_t before = written;
-  BULWARK_API_TRY(write_block_only(out, written, part, p, ids, dialect, claude));
+  BULWARK_API_TRY(write_block_only(out, written, part, p, ids, dialect, claude, documents));
   if (cache && written != before && cn::cache_of(part)) {
     out += ',';
     out += kCachePoint;
@@ -504,6 +566,7 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
 
   const std::vector<detail::Turn> turns = detail::merge_turns(req.messages);
   bool first_turn = true;
+  std::size_t documents = 0;  // numbers the unnamed ones
   for (std::size_t t = 0; t < turns.size(); ++t) {
     const detail::Turn& turn = turns[t];
     const std::string p = path_key(path_index("messages", turn.message), "content");
@@ -511,7 +574,7 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
     if (!first_turn) out += ',';
     out += turn.assistant ? "{\"role\":\"assistant\",\"content\":[" : "{\"role\":\"user\",\"content\":[";
     std::size_t blocks = 0;
-    for (const cn::ContentPart* part : turn.parts) BULWARK_API_TRY(write_block(out, blocks, *part, p, ids, dialect, claude, cache));
+    for (const cn::ContentPart* part : turn.parts) BULWARK_API_TRY(write_block(out, blocks, *part, p, ids, dialect, claude, cache, documents));
     if (blocks == 0) {
       out.resize(mark);
       if (turn.assistant && t + 1 == turns.size()) continue;  // an empty prefill asks for nothing

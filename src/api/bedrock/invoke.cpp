@@ -49,6 +49,7 @@ Status refuse_beyond_text(const cn::ChatRequest& req, Family family) {
     for (std::size_t j = 0; j < req.messages[i].content.size(); ++j) {
       const cn::ContentPart& part = req.messages[i].content[j];
       if (std::holds_alternative<cn::ImagePart>(part)) return refuse(path_index(p, j), "takes text only (no images)");
+      if (std::holds_alternative<cn::DocumentPart>(part)) return refuse(path_index(p, j), "takes text only (no documents)");
       if (std::holds_alternative<cn::ToolCallPart>(part) || std::holds_alternative<cn::ToolResultPart>(part))
         return refuse(path_index(p, j), "has no tool use");
     }

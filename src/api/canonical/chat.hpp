@@ -64,6 +64,18 @@ struct ToolResultPart {
   std::optional<CacheMark> cache{};
 };
 
+// A document given inline: a PDF or plain text (Anthropic document blocks, Converse
+// document blocks, OpenAI file parts). URL, file-id, S3 and content-block sources are
+// refused by the decoders; see docs/formats.md.
+struct DocumentPart {
+  std::string media_type;  // "application/pdf" or "text/plain"
+  std::string data;        // base64 (plain text too, as Converse and OpenAI carry it)
+  std::string title;       // Anthropic's title, Converse's name, OpenAI's filename; may be empty
+  std::string context;     // Anthropic's context (only Anthropic can carry it)
+  bool citations = false;  // Anthropic's citations.enabled (only Anthropic can carry it)
+  std::optional<CacheMark> cache{};
+};
+
 // The model's own reasoning (Anthropic thinking / redacted_thinking, Converse
 // reasoningContent), in answers and in the assistant turns a caller sends back. Anthropic
 // requires these blocks back, signatures intact, when tools are used with thinking.
@@ -74,7 +86,7 @@ struct ReasoningPart {
   std::optional<CacheMark> cache{};  // never set: no format caches reasoning
 };
 
-using ContentPart = std::variant<TextPart, ImagePart, AudioPart, ToolCallPart, ToolResultPart, ReasoningPart>;
+using ContentPart = std::variant<TextPart, ImagePart, AudioPart, ToolCallPart, ToolResultPart, ReasoningPart, DocumentPart>;
 
 // Tool results are their own role (OpenAI's "tool" messages); Anthropic and Bedrock
 // carry them in user turns, so their encoders merge a tool message into the user turn.

@@ -125,6 +125,33 @@ Status decode_user_part(sd::element value, std::string_view p, std::vector<cn::C
     }
     BULWARK_API_TRY(read_cache(part, p, image.cache));
     out.emplace_back(std::move(image));
+  } else if (type == "file") {
+    auto f = detail::read_object(part, "file", p);
+    if (!f) return std::unexpected(std::move(f).error());
+    const std::string fp = path_key(p, "file");
+    if (!*f) return std::unexpected(bad_request("'" + fp + "' is required.", fp));
+    if (detail::find(**f, "file_id"))
+      return std::unexpected(bad_request("'" + fp + ".file_id' (an uploaded file) cannot be translated by this gateway; send file_data.", fp));
+    std::string url;
+    cn::DocumentPart doc;
+    BULWARK_API_TRY(detail::read_string(**f, "file_data", url, fp));
+    BULWARK_API_TRY(detail::read_string(**f, "filename", doc.title, fp));
+    const auto data = detail::parse_data_url(url);
+    if (!data || (data->media_type != "application/pdf" && data->media_type != "text/plain"))
+      return std::unexpected(bad_request("'" + fp + ".file_data' must be a base64 data: URL of a PDF (application/pdf) or plain text (text/plain).", fp));
+    doc.media_type.assign(data->media_type);
+    doc.data.assign(data->data);
+    // The gateway's form also carries Anthropic's document context and citations.
+    BULWARK_API_TRY(detail::read_string(**f, "context", doc.context, fp));
+    if (auto c = detail::read_object(**f, "citations", fp); !c) {
+      return std::unexpected(std::move(c).error());
+    } else if (*c) {
+      std::optional<bool> enabled;
+      BULWARK_API_TRY(detail::read_bool(**c, "enabled", enabled, path_key(fp, "citations")));
+      doc.citations = enabled.value_or(false);
+    }
+    BULWARK_API_TRY(read_cache(part, p, doc.cache));
+    out.emplace_back(std::move(doc));
   } else if (type == "input_audio") {
     auto ia = detail::read_object(part, "input_audio", p);
     if (!ia) return std::unexpected(std::move(ia).error());
@@ -446,9 +473,16 @@ bool has_reasoning_parts(const cn::ChatRequest& req) noexcept {
   return false;
 }
 
+bool has_document_extensions(const cn::ChatRequest& req) noexcept {
+  for (const cn::Message& m : req.messages)
+    for (const cn::ContentPart& part : m.content)
+      if (const auto* d = std::get_if<cn::DocumentPart>(&part); d != nullptr && (d->citations || !d->context.empty())) return true;
+  return false;
+}
+
 bool needs_extensions(const cn::ChatRequest& req) noexcept {
   const bool thinking = req.reasoning.mode != cn::Reasoning::Mode::unset && req.reasoning.effort.empty();
-  return thinking || cn::has_cache_marks(req) || has_reasoning_parts(req);
+  return thinking || cn::has_cache_marks(req) || has_reasoning_parts(req) || has_document_extensions(req);
 }
 
 Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view target_model, const RequestOptions& options) {
@@ -549,6 +583,18 @@ Result<std::string> encode_request(const cn::ChatRequest& req, std::string_view 
             bj::object ip{{"type", "image_url"}, {"image_url", std::move(iu)}};
             cache(ip, img->cache);
             parts.push_back(std::move(ip));
+          } else if (const auto* doc = std::get_if<cn::DocumentPart>(&part)) {
+            if (!gateway && (doc->citations || !doc->context.empty()))
+              return std::unexpected(bad_request("'" + p + "' has a document with " + (doc->citations ? "citations" : "a context") +
+                                                     ", which only Anthropic Messages and Claude on InvokeModel carry (not OpenAI chat completions).",
+                                                 p));
+            bj::object file{{"file_data", "data:" + doc->media_type + ";base64," + doc->data}};
+            if (!doc->title.empty()) file["filename"] = doc->title;
+            if (!doc->context.empty()) file["context"] = doc->context;
+            if (doc->citations) file["citations"] = bj::object{{"enabled", true}};
+            bj::object fp{{"type", "file"}, {"file", std::move(file)}};
+            cache(fp, doc->cache);
+            parts.push_back(std::move(fp));
           } else if (const auto* a = std::get_if<cn::AudioPart>(&part)) {
             parts.push_back(bj::object{{"type", "input_audio"}, {"input_audio", bj::object{{"data", a->data}, {"format", a->format}}}});
           } else {

@@ -169,7 +169,7 @@ TEST(AnthropicDecode, RejectsBadOrUnsupportedInput) {
            Case{R"({"model":"c","messages":[{"role":"user","content":"x"}]})", "max_tokens"},
            Case{R"({"max_tokens":5,"messages":[{"role":"user","content":"x"}]})", "model"},
            Case{R"({"model":"c","max_tokens":5,"messages":[{"role":"system","content":"x"}]})", "messages[0].role"},
-           Case{R"({"model":"c","max_tokens":5,"messages":[{"role":"user","content":[{"type":"document","source":{}}]}]})", "messages[0].content[0]"},
+           Case{R"({"model":"c","max_tokens":5,"messages":[{"role":"user","content":[{"type":"document","source":{}}]}]})", "messages[0].content[0].source"},
            Case{R"({"model":"c","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"w"}]})", "tools[0]"},
            Case{R"({"model":"c","max_tokens":5,"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"maybe"}})", "tool_choice"},
            Case{R"({"model":"c","max_tokens":5,"messages":[{"role":"user","content":"x"}],"system":5})", "system"},

@@ -127,7 +127,7 @@ TEST(BedrockConverseDecode, ReadsACallersConverseRequest) {
 
   auto bad = cv::decode_request(R"({"messages":[{"role":"user","content":[{"document":{"name":"d"}}]}]})");
   ASSERT_FALSE(bad.has_value());
-  EXPECT_EQ(bad.error().param, "messages[0].content[0]");
+  EXPECT_EQ(bad.error().param, "messages[0].content[0].document");
   EXPECT_NE(bad.error().message.find("document"), std::string::npos);
 }
 

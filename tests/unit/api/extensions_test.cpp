@@ -529,3 +529,110 @@ TEST(CacheMarks, ABreakpointInsideAToolResultMarksTheResult) {
   ASSERT_TRUE(body.has_value()) << body.error().message;
   EXPECT_EQ(count_of(*body, "cachePoint"), 1u);
 }
+
+// ---- documents ----
+
+namespace {
+constexpr std::string_view kDocuments = R"({"model":"c","max_tokens":50,"messages":[{"role":"user","content":[
+  {"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0xLjQ="},"title":"Q3 report.pdf"},
+  {"type":"document","source":{"type":"text","media_type":"text/plain","data":"Plain notes."}},
+  {"type":"text","text":"Summarise both."}]}]})";
+}  // namespace
+
+TEST(Documents, AnthropicToConverseAndOpenAIAndBack) {
+  auto req = an::decode_request(kDocuments);
+  ASSERT_TRUE(req.has_value()) << req.error().message;
+  const auto& pdf = std::get<cn::DocumentPart>(req->messages[0].content[0]);
+  EXPECT_EQ(pdf.media_type, "application/pdf");
+  EXPECT_EQ(pdf.title, "Q3 report.pdf");
+  const auto& txt = std::get<cn::DocumentPart>(req->messages[0].content[1]);
+  EXPECT_EQ(txt.media_type, "text/plain");
+  EXPECT_EQ(txt.data, "UGxhaW4gbm90ZXMu");  // base64 of "Plain notes."
+
+  const cn::ChatRequest through = through_gateway(*req);
+  auto conv = cv::encode_request(through, kClaude);
+  ASSERT_TRUE(conv.has_value()) << conv.error().message;
+  const auto c = json(*conv);
+  const auto& blocks = c.at("messages").at(0).at("content").as_array();
+  EXPECT_EQ(blocks[0].at("document").at("format"), "pdf");
+  EXPECT_EQ(blocks[0].at("document").at("name"), "Q3 report-pdf");  // sanitised for Converse
+  EXPECT_EQ(blocks[0].at("document").at("source").at("bytes"), "JVBERi0xLjQ=");
+  EXPECT_EQ(blocks[1].at("document").at("format"), "txt");
+  EXPECT_EQ(blocks[1].at("document").at("name"), "document-2");  // untitled: numbered
+  EXPECT_EQ(blocks[1].at("document").at("source").at("bytes"), "UGxhaW4gbm90ZXMu");
+
+  auto openai = oa::encode_request(through, "gpt-x");
+  ASSERT_TRUE(openai.has_value()) << openai.error().message;
+  const auto o = json(*openai);
+  const auto& parts = o.at("messages").at(0).at("content").as_array();
+  EXPECT_EQ(parts[0].at("type"), "file");
+  EXPECT_EQ(parts[0].at("file").at("file_data"), "data:application/pdf;base64,JVBERi0xLjQ=");
+  EXPECT_EQ(parts[0].at("file").at("filename"), "Q3 report.pdf");
+  EXPECT_EQ(parts[1].at("file").at("file_data"), "data:text/plain;base64,UGxhaW4gbm90ZXMu");
+
+  // Converse caller -> Anthropic target: the text document is plain text again.
+  auto back = cv::decode_request(*conv);
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  auto anthropic = an::encode_request(through_gateway(*back), "claude-x");
+  ASSERT_TRUE(anthropic.has_value()) << anthropic.error().message;
+  const auto a = json(*anthropic);
+  const auto& ab = a.at("messages").at(0).at("content").as_array();
+  EXPECT_EQ(ab[0].at("source").at("type"), "base64");
+  EXPECT_EQ(ab[0].at("title"), "Q3 report-pdf");
+  EXPECT_EQ(ab[1].at("source").at("type"), "text");
+  EXPECT_EQ(ab[1].at("source").at("data"), "Plain notes.");
+}
+
+TEST(Documents, CitationsAndContextReachOnlyAnthropicTargets) {
+  auto req = an::decode_request(R"({"model":"c","max_tokens":50,"messages":[{"role":"user","content":[
+    {"type":"document","source":{"type":"text","media_type":"text/plain","data":"Facts."},"context":"From the wiki.","citations":{"enabled":true}},
+    {"type":"text","text":"Cite."}]}]})");
+  ASSERT_TRUE(req.has_value()) << req.error().message;
+  const cn::ChatRequest through = through_gateway(*req);
+  auto anthropic = an::encode_request(through, "claude-x");
+  ASSERT_TRUE(anthropic.has_value()) << anthropic.error().message;
+  const auto a = json(*anthropic);
+  EXPECT_EQ(a.at("messages").at(0).at("content").at(0).at("citations").at("enabled"), true);
+  EXPECT_EQ(a.at("messages").at(0).at("content").at(0).at("context"), "From the wiki.");
+  auto invoke = iv::encode_request(through, iv::Family::anthropic, kClaude);
+  ASSERT_TRUE(invoke.has_value());
+  EXPECT_NE(invoke->find("\"citations\":{\"enabled\":true}"), std::string::npos);
+  auto conv = cv::encode_request(through, kClaude);
+  ASSERT_FALSE(conv.has_value());
+  EXPECT_EQ(conv.error().kind, ErrorKind::bad_request);
+  EXPECT_NE(conv.error().message.find("citations"), std::string::npos);
+  auto openai = oa::encode_request(through, "gpt-x");
+  ASSERT_FALSE(openai.has_value());
+  EXPECT_NE(openai.error().message.find("citations"), std::string::npos);
+}
+
+TEST(Documents, WhatDoesNotMapStaysA400) {
+  const auto refused = [](std::string_view body) {
+    auto r = an::decode_request(body);
+    return !r.has_value() && r.error().kind == ErrorKind::bad_request;
+  };
+  EXPECT_TRUE(refused(R"({"model":"c","max_tokens":5,"messages":[{"role":"user","content":[
+    {"type":"document","source":{"type":"url","url":"https://example.com/a.pdf"}}]}]})"));
+  EXPECT_TRUE(refused(R"({"model":"c","max_tokens":5,"messages":[{"role":"user","content":[
+    {"type":"document","source":{"type":"file","file_id":"file_1"}}]}]})"));
+  EXPECT_TRUE(refused(R"({"model":"c","max_tokens":5,"messages":[{"role":"user","content":[
+    {"type":"document","source":{"type":"content","content":[{"type":"text","text":"x"}]}}]}]})"));
+  auto s3 = cv::decode_request(R"({"messages":[{"role":"user","content":[
+    {"document":{"format":"pdf","name":"a","source":{"s3Location":{"uri":"s3://b/a.pdf"}}}}]}]})");
+  ASSERT_FALSE(s3.has_value());
+  EXPECT_NE(s3.error().message.find("S3"), std::string::npos);
+  auto docx = cv::decode_request(R"({"messages":[{"role":"user","content":[
+    {"document":{"format":"docx","name":"a","source":{"bytes":"AAAA"}}}]}]})");
+  ASSERT_FALSE(docx.has_value());
+  auto file_id = oa::decode_request(R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"file-1"}}]}]})");
+  ASSERT_FALSE(file_id.has_value());
+  EXPECT_NE(file_id.error().message.find("file_id"), std::string::npos);
+  auto openai_doc = oa::decode_request(R"({"model":"m","messages":[{"role":"user","content":[
+    {"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBERi0="}}]}]})");
+  ASSERT_TRUE(openai_doc.has_value()) << openai_doc.error().message;
+  for (auto family : {iv::Family::llama3, iv::Family::titan_text}) {
+    auto body = iv::encode_request(*openai_doc, family, "m");
+    ASSERT_FALSE(body.has_value());
+    EXPECT_NE(body.error().message.find("documents"), std::string::npos);
+  }
+}

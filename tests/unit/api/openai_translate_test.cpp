@@ -114,7 +114,7 @@ TEST(OpenAITranslateDecode, RejectsWhatTheModelCannotHoldWithTheField) {
            Case{R"({"messages":[{"role":"user","content":"x"}]})", ErrorKind::bad_request, "model"},
            Case{R"({"model":"m","messages":[]})", ErrorKind::bad_request, "messages"},
            Case{R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})", ErrorKind::bad_request, "messages[0].role"},
-           Case{R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{}}]}]})", ErrorKind::bad_request, "messages[0].content[0]"},
+           Case{R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{}}]}]})", ErrorKind::bad_request, "messages[0].content[0].file"},
            Case{R"({"model":"m","messages":[{"role":"assistant","function_call":{"name":"f"}}]})", ErrorKind::bad_request, "messages[0].function_call"},
            Case{R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", ErrorKind::bad_request, "messages[0].tool_call_id"},
            Case{R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"})", ErrorKind::bad_request, "temperature"},
