@@ -337,10 +337,20 @@ Status decode_openai_only(sd::object o, cn::ChatRequest& req) {
 
 // reasoning_effort (OpenAI's), or thinking (Anthropic's, in the gateway's form) which wins.
 Status decode_reasoning(sd::object o, cn::ChatRequest& req) {
-  std::string effort;
-  BULWARK_API_TRY(detail::read_string(o, "reasoning_effort", effort, ""));
-  if (effort == "none") req.reasoning.mode = cn::Reasoning::Mode::disabled;
-  else if (!effort.empty()) req.reasoning = {cn::Reasoning::Mode::enabled, 0, std::move(effort)};
+  // One pass over the top-level keys for both (rarely present) fields: this runs for
+  // every request, and each absent-key lookup is a scan of its own.
+  bool has_effort = false, has_thinking = false;
+  for (const sd::key_value_pair field : o) {
+    has_effort = has_effort || field.key == "reasoning_effort";
+    has_thinking = has_thinking || field.key == "thinking";
+  }
+  if (has_effort) {
+    std::string effort;
+    BULWARK_API_TRY(detail::read_string(o, "reasoning_effort", effort, ""));
+    if (effort == "none") req.reasoning.mode = cn::Reasoning::Mode::disabled;
+    else if (!effort.empty()) req.reasoning = {cn::Reasoning::Mode::enabled, 0, std::move(effort)};
+  }
+  if (!has_thinking) return {};
   auto thinking = detail::read_object(o, "thinking", "");
   if (!thinking) return std::unexpected(std::move(thinking).error());
   if (!*thinking) return {};
