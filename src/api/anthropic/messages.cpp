@@ -690,8 +690,12 @@ Result<cn::ChatResponse> decode_response(std::string_view body) {
     std::string_view type;
     if (block.at_key("type").get_string().get(type) != simdjson::SUCCESS) continue;
     if (type == "text") {
-      if (std::string_view t; block.at_key("text").get_string().get(t) == simdjson::SUCCESS)
-        resp.content.emplace_back(cn::TextPart{std::string(t)});
+      if (std::string_view t; block.at_key("text").get_string().get(t) == simdjson::SUCCESS) {
+        cn::TextPart part{std::string(t)};
+        if (sd::element c; block.at_key("citations").get(c) == simdjson::SUCCESS && c.is_array() && sd::array(c).size() != 0)
+          part.citations = detail::to_json(c);
+        resp.content.emplace_back(std::move(part));
+      }
     } else if (type == "tool_use") {
       cn::ToolCallPart call;
       call.id = detail::string_of(block, "id");
@@ -728,6 +732,10 @@ std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed)
       if (!first) out += ',';
       out += "{\"type\":\"text\",\"text\":";
       json::append_string(out, t->text);
+      if (!t->citations.empty()) {
+        out += ",\"citations\":";
+        out += t->citations;  // JSON this library wrote from a parsed value
+      }
       out += '}';
     } else if (const auto* call = std::get_if<cn::ToolCallPart>(&part)) {
       if (!first) out += ',';

@@ -26,6 +26,9 @@ struct CacheMark {
 struct TextPart {
   std::string text;
   std::optional<CacheMark> cache{};
+  // Answers only: the block's citations as JSON text (Anthropic's array, carried opaque so
+  // that an Anthropic caller of an Anthropic target keeps them); empty when none.
+  std::string citations{};
 };
 
 // An image inline (base64 + media type) or, only from OpenAI callers, by remote URL.

@@ -716,7 +716,17 @@ Result<cn::ChatResponse> decode_response(std::string_view body) {
   } else if (const bj::value* rc = detail::find(m, "reasoning_content"); rc != nullptr && rc->is_string() && !rc->get_string().empty()) {
     resp.content.emplace_back(cn::ReasoningPart{std::string(rc->get_string()), {}, {}});
   }
-  if (const bj::value* c = detail::find(m, "content"); c != nullptr && c->is_string())
+  const bj::value* blocks = detail::find(m, "text_blocks");
+  if (blocks != nullptr && blocks->is_array()) {
+    // The gateway's own field: the text blocks with their citations (see encode_response).
+    for (const bj::value& b : blocks->get_array()) {
+      if (!b.is_object()) continue;
+      cn::TextPart part;
+      if (const bj::value* t = detail::find(b.get_object(), "text"); t != nullptr && t->is_string()) part.text = t->get_string();
+      if (const bj::value* c = detail::find(b.get_object(), "citations"); c != nullptr && c->is_array()) part.citations = detail::to_json(*c);
+      resp.content.emplace_back(std::move(part));
+    }
+  } else if (const bj::value* c = detail::find(m, "content"); c != nullptr && c->is_string())
     resp.content.emplace_back(cn::TextPart{std::string(c->get_string())});
   else if (const bj::value* r = detail::find(m, "refusal"); r != nullptr && r->is_string()) {
     resp.content.emplace_back(cn::TextPart{std::string(r->get_string())});
@@ -799,6 +809,29 @@ std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed)
         if (!first) out += ',';
         first = false;
         append_thinking_block(out, *r);
+      }
+    out += ']';
+  }
+  // Citations have no OpenAI field: when some text block has them, the blocks are also
+  // written as text_blocks (the gateway's own field), so that the answer can be written
+  // back to an Anthropic caller with them.
+  bool cited = false;
+  for (const cn::ContentPart& part : resp.content)
+    if (const auto* t = std::get_if<cn::TextPart>(&part); t != nullptr && !t->citations.empty()) cited = true;
+  if (cited) {
+    out += ",\"text_blocks\":[";
+    bool first = true;
+    for (const cn::ContentPart& part : resp.content)
+      if (const auto* t = std::get_if<cn::TextPart>(&part)) {
+        if (!first) out += ',';
+        first = false;
+        out += "{\"text\":";
+        json::append_string(out, t->text);
+        if (!t->citations.empty()) {
+          out += ",\"citations\":";
+          out += t->citations;
+        }
+        out += '}';
       }
     out += ']';
   }

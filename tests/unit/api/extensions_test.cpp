@@ -636,3 +636,29 @@ TEST(Documents, WhatDoesNotMapStaysA400) {
     EXPECT_NE(body.error().message.find("documents"), std::string::npos);
   }
 }
+
+TEST(Citations, AnAnthropicAnswerKeepsThemThroughTheOpenAIForm) {
+  auto resp = an::decode_response(R"({"id":"msg_c","type":"message","role":"assistant","model":"claude-x",
+    "content":[{"type":"text","text":"The sky "},
+               {"type":"text","text":"is blue.","citations":[{"type":"char_location","cited_text":"The sky is blue.","document_index":0,"start_char_index":0,"end_char_index":16}]}],
+    "stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":7}})");
+  ASSERT_TRUE(resp.has_value());
+  ASSERT_EQ(resp->content.size(), 2u);
+  EXPECT_TRUE(std::get<cn::TextPart>(resp->content[0]).citations.empty());
+  EXPECT_FALSE(std::get<cn::TextPart>(resp->content[1]).citations.empty());
+  const std::string openai = oa::encode_response(*resp, 1);
+  const auto o = json(openai);
+  EXPECT_EQ(o.at("choices").at(0).at("message").at("content"), "The sky is blue.");  // OpenAI callers: the text
+  auto back = oa::decode_response(openai);
+  ASSERT_TRUE(back.has_value());
+  const auto a = json(an::encode_response(*back, 1));
+  const auto& content = a.at("content").as_array();
+  ASSERT_EQ(content.size(), 2u);
+  EXPECT_FALSE(content[0].as_object().contains("citations"));
+  EXPECT_EQ(content[1].at("citations").at(0).at("cited_text"), "The sky is blue.");
+  EXPECT_EQ(content[1].at("citations").at(0).at("end_char_index"), 16);
+  // Without citations nothing extra is written.
+  cn::ChatResponse plain;
+  plain.content.emplace_back(cn::TextPart{"hi"});
+  EXPECT_EQ(oa::encode_response(plain, 1).find("text_blocks"), std::string::npos);
+}
