@@ -52,10 +52,12 @@
 #include <vector>
 
 #include "accounting/audit.hpp"
+#include "accounting/overhead.hpp"
 #include "api/openai/chat.hpp"
 #include "api/openai/text.hpp"
 #include "auth/virtual_key.hpp"
 #include "pipeline/governance.hpp"
+#include "pipeline/health.hpp"
 #include "policy/evaluate.hpp"
 #include "policy/stream_redactor.hpp"
 #include "providers/http/client.hpp"
@@ -86,6 +88,22 @@ struct AttemptRecord {
   std::string_view outcome;  // "ok", an ErrorKind name, or "breaker_open" (skipped)
   Clock::duration took{};
   bool counted = true;  // false: the breaker refused, no request was sent
+  // Set when the provider charges for this attempt but it is not the caller's answer:
+  // gateway overhead (ledger, audit, metric), never billed to the caller.
+  std::optional<accounting::OverheadReason> overhead{};
+  accounting::AttemptCharge charge{};
+};
+
+// What one attempt has seen, for what its provider charges should it not become the
+// caller's answer (accounting::attempt_charge).
+struct AttemptTrace {
+  bool sent = false;      // the request went out
+  bool accepted = false;  // a 2xx head came back: the provider is working on it
+  std::size_t prompt_bytes = 0;
+  std::optional<oa::Usage> usage;  // reported at the end of the answer
+  std::optional<accounting::Usage> prompt_usage;  // reported before the text (Anthropic message_start)
+  std::size_t text_bytes = 0;  // answer text received
+  std::size_t record = SIZE_MAX;  // the attempt's entry in Request::attempts, once it has one
 };
 
 // Who is calling and what admission holds for them until the request ends.
@@ -120,6 +138,7 @@ struct Request {
   // The live upstream connection of each racing attempt (two only while hedging); closed
   // on hang-up to cancel the upstream calls.
   std::array<phttp::Connection*, 2> active{};
+  std::array<AttemptTrace, 2> trace;  // of each racing attempt, by lane slot
   Governance* gov = nullptr;  // null: no accounting (tests without a database)
   Caller caller;
   std::optional<Error> error;  // the error answered, for the audit record
@@ -257,6 +276,9 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
   // translated and signed), before any connection: a refusal costs none.
   auto built = providers::build_chat_request(*tp.provider, tp.target->model, body, chat.stream, std::chrono::system_clock::now());
   if (!built) co_return std::unexpected(std::move(built.error()));
+  AttemptTrace& trace = r.trace[lane.slot];
+  trace = AttemptTrace{};
+  trace.prompt_bytes = chat.body.size();
   for (int round = 0; round < 2; ++round) {
     const auto now = Clock::now();
     const auto connect_by = std::min({now + tp.timeouts.connect, head_deadline, r.deadline});
@@ -267,10 +289,12 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
     const bool reused = ox.conn->reused();
     r.active[lane.slot] = ox.conn.get();
     ox.exchange = std::make_unique<phttp::Exchange>(*ox.conn);
+    trace.sent = true;
     auto sent = co_await ox.exchange->write(*built, std::min(head_deadline, r.deadline));
     Status head = std::move(sent);
     if (head) head = co_await ox.exchange->read_head(std::min(head_deadline, r.deadline), kMaxUpstreamBody);
     if (head) {
+      trace.accepted = ox.exchange->status() / 100 == 2;
       // Rate-limit headroom the provider reports, for the headroom-aware balancer.
       const auto& fields = ox.exchange->head();
       auto lookup = [&fields](std::string_view name) -> std::optional<std::string_view> {
@@ -582,6 +606,38 @@ std::string cost_usd(std::int64_t nano) {
   return s;
 }
 
+accounting::AttemptSeen seen_of(const AttemptTrace& t) {
+  accounting::AttemptSeen seen;
+  seen.prompt_bytes = t.prompt_bytes;
+  seen.output_text_bytes = t.text_bytes;
+  if (t.usage) {
+    seen.reported = usage_of(*t.usage);
+    seen.output_final = true;  // OpenAI's usage chunk, and the one translated streams end with
+  } else if (t.prompt_usage) {
+    seen.reported = *t.prompt_usage;
+  }
+  return seen;
+}
+
+// The attempt `rec` was accepted by its provider but is not the caller's answer: what
+// the provider charges for it is booked as gateway overhead (recorded in the ledger when
+// the books close; the metric now).
+void charge_overhead(AttemptRecord& rec, const TargetPlan& tp, const AttemptTrace& t, accounting::OverheadReason why) {
+  if (rec.overhead) return;  // booked once
+  rec.overhead = why;
+  rec.charge = accounting::attempt_charge(tp.price ? &*tp.price : nullptr, seen_of(t));
+  OverheadCounters& c = overhead_counters();
+  const auto i = static_cast<std::size_t>(why);
+  c.attempts[i].fetch_add(1, std::memory_order_relaxed);
+  if (rec.charge.cost.nano_usd > 0)
+    c.nano_usd[i].fetch_add(static_cast<std::uint64_t>(rec.charge.cost.nano_usd), std::memory_order_relaxed);
+}
+
+accounting::OverheadReason failure_reason(ErrorKind k) {
+  const bool timeout = k == ErrorKind::idle_timeout || k == ErrorKind::first_token_timeout || k == ErrorKind::total_timeout;
+  return timeout ? accounting::OverheadReason::timeout : accounting::OverheadReason::failed;
+}
+
 // 10. account: settles what admission held, prices the answer, and writes the spend and
 // audit records. Runs once, right before the response's last byte goes out.
 void close_books(Request& r) {
@@ -593,7 +649,9 @@ void close_books(Request& r) {
     if (r.usage.present) {
       usage = usage_of(r.usage);
     } else {
-      usage = accounting::estimate_usage(r.chat.body.size(), r.output_bytes);
+      // A continued stream is billed as its continuation: that request's prompt (which
+      // holds the text relayed before the break) and what it added.
+      usage = accounting::estimate_usage(r.continuation ? r.continuation->body.size() : r.chat.body.size(), r.output_bytes);
       estimated = true;
     }
     accounting::Cost cost{0, estimated};
@@ -658,6 +716,35 @@ void close_books(Request& r) {
   if (r.runtime && r.runtime->config().governance.audit_content != "off") {
     a.prompt = r.chat.body;
     a.completion = r.completion;
+  }
+  // Gateway overhead: one spend entry per attempt a provider charges for that did not
+  // become the caller's answer, flagged so that no budget and no caller's cost counts it.
+  // Recorded (journal, durable) before the request's own line.
+  thread_local storage::SpendEntry o;
+  for (std::size_t i = 0; i < r.attempts.size(); ++i) {
+    const AttemptRecord& at = r.attempts[i];
+    a.attempts[i].overhead.clear();
+    if (!at.overhead) continue;
+    a.attempts[i].overhead.assign(accounting::name_of(*at.overhead));
+    a.attempts[i].overhead_nano_usd = at.charge.cost.nano_usd;
+    a.attempts[i].overhead_estimated = at.charge.cost.estimated;
+    o.entry_id.clear();
+    o.request_id.assign(r.in.request_id);
+    o.time = storage::to_unix_millis(now);
+    o.key_id.assign(key_id);
+    o.team_id.assign(team_id);
+    o.model.assign(r.chat.model);
+    o.target.assign(at.target);
+    o.input_tokens = at.charge.usage.input_tokens;
+    o.output_tokens = at.charge.usage.output_tokens;
+    o.cached_input_tokens = at.charge.usage.cached_input_tokens;
+    o.cache_write_tokens = at.charge.usage.cache_write_tokens;
+    o.cost_nano_usd = at.charge.cost.nano_usd;
+    o.estimated = at.charge.cost.estimated;
+    o.status = static_cast<int>(r.status);
+    o.overhead.assign(a.attempts[i].overhead);
+    if (auto ok = r.gov->ledger().record(o); !ok)
+      log::error("ledger_record_failed", {{"request_id", r.in.request_id}, {"error", ok.error().message}});
   }
   if (auto ok = r.gov->audit().append(a, spend); !ok)
     log::error("ledger_record_failed", {{"request_id", r.in.request_id}, {"error", ok.error().message}});
@@ -791,13 +878,17 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
     co_return AttemptResult{AttemptEnd::failed, name_timeout(std::move(body.error()), ErrorKind::idle_timeout, body_deadline, r.deadline)};
   }
   if (ox->exchange->keep_alive()) w.pool.release(std::move(ox->conn));
+  AttemptTrace& trace = r.trace[lane.slot];
+  trace.text_bytes = body->size();  // an upper bound; the usage normally says
   if (providers::translates(*tp.provider)) {
     auto converted = providers::openai_answer(*tp.provider, tp.target->model, *body, r.in.request_id);
     if (!converted) co_return AttemptResult{AttemptEnd::failed, std::move(converted.error())};
     *body = std::move(*converted);
   }
+  const oa::Usage usage = oa::read_usage(*body);
+  if (usage.present) trace.usage = usage;
   if (!claim(r, lane)) co_return AttemptResult{AttemptEnd::cancelled, {}};
-  r.usage = oa::read_usage(*body);
+  r.usage = usage;
   r.served_model = &mp;
   r.served = &tp;
   r.status = 200;
@@ -806,6 +897,7 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
   on_served(Clock::now() - start);
   r.output_bytes = body->size();
   if (auto guarded = guard_answer(r, *body); !guarded) {
+    charge_overhead(r.attempts.back(), tp, trace, accounting::OverheadReason::discarded);
     co_await respond_error(r, ds, guarded.error());
     co_return AttemptResult{AttemptEnd::served, {}};
   }
@@ -833,6 +925,55 @@ void track_answer_text(Request& r, std::string_view event) {
     if (d.choice == 0) r.answered_text += d.text;
 }
 
+// Bytes of answer text in one OpenAI chunk: its content and tool-argument strings as
+// written (an escape counts as its bytes: an estimate). A scan, no JSON parse: it runs on
+// every event relayed.
+std::size_t answer_text_bytes(std::string_view event) {
+  std::size_t n = 0;
+  for (const std::string_view key : {std::string_view("\"content\":"), std::string_view("\"arguments\":")}) {
+    for (std::size_t at = event.find(key); at != std::string_view::npos; at = event.find(key, at)) {
+      std::size_t i = at + key.size();
+      while (i < event.size() && event[i] == ' ') ++i;
+      at = i;
+      if (i >= event.size() || event[i] != '"') continue;  // null, or not a string
+      const std::size_t start = ++i;
+      while (i < event.size() && event[i] != '"') i += event[i] == '\\' ? 2 : 1;
+      i = std::min(i, event.size());
+      n += i - start;
+      at = i;
+    }
+  }
+  return n;
+}
+
+// The value of the JSON number member `key` (with its quotes and colon) in `s`.
+std::optional<std::int64_t> number_after(std::string_view s, std::string_view key) {
+  std::size_t i = s.find(key);
+  if (i == std::string_view::npos) return std::nullopt;
+  i += key.size();
+  while (i < s.size() && s[i] == ' ') ++i;
+  std::int64_t v = 0;
+  const auto [p, ec] = std::from_chars(s.data() + i, s.data() + s.size(), v);
+  if (ec != std::errc() || p == s.data() + i) return std::nullopt;
+  return v;
+}
+
+// Anthropic's message_start reports the prompt's tokens before any text: an attempt
+// that breaks later is charged with them instead of an estimate.
+std::optional<accounting::Usage> anthropic_prompt_usage(std::string_view raw) {
+  const std::size_t at = raw.find("\"message_start\"");
+  if (at == std::string_view::npos) return std::nullopt;
+  raw.remove_prefix(at);
+  raw = raw.substr(0, raw.find("\n\n"));
+  const auto input = number_after(raw, "\"input_tokens\":");
+  if (!input) return std::nullopt;
+  accounting::Usage u;
+  u.input_tokens = *input;
+  u.cached_input_tokens = number_after(raw, "\"cache_read_input_tokens\":").value_or(0);
+  u.cache_write_tokens = number_after(raw, "\"cache_creation_input_tokens\":").value_or(0);
+  return u;
+}
+
 std::string stream_error_event(const Error& e) {
   return "data: " + api::openai::error_body(e) + "\n\n";
 }
@@ -853,6 +994,8 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     co_return AttemptResult{AttemptEnd::failed, std::move(e)};
   }
 
+  AttemptTrace& trace = r.trace[lane.slot];
+  bool look_for_start = tp.provider->kind == config::ProviderKind::anthropic;
   std::unique_ptr<providers::OpenAIStream> conv;
   if (providers::translates(*tp.provider)) conv = providers::OpenAIStream::make(*tp.provider, tp.target->model, r.in.request_id);
   std::string converted;
@@ -947,6 +1090,10 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     // Anthropic and Bedrock streams are converted to OpenAI SSE first; OpenAI's pass as is.
     std::string_view bytes = *piece;
     const bool ended = piece->empty();
+    if (look_for_start && !ended) {
+      trace.prompt_usage = anthropic_prompt_usage(bytes);
+      look_for_start = !trace.prompt_usage && !saw_token;
+    }
     if (conv) {
       converted.clear();
       auto ok = ended ? conv->finish(converted) : conv->feed(*piece, converted);
@@ -978,6 +1125,8 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
           failure = Error::transport(ErrorKind::upstream_protocol, "upstream " + tp.target->id + " sent a malformed stream event");
           return;
         case oa::StreamEvent::Kind::data:
+          if (ev.usage.present) trace.usage = ev.usage;
+          if (ev.content_deltas > 0) trace.text_bytes += answer_text_bytes(event);
           if ((ev.content_deltas > 0 || ev.has_finish) && !take_token()) return;
           if (ev.usage.present) (saw_token ? r.usage : pre_usage.emplace()) = ev.usage;
           if (ev.usage_only && !r.chat.include_usage) return;  // we asked for it, the caller did not
@@ -1003,6 +1152,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     if (committed && r.continuation && saw_token && r.served != &tp) {  // the continuation took over
       r.served_model = &mp;
       r.served = &tp;
+      trace.record = r.attempts.size();
       r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
     }
     if (!committed) {
@@ -1013,6 +1163,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
         tp.health->first_token->record(*r.first_token - start);
         r.served_model = &mp;
         r.served = &tp;
+        trace.record = r.attempts.size();
         r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
         r.status = 200;
         co_await wait_keepalive_idle(r, w.executor);
@@ -1054,7 +1205,10 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   else ox->conn->close();
 
   if (r.client_gone) {
-    if (!committed) r.attempts.push_back({tp.target->id, "client_gone", Clock::now() - start});
+    if (!committed) {
+      r.attempts.push_back({tp.target->id, "client_gone", Clock::now() - start});
+      if (trace.accepted) charge_overhead(r.attempts.back(), tp, trace, accounting::OverheadReason::client_gone);
+    }
     co_return AttemptResult{AttemptEnd::client_gone, {}};
   }
   if (blocked) {
@@ -1063,6 +1217,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
       r.served_model = &mp;
       r.served = &tp;
       r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
+      charge_overhead(r.attempts.back(), tp, trace, accounting::OverheadReason::discarded);
       co_await respond_error(r, ds, *blocked);
       co_return AttemptResult{AttemptEnd::served, {}};
     }
@@ -1084,8 +1239,12 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     co_return AttemptResult{AttemptEnd::served, {}};
   }
   if (!committed) co_return AttemptResult{AttemptEnd::failed, std::move(*failure)};
-  if (r.served == &tp) r.attempts.back().outcome = name_of(failure->kind);
-  else r.attempts.push_back({tp.target->id, name_of(failure->kind), Clock::now() - start});
+  if (r.served == &tp && trace.record < r.attempts.size()) {
+    r.attempts[trace.record].outcome = name_of(failure->kind);
+  } else {
+    trace.record = r.attempts.size();
+    r.attempts.push_back({tp.target->id, name_of(failure->kind), Clock::now() - start});
+  }
   // run_attempts continues on a prefill target or ends the stream with an error event.
   co_return AttemptResult{AttemptEnd::failed_after_commit, std::move(*failure)};
 }
@@ -1155,6 +1314,7 @@ struct LaneRun {
   Clock::duration took{};
   AttemptResult result;
   bool verdict_recorded = false;  // a plain answer's success is recorded before it is sent
+  AttemptTrace trace;  // copied from the request when the attempt ended
 };
 
 asio::awaitable<void> run_lane(Request& r, Worker& w, Downstream& ds, const Candidate& c, LaneRun& run, Lane lane) {
@@ -1174,6 +1334,7 @@ asio::awaitable<void> run_lane(Request& r, Worker& w, Downstream& ds, const Cand
     else run.result = co_await attempt_unary(r, w, *c.model, tp, ds, on_served, lane);
   }
   r.active[lane.slot] = nullptr;  // whatever path ended the attempt, its connection is gone or pooled
+  run.trace = r.trace[lane.slot];
   run.took = Clock::now() - run.started;
   const AttemptEnd end = run.result.end;
   if (end == AttemptEnd::served) tp.stats->record_latency(run.took);
@@ -1192,6 +1353,7 @@ asio::awaitable<void> run_lane(Request& r, Worker& w, Downstream& ds, const Cand
 void book_failure(Request& r, const TargetPlan& tp, LaneRun& run, std::vector<Error>& errors) {
   run.permit.record(res::classify(run.result.error), run.took);
   r.attempts.push_back({tp.target->id, name_of(run.result.error.kind), run.took});
+  if (run.trace.accepted) charge_overhead(r.attempts.back(), tp, run.trace, failure_reason(run.result.error.kind));
   log::warn("upstream_attempt_failed", {{"request_id", r.in.request_id},
                                         {"target", tp.target->id},
                                         {"error", name_of(run.result.error.kind)},
@@ -1201,15 +1363,20 @@ void book_failure(Request& r, const TargetPlan& tp, LaneRun& run, std::vector<Er
 }
 
 // The attempt that lost a hedge race: it says nothing about its target's health, unless
-// it had already been slower than the breaker's slow-call duration; what the provider
-// may charge for its prompt is recorded as overhead (never billed to the caller).
-void book_cancelled(const Request& r, const TargetPlan& tp, LaneRun& run) {
+// it had already been slower than the breaker's slow-call duration. Once its request went
+// out, what the provider charges for it (the prompt and what it had generated) is gateway
+// overhead, never billed to the caller.
+void book_cancelled(Request& r, const TargetPlan& tp, LaneRun& run) {
   if (run.took >= tp.health->breaker->policy().slow_call_duration) run.permit.record(res::FailureClass::success, run.took);
   else run.permit.release();
-  if (tp.price) {
-    const accounting::Usage prompt{.input_tokens = estimate_input_tokens(r)};
-    const auto cost = accounting::cost_of(*tp.price, prompt, true).nano_usd;
-    if (cost > 0) tp.health->counters->hedge_cancelled_nano_usd.fetch_add(static_cast<std::uint64_t>(cost), std::memory_order_relaxed);
+  if (!run.trace.sent) return;
+  // Its entry was logged by claim() when the other attempt won.
+  for (auto it = r.attempts.rbegin(); it != r.attempts.rend(); ++it) {
+    if (it->outcome != kHedgeCancelled || it->target != tp.target->id || it->overhead) continue;
+    charge_overhead(*it, tp, run.trace, accounting::OverheadReason::hedge_cancelled);
+    if (it->charge.cost.nano_usd > 0)
+      tp.health->counters->hedge_cancelled_nano_usd.fetch_add(static_cast<std::uint64_t>(it->charge.cost.nano_usd), std::memory_order_relaxed);
+    break;
   }
 }
 
@@ -1379,6 +1546,12 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
           if (k < cands.size() && r.track_text && !r.client_gone && Clock::now() < r.deadline &&
               errors.size() + 1 < policy.max_attempts_per_request) {
             if (auto ok = prepare_continuation(r); ok) {
+              // The broken attempt is overhead; the caller pays for the continuation, whose
+              // prompt holds the text relayed so far (see docs/governance.md).
+              if (run.trace.record < r.attempts.size())
+                charge_overhead(r.attempts[run.trace.record], tp, run.trace, accounting::OverheadReason::stream_broken);
+              r.output_bytes = 0;
+              r.usage = {};
               log::warn("stream_continued", {{"request_id", r.in.request_id},
                                              {"from", tp.target->id},
                                              {"to", cands[k].target->target->id},

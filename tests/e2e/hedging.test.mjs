@@ -98,7 +98,12 @@ describe('hedged requests', () => {
     assert.equal(await metric('bulwark_hedges_total', 'mock/h-stream-primary'), 1);
     assert.equal(await metric('bulwark_hedge_wins_total', 'mock/h-stream-primary'), 1);
     // The cancelled attempt's prompt, estimated, is overhead on its target.
-    assert.ok((await metric('bulwark_hedge_cancelled_cost_usd_total', 'mock/h-stream-primary')) > 0);
+    const cancelled = await metric('bulwark_hedge_cancelled_cost_usd_total', 'mock/h-stream-primary');
+    assert.ok(cancelled > 0);
+    // ... and in the gateway's overhead by reason (this gateway cancelled nothing else).
+    const scraped = await h.metrics(gw.port);
+    assert.equal(h.counter(scraped, 'bulwark_overhead_attempts_total', { reason: 'hedge_cancelled' }), 1);
+    assert.equal(h.counter(scraped, 'bulwark_overhead_cost_usd_total', { reason: 'hedge_cancelled' }).toFixed(9), cancelled.toFixed(9));
   });
 
   it('a plain request whose answer is late is hedged the same way', async () => {
