@@ -411,6 +411,7 @@ models:
   finisher-model: {input: "1000", output: "1000"}
   primary-model: {input: "2000", output: "2000"}
   backup-model: {input: "1000", output: "1000"}
+  mock-fast: {input: "1000", output: "1000"}
 `;
   const OVERHEAD_MODELS = `  continued:
     targets: [{provider: mock, model: breaks-midway}]
@@ -531,5 +532,28 @@ models:
     const delta = (name) => h.counter(after, name) - h.counter(before, name);
     assert.equal(Math.round(delta('bulwark_overhead_cost_usd_total') * 1e9), overhead);
     assert.equal(delta('bulwark_overhead_attempts_total'), row.overhead_attempts);
+  });
+
+  it('books an answer the output policy refused as overhead, billing the caller nothing', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'overhead-discarded', budget_usd: '10', policy_profile: 'no-w7' });
+    const r = await fetch(`${gatewayUrl(gw)}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${json.secret}` },
+      body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'count' }] }),
+    });
+    assert.equal(r.status, 400);
+    assert.equal(r.headers.get('x-bulwark-cost-usd'), null);
+    const requestId = r.headers.get('x-bulwark-request-id');
+    const row = await spendRow(json.key.id, 0);
+    assert.equal(row.requests, 0);
+    assert.equal(row.cost_usd, '0.000000000');
+    assert.equal(row.overhead_attempts, 1);
+    // The mock reports the usage: the prompt's tokens and 16 answer tokens at $1,000 per million.
+    const overhead = nano(row.overhead_usd);
+    assert.ok(overhead >= 17 * 1e6, row.overhead_usd);
+    const key = await admin(gw, 'GET', `/admin/keys/${json.key.id}`);
+    assert.equal(key.json.budget.spent_usd, '0.000000000');
+    const rec = await auditRecord(requestId);
+    assert.deepEqual(rec.attempts[0].overhead, { reason: 'discarded', cost_nano_usd: overhead, estimated: false });
   });
 });
