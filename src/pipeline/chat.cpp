@@ -546,10 +546,18 @@ bool guards_output(const policy::PolicyProfile* p) {
 Status guard_input(Request& r) {
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!profile) return {};
-  auto texts = api::openai::request_texts(r.chat.body);
-  if (!texts) return std::unexpected(texts.error());
   policy::RequestFacts facts{r.chat.model, static_cast<std::uint64_t>(estimate_input_tokens(r)), {}};
   if (r.chat.max_tokens && *r.chat.max_tokens >= 0) facts.max_tokens = static_cast<std::uint64_t>(*r.chat.max_tokens);
+  // Most prompts hold nothing the profile acts on: shown on the raw body, without parsing
+  // it again; the exact path runs otherwise (and is the one that redacts).
+  if (auto quick = policy::evaluate_input_raw(*profile, r.chat.body, facts)) {
+    if (!quick->blocked()) return {};
+    r.caller.policy_decisions.push_back(describe(*quick, "input"));
+    log::info("policy_blocked", {{"request_id", r.in.request_id}, {"policy", quick->policy_id}, {"reason", quick->reason_code}, {"detector", quick->detector}});
+    return std::unexpected(policy::block_error(*quick, false));
+  }
+  auto texts = api::openai::request_texts(r.chat.body);
+  if (!texts) return std::unexpected(texts.error());
   const policy::PolicyDecision d = policy::evaluate_input(*profile, *texts, facts);
   if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "input"));
   if (d.blocked()) {
@@ -572,6 +580,7 @@ Status guard_input(Request& r) {
 Status guard_answer(Request& r, std::string& body) {
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!guards_output(profile)) return {};
+  if (policy::evaluate_output_raw(*profile, body)) return {};  // nothing to act on (see guard_input)
   auto texts = api::openai::answer_texts(body);
   if (!texts) return {};  // not JSON we understand: passed through as the upstream sent it
   policy::PolicyDecision all;

@@ -1,5 +1,6 @@
 #include "policy/evaluate.hpp"
 
+#include <cstring>
 #include <vector>
 
 #include "policy/compiled.hpp"
@@ -37,7 +38,96 @@ void rewrite(std::string& text, const std::vector<Finding>& findings, std::size_
   text.swap(out);
 }
 
+// The text of a JSON string's raw bytes with escapes other than \uXXXX decoded (the
+// parser's result for them); false for \u, which the exact path decodes instead.
+bool unescape_simple(std::string_view raw, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '\\') {
+      out.push_back(raw[i]);
+      continue;
+    }
+    if (++i >= raw.size()) return false;
+    switch (raw[i]) {
+      case 'n': out.push_back('\n'); break;
+      case 't': out.push_back('\t'); break;
+      case 'r': out.push_back('\r'); break;
+      case 'b': out.push_back('\b'); break;
+      case 'f': out.push_back('\f'); break;
+      case '"': out.push_back('"'); break;
+      case '\\': out.push_back('\\'); break;
+      case '/': out.push_back('/'); break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
+// No PII finding in any string value keyed "content" or "text" of the JSON, each scanned
+// on its own as the exact path scans each part. False also when it cannot tell: a \u
+// escape in such a value or any escape in a key ("cont\u0065nt" is "content" to a
+// parser), a string that does not end.
+bool text_values_clean(std::string_view json, PiiMask mask) {
+  thread_local std::vector<Finding> scratch;
+  thread_local std::string decoded;
+  std::string_view key;
+  const char* const end = json.data() + json.size();
+  const char* p = json.data();
+  for (;;) {
+    p = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+    if (p == nullptr) return true;
+    const char* const b = ++p;
+    // The closing quote: the next one not escaped (preceded by an even run of '\\').
+    for (;;) {
+      p = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+      if (p == nullptr) return false;
+      const char* k = p;
+      while (k > b && k[-1] == '\\') --k;
+      if ((p - k) % 2 == 0) break;
+      ++p;
+    }
+    const bool escaped = std::memchr(b, '\\', static_cast<std::size_t>(p - b)) != nullptr;
+    std::string_view str(b, static_cast<std::size_t>(p - b));
+    ++p;  // the closing quote
+    const char* q = p;
+    while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
+    if (q < end && *q == ':') {  // a key
+      if (escaped) return false;
+      key = str;
+      continue;
+    }
+    if (key != "content" && key != "text") continue;
+    if (escaped) {
+      if (!unescape_simple(str, decoded)) return false;
+      str = decoded;
+    }
+    scratch.clear();
+    detect_pii(str, mask, scratch);
+    if (!scratch.empty()) return false;
+  }
+}
+
 }  // namespace
+
+std::optional<PolicyDecision> evaluate_input_raw(const PolicyProfile& profile, std::string_view body_json,
+                                                 const RequestFacts& facts) {
+  const detail::CompiledPolicy& c = profile.compiled();
+  if (!c.deny.empty() || c.spec.injection != Action::off) return std::nullopt;
+  // The model and token caps come first, as in evaluate_input.
+  PolicyDecision d = evaluate_input(profile, {}, facts);
+  if (d.blocked()) return d;
+  if (c.pii_mask != 0 && !text_values_clean(body_json, c.pii_mask)) return std::nullopt;
+  return d;
+}
+
+std::optional<PolicyDecision> evaluate_output_raw(const PolicyProfile& profile, std::string_view answer_json) {
+  const detail::CompiledPolicy& c = profile.compiled();
+  if (!c.deny.empty()) return std::nullopt;
+  PolicyDecision d;
+  d.policy_id = c.spec.id;
+  if (c.pii_mask != 0 && !text_values_clean(answer_json, c.pii_mask)) return std::nullopt;
+  return d;
+}
 
 PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::string> parts,
                               const RequestFacts& facts) {
