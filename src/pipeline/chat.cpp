@@ -780,18 +780,18 @@ std::string reset_text(Duration d) {
   return std::string(buf, p);
 }
 
-std::vector<std::string> response_headers(const Request& r) {
-  std::vector<std::string> h;
-  h.reserve(r.caller.checked_rate ? 26 : 14);  // the rate-limit headers add 12
-  h.emplace_back("x-bulwark-request-id");
-  h.push_back(r.in.request_id);
-  h.emplace_back("x-bulwark-attempts");
-  h.push_back(std::to_string(std::count_if(r.attempts.begin(), r.attempts.end(), [](const AttemptRecord& a) { return a.counted; })));
+// Response header fields: names are string literals (no copies), values owned.
+using HeaderFields = std::vector<std::pair<std::string_view, std::string>>;
+
+HeaderFields response_headers(const Request& r) {
+  HeaderFields h;
+  h.reserve(r.caller.checked_rate ? 13 : 7);  // the rate-limit headers add 6
+  h.emplace_back("x-bulwark-request-id", r.in.request_id);
+  h.emplace_back("x-bulwark-attempts",
+                 std::to_string(std::count_if(r.attempts.begin(), r.attempts.end(), [](const AttemptRecord& a) { return a.counted; })));
   if (r.served) {
-    h.emplace_back("x-bulwark-model");
-    h.push_back(r.served_model->model->name);
-    h.emplace_back("x-bulwark-target");
-    h.push_back(r.served->target->id);
+    h.emplace_back("x-bulwark-model", r.served_model->model->name);
+    h.emplace_back("x-bulwark-target", r.served->target->id);
   }
   if (!r.attempts.empty()) {
     std::string log;
@@ -804,40 +804,33 @@ std::vector<std::string> response_headers(const Request& r) {
       log += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(a.took).count());
       log += "ms";
     }
-    h.emplace_back("x-bulwark-attempt-log");
-    h.push_back(std::move(log));
+    h.emplace_back("x-bulwark-attempt-log", std::move(log));
   }
-  if (!r.route_header.empty()) {
-    h.emplace_back("x-bulwark-route");
-    h.push_back(r.route_header);
-  }
-  if (!r.cost_text.empty()) {
-    h.emplace_back("x-bulwark-cost-usd");
-    h.push_back(r.cost_text);
-  }
+  if (!r.route_header.empty()) h.emplace_back("x-bulwark-route", r.route_header);
+  if (!r.cost_text.empty()) h.emplace_back("x-bulwark-cost-usd", r.cost_text);
   // OpenAI's names, so SDKs and dashboards that read them work unchanged.
   if (r.caller.checked_rate) {
-    // Emplaced one by one: an initializer list copied every string twice.
-    const auto add = [&h](std::string_view what, const accounting::RateDecision& d) {
-      if (d.limit <= 0) return;
-      const std::string suffix(what);
-      h.push_back("x-ratelimit-limit-" + suffix);
-      h.push_back(std::to_string(d.limit));
-      h.push_back("x-ratelimit-remaining-" + suffix);
-      h.push_back(std::to_string(d.remaining));
-      h.push_back("x-ratelimit-reset-" + suffix);
-      h.push_back(reset_text(d.reset));
+    struct Names {
+      std::string_view limit, remaining, reset;
     };
-    add("requests", r.caller.rate.requests);
-    add("tokens", r.caller.rate.tokens);
+    static constexpr Names kRequests{"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"};
+    static constexpr Names kTokens{"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"};
+    const auto add = [&h](const Names& n, const accounting::RateDecision& d) {
+      if (d.limit <= 0) return;
+      h.emplace_back(n.limit, std::to_string(d.limit));
+      h.emplace_back(n.remaining, std::to_string(d.remaining));
+      h.emplace_back(n.reset, reset_text(d.reset));
+    };
+    add(kRequests, r.caller.rate.requests);
+    add(kTokens, r.caller.rate.tokens);
   }
   return h;
 }
 
-std::vector<Header> as_views(const std::vector<std::string>& h) {
+std::vector<Header> as_views(const HeaderFields& h) {
   std::vector<Header> v;
-  v.reserve(h.size() / 2);
-  for (std::size_t i = 0; i + 1 < h.size(); i += 2) v.emplace_back(h[i], h[i + 1]);
+  v.reserve(h.size());
+  for (const auto& [name, value] : h) v.emplace_back(name, value);
   return v;
 }
 
@@ -854,10 +847,8 @@ asio::awaitable<void> respond_error(Request& r, Downstream& ds, const Error& e) 
   close_books(r);
   auto h = response_headers(r);
   if (e.retry_after) {
-    h.emplace_back("retry-after");
-    h.push_back(std::to_string((e.retry_after->count() + 999) / 1000));
-    h.emplace_back("retry-after-ms");
-    h.push_back(std::to_string(e.retry_after->count()));
+    h.emplace_back("retry-after", std::to_string((e.retry_after->count() + 999) / 1000));
+    h.emplace_back("retry-after-ms", std::to_string(e.retry_after->count()));
   }
   co_await ds.send(r.status, as_views(h), "application/json", api::openai::error_body(e));
 }
@@ -1016,7 +1007,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   bool committed = r.continuation.has_value(), saw_done = false, saw_token = false;
   std::optional<Error> failure;  // the upstream's fault: may fail over before commit
   std::optional<Error> blocked;  // the policy's verdict on the answer: ends the request
-  std::vector<std::string> headers;
+  HeaderFields headers;
   // The policy's output rules, applied delta by delta with the one-shot result.
   const bool guard = guards_output(r.caller.policy);
   std::vector<std::optional<policy::StreamRedactor>> redactors;
