@@ -191,6 +191,8 @@ void close_active(Request& r) {
     if (c) c->close();
 }
 
+void charge_cancelled(AttemptRecord& rec, const TargetPlan& tp, const AttemptTrace& t);
+
 // The attempt on `lane` has its first token: it serves the request unless the other lane
 // claimed it first. The other lane's attempt is cancelled, and logged as such now so that
 // the response head (sent at the first token) lists it.
@@ -203,6 +205,9 @@ bool claim(Request& r, const Lane& lane) {
   if (race.running[other]) {
     if (r.active[other]) r.active[other]->close();
     r.attempts.push_back({race.target[other]->target->id, kHedgeCancelled, Clock::now() - race.started[other]});
+    // Charged now, with what it had produced: the winner may close the books (a plain
+    // answer does at once) before the cancelled attempt's coroutine has run again.
+    charge_cancelled(r.attempts.back(), *race.target[other], r.trace[other]);
   }
   return true;
 }
@@ -271,14 +276,14 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
   const config::Endpoint& ep = tp.provider->endpoint;
   const phttp::Destination dest{ep.tls, ep.host, ep.port, tp.tls};
   const api::openai::ChatRequest& chat = r.continuation ? *r.continuation : r.chat;
+  AttemptTrace& trace = r.trace[lane.slot];  // this attempt's, from scratch
+  trace = AttemptTrace{};
+  trace.prompt_bytes = chat.body.size();
   auto body = api::openai::upstream_body(chat, tp.target->model);
   // In the target's own format (OpenAI passes through; Anthropic and Bedrock are
   // translated and signed), before any connection: a refusal costs none.
   auto built = providers::build_chat_request(*tp.provider, tp.target->model, body, chat.stream, std::chrono::system_clock::now());
   if (!built) co_return std::unexpected(std::move(built.error()));
-  AttemptTrace& trace = r.trace[lane.slot];
-  trace = AttemptTrace{};
-  trace.prompt_bytes = chat.body.size();
   for (int round = 0; round < 2; ++round) {
     const auto now = Clock::now();
     const auto connect_by = std::min({now + tp.timeouts.connect, head_deadline, r.deadline});
@@ -640,6 +645,14 @@ void charge_overhead(AttemptRecord& rec, const TargetPlan& tp, const AttemptTrac
   c.attempts[i].fetch_add(1, std::memory_order_relaxed);
   if (rec.charge.cost.nano_usd > 0)
     c.nano_usd[i].fetch_add(static_cast<std::uint64_t>(rec.charge.cost.nano_usd), std::memory_order_relaxed);
+}
+
+// A hedge race's loser, once its request went out.
+void charge_cancelled(AttemptRecord& rec, const TargetPlan& tp, const AttemptTrace& t) {
+  if (!t.sent) return;
+  charge_overhead(rec, tp, t, accounting::OverheadReason::hedge_cancelled);
+  if (rec.charge.cost.nano_usd > 0)
+    tp.health->counters->hedge_cancelled_nano_usd.fetch_add(static_cast<std::uint64_t>(rec.charge.cost.nano_usd), std::memory_order_relaxed);
 }
 
 accounting::OverheadReason failure_reason(ErrorKind k) {
@@ -1363,21 +1376,11 @@ void book_failure(Request& r, const TargetPlan& tp, LaneRun& run, std::vector<Er
 }
 
 // The attempt that lost a hedge race: it says nothing about its target's health, unless
-// it had already been slower than the breaker's slow-call duration. Once its request went
-// out, what the provider charges for it (the prompt and what it had generated) is gateway
-// overhead, never billed to the caller.
-void book_cancelled(Request& r, const TargetPlan& tp, LaneRun& run) {
+// it had already been slower than the breaker's slow-call duration. What the provider
+// charges for it was booked as overhead when it was cancelled (claim).
+void book_cancelled(const TargetPlan& tp, LaneRun& run) {
   if (run.took >= tp.health->breaker->policy().slow_call_duration) run.permit.record(res::FailureClass::success, run.took);
   else run.permit.release();
-  if (!run.trace.sent) return;
-  // Its entry was logged by claim() when the other attempt won.
-  for (auto it = r.attempts.rbegin(); it != r.attempts.rend(); ++it) {
-    if (it->outcome != kHedgeCancelled || it->target != tp.target->id || it->overhead) continue;
-    charge_overhead(*it, tp, run.trace, accounting::OverheadReason::hedge_cancelled);
-    if (it->charge.cost.nano_usd > 0)
-      tp.health->counters->hedge_cancelled_nano_usd.fetch_add(static_cast<std::uint64_t>(it->charge.cost.nano_usd), std::memory_order_relaxed);
-    break;
-  }
 }
 
 // Phases 7-9 with hedging: runs the attempt on cands[lanes[0].index]; if it has no first
@@ -1459,7 +1462,7 @@ asio::awaitable<int> race_attempts(Request& r, Worker& w, Downstream& ds, const 
   const TargetPlan& otp = *cands[o.index].target;
   if (!booked[other]) {
     switch (o.result.end) {
-      case AttemptEnd::cancelled: book_cancelled(r, otp, o); break;
+      case AttemptEnd::cancelled: book_cancelled(otp, o); break;
       case AttemptEnd::failed: book_failure(r, otp, o, errors); break;
       default: o.permit.release(); break;  // client_gone: says nothing about the target
     }
