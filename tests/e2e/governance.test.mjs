@@ -446,10 +446,16 @@ models:
     }
     assert.fail(`no spend row with overhead for ${keyId}`);
   }
+  // The request's audit record, once committed (its line may land after the overhead's).
   async function auditRecord(requestId) {
-    const r = await fetch(`${gatewayUrl(gw)}/admin/audit?from_seq=1&limit=1000`, { headers: { authorization: `Bearer ${MASTER}` } });
-    const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l));
-    return lines.map((l) => l.record).find((rec) => rec && rec.request_id === requestId);
+    for (let i = 0; i < 100; i++) {
+      const r = await fetch(`${gatewayUrl(gw)}/admin/audit?from_seq=1&limit=1000`, { headers: { authorization: `Bearer ${MASTER}` } });
+      const lines = (await r.text()).trim().split('\n').filter((l) => l).map((l) => JSON.parse(l));
+      const rec = lines.map((l) => l.record).find((x) => x && x.request_id === requestId);
+      if (rec) return rec;
+      await h.sleep(50);
+    }
+    return undefined;
   }
 
   it('books a broken stream finished on a prefill target as overhead, not as the caller\'s cost', async () => {
