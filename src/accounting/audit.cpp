@@ -174,7 +174,12 @@ void AuditTrail::write_tail(std::string& out, storage::UnixMillis time, const Au
   j.field("model", e.model).field("target", e.target);
   j.key("attempts").begin('[');
   for (const auto& a : e.attempts) {
-    j.begin('{').field("target", a.target).field("outcome", a.outcome).field("latency_ms", a.latency_ms).end('}');
+    j.begin('{').field("target", a.target).field("outcome", a.outcome).field("latency_ms", a.latency_ms);
+    if (!a.overhead.empty()) {
+      j.key("overhead").begin('{').field("reason", a.overhead).field("cost_nano_usd", a.overhead_nano_usd);
+      j.field("estimated", a.overhead_estimated).end('}');
+    }
+    j.end('}');
   }
   j.end(']');
   j.key("policy").begin('[');

@@ -34,6 +34,12 @@ struct AuditAttempt {
   std::string target;
   std::string outcome;  // "ok" or an error name (name_of(ErrorKind))
   std::int64_t latency_ms = 0;
+  // What the provider charges for this attempt when it was not the caller's answer
+  // (gateway overhead, never billed to the caller): the reason is empty otherwise and
+  // the record then has no "overhead" member.
+  std::string overhead{};  // name_of(OverheadReason)
+  std::int64_t overhead_nano_usd = 0;
+  bool overhead_estimated = false;
 };
 
 struct AuditEvent {

@@ -22,6 +22,9 @@ namespace {
 // byte marks the end of a segment's data. The first field is the record type and version:
 //   S1  spend entry alone: entry_id request_id time key_id team_id model target input
 //       output cached_input cache_write cost estimated status
+//   S2  overhead spend entry (what a provider charged for an attempt that was not the
+//       caller's answer): the 14 S1 fields and the reason. S1 and R2 entries are the
+//       caller's own (overhead empty).
 //   R2  one request: seq has_spend(0|1) [the 14 S1 fields] time request_id key_id team_id
 //       body_tail, where body_tail (the rest of the line, unescaped: canonical JSON has no
 //       raw control characters) continues the audit body after {"seq":N
@@ -152,6 +155,7 @@ bool decode_spend(std::string_view& rest, storage::SpendEntry& e) {
                   to_i64(f[11], e.cost_nano_usd) && to_i64(f[12], est) && to_i64(f[13], status);
   e.estimated = est != 0;
   e.status = static_cast<int>(status);
+  e.overhead.clear();  // the slot is reused: only S2 sets it
   return ok && !e.entry_id.empty();
 }
 
@@ -166,6 +170,15 @@ bool decode_line(std::string_view line, Ledger::Batch& b) {
   const std::string_view tag = next_field(rest);
   if (tag == "S1") {
     if (!decode_spend(rest, slot(b.spend, b.spend_n)) || rest.data() != nullptr) return false;
+    ++b.spend_n;
+    return true;
+  }
+  if (tag == "S2") {
+    storage::SpendEntry& e = slot(b.spend, b.spend_n);
+    if (!decode_spend(rest, e) || rest.data() == nullptr) return false;
+    const std::string_view reason = next_field(rest);
+    if (rest.data() != nullptr || reason.empty()) return false;
+    unescape(reason, e.overhead);
     ++b.spend_n;
     return true;
   }
@@ -396,8 +409,9 @@ Result<std::int64_t> Ledger::append_line(std::string_view line, bool audit) {
 
 Status Ledger::record(const storage::SpendEntry& entry) {
   Line line(line_buffer());
-  line.raw("S1");
+  line.raw(entry.overhead.empty() ? "S1" : "S2");
   put_spend(line, entry, id_prefix_, entry.entry_id.empty() ? next_id_.fetch_add(1, std::memory_order_relaxed) : 0);
+  if (!entry.overhead.empty()) line.field(std::string_view(entry.overhead));
   line.raw("\n");
   if (auto r = append_line(line.view(), false); !r) return std::unexpected(r.error());
   return {};
@@ -409,6 +423,9 @@ Result<std::int64_t> Ledger::record_request(const storage::SpendEntry* spend, co
       std::memchr(a.body_tail.data(), '\0', a.body_tail.size()) != nullptr) {
     return std::unexpected(Error::gateway(ErrorKind::internal, "audit body contains a raw newline or NUL"));
   }
+  // R2 carries the caller's own spend; overhead goes through record() (an S2 line).
+  if (spend != nullptr && !spend->overhead.empty())
+    return std::unexpected(Error::gateway(ErrorKind::internal, "an overhead spend entry cannot be a request's own"));
   // "R2\t<seq>" goes in front under the lock.
   Line line(line_buffer());
   if (spend != nullptr) {

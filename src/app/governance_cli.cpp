@@ -326,27 +326,31 @@ int spend_command(Args& a) {
     return 0;
   }
   if (format == "csv") {
-    std::printf("%s,requests,input_tokens,output_tokens,cached_input_tokens,cache_write_tokens,cost_usd,estimated_requests\n",
+    std::printf("%s,requests,input_tokens,output_tokens,cached_input_tokens,cache_write_tokens,cost_usd,estimated_requests,"
+                "overhead_attempts,overhead_usd\n",
                 by.empty() ? "key" : by.c_str());
     for (const auto& r : *rows)
-      std::printf("%s,%lld,%lld,%lld,%lld,%lld,%s,%lld\n", csv_field(r.group).c_str(), static_cast<long long>(r.requests),
+      std::printf("%s,%lld,%lld,%lld,%lld,%lld,%s,%lld,%lld,%s\n", csv_field(r.group).c_str(), static_cast<long long>(r.requests),
                   static_cast<long long>(r.input_tokens), static_cast<long long>(r.output_tokens),
                   static_cast<long long>(r.cached_input_tokens), static_cast<long long>(r.cache_write_tokens),
-                  accounting::format_usd(r.cost_nano_usd).c_str(), static_cast<long long>(r.estimated_requests));
+                  accounting::format_usd(r.cost_nano_usd).c_str(), static_cast<long long>(r.estimated_requests),
+                  static_cast<long long>(r.overhead_attempts), accounting::format_usd(r.overhead_nano_usd).c_str());
     return 0;
   }
   if (!format.empty() && format != "table") return fail("--format takes table, csv or json");
-  std::printf("%-34s %10s %12s %12s %16s %s\n", (by.empty() ? std::string("KEY") : by).c_str(), "REQUESTS", "INPUT_TOK",
-              "OUTPUT_TOK", "COST_USD", "ESTIMATED");
-  std::int64_t total = 0;
+  std::printf("%-34s %10s %12s %12s %16s %9s %16s\n", (by.empty() ? std::string("KEY") : by).c_str(), "REQUESTS", "INPUT_TOK",
+              "OUTPUT_TOK", "COST_USD", "ESTIMATED", "OVERHEAD_USD");
+  std::int64_t total = 0, overhead = 0;
   for (const auto& r : *rows) {
     total += r.cost_nano_usd;
-    std::printf("%-34s %10lld %12lld %12lld %16s %lld\n", r.group.empty() ? "(none)" : r.group.c_str(),
+    overhead += r.overhead_nano_usd;
+    std::printf("%-34s %10lld %12lld %12lld %16s %9lld %16s\n", r.group.empty() ? "(none)" : r.group.c_str(),
                 static_cast<long long>(r.requests), static_cast<long long>(r.input_tokens + r.cached_input_tokens + r.cache_write_tokens),
                 static_cast<long long>(r.output_tokens), accounting::format_usd(r.cost_nano_usd).c_str(),
-                static_cast<long long>(r.estimated_requests));
+                static_cast<long long>(r.estimated_requests), accounting::format_usd(r.overhead_nano_usd).c_str());
   }
-  std::printf("%-34s %10s %12s %12s %16s\n", "TOTAL", "", "", "", accounting::format_usd(total).c_str());
+  std::printf("%-34s %10s %12s %12s %16s %9s %16s\n", "TOTAL", "", "", "", accounting::format_usd(total).c_str(), "",
+              accounting::format_usd(overhead).c_str());
   return 0;
 }
 

@@ -584,7 +584,7 @@ std::string spend_json(const std::vector<storage::SpendAggregate>& rows, const s
   out["since"] = rfc3339(q.from);
   out["until"] = rfc3339(q.to);
   bj::array data;
-  std::int64_t total = 0;
+  std::int64_t total = 0, overhead = 0;
   for (const auto& r : rows) {
     bj::object o;
     o["group"] = r.group;
@@ -595,11 +595,17 @@ std::string spend_json(const std::vector<storage::SpendAggregate>& rows, const s
     o["cache_write_tokens"] = r.cache_write_tokens;
     o["cost_usd"] = accounting::format_usd(r.cost_nano_usd);
     o["estimated_requests"] = r.estimated_requests;
+    // What providers charged for attempts that were not the caller's answer: the
+    // gateway's, never in cost_usd.
+    o["overhead_attempts"] = r.overhead_attempts;
+    o["overhead_usd"] = accounting::format_usd(r.overhead_nano_usd);
     total += r.cost_nano_usd;
+    overhead += r.overhead_nano_usd;
     data.emplace_back(std::move(o));
   }
   out["data"] = std::move(data);
   out["total_cost_usd"] = accounting::format_usd(total);
+  out["total_overhead_usd"] = accounting::format_usd(overhead);
   return bj::serialize(out);
 }
 

@@ -52,10 +52,12 @@
 #include <vector>
 
 #include "accounting/audit.hpp"
+#include "accounting/overhead.hpp"
 #include "api/openai/chat.hpp"
 #include "api/openai/text.hpp"
 #include "auth/virtual_key.hpp"
 #include "pipeline/governance.hpp"
+#include "pipeline/health.hpp"
 #include "policy/evaluate.hpp"
 #include "policy/stream_redactor.hpp"
 #include "providers/http/client.hpp"
@@ -86,6 +88,22 @@ struct AttemptRecord {
   std::string_view outcome;  // "ok", an ErrorKind name, or "breaker_open" (skipped)
   Clock::duration took{};
   bool counted = true;  // false: the breaker refused, no request was sent
+  // Set when the provider charges for this attempt but it is not the caller's answer:
+  // gateway overhead (ledger, audit, metric), never billed to the caller.
+  std::optional<accounting::OverheadReason> overhead{};
+  accounting::AttemptCharge charge{};
+};
+
+// What one attempt has seen, for what its provider charges should it not become the
+// caller's answer (accounting::attempt_charge).
+struct AttemptTrace {
+  bool sent = false;      // the request went out
+  bool accepted = false;  // a 2xx head came back: the provider is working on it
+  std::size_t prompt_bytes = 0;
+  std::optional<oa::Usage> usage;  // reported at the end of the answer
+  std::optional<accounting::Usage> prompt_usage;  // reported before the text (Anthropic message_start)
+  std::size_t text_bytes = 0;  // answer text received
+  std::size_t record = SIZE_MAX;  // the attempt's entry in Request::attempts, once it has one
 };
 
 // Who is calling and what admission holds for them until the request ends.
@@ -120,6 +138,7 @@ struct Request {
   // The live upstream connection of each racing attempt (two only while hedging); closed
   // on hang-up to cancel the upstream calls.
   std::array<phttp::Connection*, 2> active{};
+  std::array<AttemptTrace, 2> trace;  // of each racing attempt, by lane slot
   Governance* gov = nullptr;  // null: no accounting (tests without a database)
   Caller caller;
   std::optional<Error> error;  // the error answered, for the audit record
@@ -175,6 +194,8 @@ void close_active(Request& r) {
     if (c) c->close();
 }
 
+void charge_cancelled(AttemptRecord& rec, const TargetPlan& tp, const AttemptTrace& t);
+
 // The attempt on `lane` has its first token: it serves the request unless the other lane
 // claimed it first. The other lane's attempt is cancelled, and logged as such now so that
 // the response head (sent at the first token) lists it.
@@ -187,6 +208,9 @@ bool claim(Request& r, const Lane& lane) {
   if (race.running[other]) {
     if (r.active[other]) r.active[other]->close();
     r.attempts.push_back({race.target[other]->target->id, kHedgeCancelled, Clock::now() - race.started[other]});
+    // Charged now, with what it had produced: the winner may close the books (a plain
+    // answer does at once) before the cancelled attempt's coroutine has run again.
+    charge_cancelled(r.attempts.back(), *race.target[other], r.trace[other]);
   }
   return true;
 }
@@ -255,6 +279,9 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
   const config::Endpoint& ep = tp.provider->endpoint;
   const phttp::Destination dest{ep.tls, ep.host, ep.port, tp.tls};
   const api::openai::ChatRequest& chat = r.continuation ? *r.continuation : r.chat;
+  AttemptTrace& trace = r.trace[lane.slot];  // this attempt's, from scratch
+  trace = AttemptTrace{};
+  trace.prompt_bytes = chat.body.size();
   auto body = api::openai::upstream_body(chat, tp.target->model);
   // In the target's own format (OpenAI passes through; Anthropic and Bedrock are
   // translated and signed), before any connection: a refusal costs none.
@@ -272,10 +299,12 @@ asio::awaitable<Result<OpenExchange>> open_exchange(Request& r, Worker& w, const
     const bool reused = ox.conn->reused();
     r.active[lane.slot] = ox.conn.get();
     ox.exchange = std::make_unique<phttp::Exchange>(*ox.conn);
+    trace.sent = true;
     auto sent = co_await ox.exchange->write(*built, std::min(head_deadline, r.deadline));
     Status head = std::move(sent);
     if (head) head = co_await ox.exchange->read_head(std::min(head_deadline, r.deadline), kMaxUpstreamBody);
     if (head) {
+      trace.accepted = ox.exchange->status() / 100 == 2;
       // Rate-limit headroom the provider reports, for the headroom-aware balancer.
       const auto& fields = ox.exchange->head();
       auto lookup = [&fields](std::string_view name) -> std::optional<std::string_view> {
@@ -527,10 +556,18 @@ bool guards_output(const policy::PolicyProfile* p) {
 Status guard_input(Request& r) {
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!profile) return {};
-  auto texts = api::openai::request_texts(r.chat.body);
-  if (!texts) return std::unexpected(texts.error());
   policy::RequestFacts facts{r.chat.model, static_cast<std::uint64_t>(estimate_input_tokens(r)), {}};
   if (r.chat.max_tokens && *r.chat.max_tokens >= 0) facts.max_tokens = static_cast<std::uint64_t>(*r.chat.max_tokens);
+  // Most prompts hold nothing the profile acts on: shown on the raw body, without parsing
+  // it again; the exact path runs otherwise (and is the one that redacts).
+  if (auto quick = policy::evaluate_input_raw(*profile, r.chat.body, facts)) {
+    if (!quick->blocked()) return {};
+    r.caller.policy_decisions.push_back(describe(*quick, "input"));
+    log::info("policy_blocked", {{"request_id", r.in.request_id}, {"policy", quick->policy_id}, {"reason", quick->reason_code}, {"detector", quick->detector}});
+    return std::unexpected(policy::block_error(*quick, false));
+  }
+  auto texts = api::openai::request_texts(r.chat.body);
+  if (!texts) return std::unexpected(texts.error());
   const policy::PolicyDecision d = policy::evaluate_input(*profile, *texts, facts);
   if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "input"));
   if (d.blocked()) {
@@ -553,6 +590,7 @@ Status guard_input(Request& r) {
 Status guard_answer(Request& r, std::string& body) {
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!guards_output(profile)) return {};
+  if (policy::evaluate_output_raw(*profile, body)) return {};  // nothing to act on (see guard_input)
   auto texts = api::openai::answer_texts(body);
   if (!texts) return {};  // not JSON we understand: passed through as the upstream sent it
   policy::PolicyDecision all;
@@ -587,6 +625,46 @@ std::string cost_usd(std::int64_t nano) {
   return s;
 }
 
+accounting::AttemptSeen seen_of(const AttemptTrace& t) {
+  accounting::AttemptSeen seen;
+  seen.prompt_bytes = t.prompt_bytes;
+  seen.output_text_bytes = t.text_bytes;
+  if (t.usage) {
+    seen.reported = usage_of(*t.usage);
+    seen.output_final = true;  // OpenAI's usage chunk, and the one translated streams end with
+  } else if (t.prompt_usage) {
+    seen.reported = *t.prompt_usage;
+  }
+  return seen;
+}
+
+// The attempt `rec` was accepted by its provider but is not the caller's answer: what
+// the provider charges for it is booked as gateway overhead (recorded in the ledger when
+// the books close; the metric now).
+void charge_overhead(AttemptRecord& rec, const TargetPlan& tp, const AttemptTrace& t, accounting::OverheadReason why) {
+  if (rec.overhead) return;  // booked once
+  rec.overhead = why;
+  rec.charge = accounting::attempt_charge(tp.price ? &*tp.price : nullptr, seen_of(t));
+  OverheadCounters& c = overhead_counters();
+  const auto i = static_cast<std::size_t>(why);
+  c.attempts[i].fetch_add(1, std::memory_order_relaxed);
+  if (rec.charge.cost.nano_usd > 0)
+    c.nano_usd[i].fetch_add(static_cast<std::uint64_t>(rec.charge.cost.nano_usd), std::memory_order_relaxed);
+}
+
+// A hedge race's loser, once its request went out.
+void charge_cancelled(AttemptRecord& rec, const TargetPlan& tp, const AttemptTrace& t) {
+  if (!t.sent) return;
+  charge_overhead(rec, tp, t, accounting::OverheadReason::hedge_cancelled);
+  if (rec.charge.cost.nano_usd > 0)
+    tp.health->counters->hedge_cancelled_nano_usd.fetch_add(static_cast<std::uint64_t>(rec.charge.cost.nano_usd), std::memory_order_relaxed);
+}
+
+accounting::OverheadReason failure_reason(ErrorKind k) {
+  const bool timeout = k == ErrorKind::idle_timeout || k == ErrorKind::first_token_timeout || k == ErrorKind::total_timeout;
+  return timeout ? accounting::OverheadReason::timeout : accounting::OverheadReason::failed;
+}
+
 // 10. account: settles what admission held, prices the answer, and writes the spend and
 // audit records. Runs once, right before the response's last byte goes out.
 void close_books(Request& r) {
@@ -598,7 +676,9 @@ void close_books(Request& r) {
     if (r.usage.present) {
       usage = usage_of(r.usage);
     } else {
-      usage = accounting::estimate_usage(r.chat.body.size(), r.output_bytes);
+      // A continued stream is billed as its continuation: that request's prompt (which
+      // holds the text relayed before the break) and what it added.
+      usage = accounting::estimate_usage(r.continuation ? r.continuation->body.size() : r.chat.body.size(), r.output_bytes);
       estimated = true;
     }
     accounting::Cost cost{0, estimated};
@@ -664,6 +744,35 @@ void close_books(Request& r) {
     a.prompt = r.chat.body;
     a.completion = r.completion;
   }
+  // Gateway overhead: one spend entry per attempt a provider charges for that did not
+  // become the caller's answer, flagged so that no budget and no caller's cost counts it.
+  // Recorded (journal, durable) before the request's own line.
+  thread_local storage::SpendEntry o;
+  for (std::size_t i = 0; i < r.attempts.size(); ++i) {
+    const AttemptRecord& at = r.attempts[i];
+    a.attempts[i].overhead.clear();
+    if (!at.overhead) continue;
+    a.attempts[i].overhead.assign(accounting::name_of(*at.overhead));
+    a.attempts[i].overhead_nano_usd = at.charge.cost.nano_usd;
+    a.attempts[i].overhead_estimated = at.charge.cost.estimated;
+    o.entry_id.clear();
+    o.request_id.assign(r.in.request_id);
+    o.time = storage::to_unix_millis(now);
+    o.key_id.assign(key_id);
+    o.team_id.assign(team_id);
+    o.model.assign(r.chat.model);
+    o.target.assign(at.target);
+    o.input_tokens = at.charge.usage.input_tokens;
+    o.output_tokens = at.charge.usage.output_tokens;
+    o.cached_input_tokens = at.charge.usage.cached_input_tokens;
+    o.cache_write_tokens = at.charge.usage.cache_write_tokens;
+    o.cost_nano_usd = at.charge.cost.nano_usd;
+    o.estimated = at.charge.cost.estimated;
+    o.status = static_cast<int>(r.status);
+    o.overhead.assign(a.attempts[i].overhead);
+    if (auto ok = r.gov->ledger().record(o); !ok)
+      log::error("ledger_record_failed", {{"request_id", r.in.request_id}, {"error", ok.error().message}});
+  }
   if (auto ok = r.gov->audit().append(a, spend); !ok)
     log::error("ledger_record_failed", {{"request_id", r.in.request_id}, {"error", ok.error().message}});
   a.prompt.reset();  // content (when audited) is not kept past its record
@@ -689,22 +798,21 @@ std::string reset_text(Duration d) {
   return std::string(buf, p);
 }
 
-std::vector<std::string> response_headers(const Request& r) {
-  std::vector<std::string> h;
-  h.reserve(r.caller.checked_rate ? 26 : 14);  // the rate-limit headers add 12
-  h.emplace_back("x-bulwark-request-id");
-  h.push_back(r.in.request_id);
-  h.emplace_back("x-bulwark-attempts");
-  h.push_back(std::to_string(std::count_if(r.attempts.begin(), r.attempts.end(), [](const AttemptRecord& a) { return a.counted; })));
+// Response header fields: names are string literals (no copies), values owned.
+using HeaderFields = std::vector<std::pair<std::string_view, std::string>>;
+
+HeaderFields response_headers(const Request& r) {
+  HeaderFields h;
+  h.reserve(r.caller.checked_rate ? 14 : 8);  // the rate-limit headers add 6
+  h.emplace_back("x-bulwark-request-id", r.in.request_id);
+  h.emplace_back("x-bulwark-attempts",
+                 std::to_string(std::count_if(r.attempts.begin(), r.attempts.end(), [](const AttemptRecord& a) { return a.counted; })));
   if (r.served) {
-    h.emplace_back("x-bulwark-model");
-    h.push_back(r.served_model->model->name);
-    h.emplace_back("x-bulwark-target");
-    h.push_back(r.served->target->id);
+    h.emplace_back("x-bulwark-model", r.served_model->model->name);
+    h.emplace_back("x-bulwark-target", r.served->target->id);
     for (const auto& [target, what] : r.dropped)
       if (target == r.served) {
-        h.emplace_back("x-bulwark-dropped");
-        h.push_back(what);
+        h.emplace_back("x-bulwark-dropped", what);
         break;
       }
   }
@@ -719,40 +827,33 @@ std::vector<std::string> response_headers(const Request& r) {
       log += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(a.took).count());
       log += "ms";
     }
-    h.emplace_back("x-bulwark-attempt-log");
-    h.push_back(std::move(log));
+    h.emplace_back("x-bulwark-attempt-log", std::move(log));
   }
-  if (!r.route_header.empty()) {
-    h.emplace_back("x-bulwark-route");
-    h.push_back(r.route_header);
-  }
-  if (!r.cost_text.empty()) {
-    h.emplace_back("x-bulwark-cost-usd");
-    h.push_back(r.cost_text);
-  }
+  if (!r.route_header.empty()) h.emplace_back("x-bulwark-route", r.route_header);
+  if (!r.cost_text.empty()) h.emplace_back("x-bulwark-cost-usd", r.cost_text);
   // OpenAI's names, so SDKs and dashboards that read them work unchanged.
   if (r.caller.checked_rate) {
-    // Emplaced one by one: an initializer list copied every string twice.
-    const auto add = [&h](std::string_view what, const accounting::RateDecision& d) {
-      if (d.limit <= 0) return;
-      const std::string suffix(what);
-      h.push_back("x-ratelimit-limit-" + suffix);
-      h.push_back(std::to_string(d.limit));
-      h.push_back("x-ratelimit-remaining-" + suffix);
-      h.push_back(std::to_string(d.remaining));
-      h.push_back("x-ratelimit-reset-" + suffix);
-      h.push_back(reset_text(d.reset));
+    struct Names {
+      std::string_view limit, remaining, reset;
     };
-    add("requests", r.caller.rate.requests);
-    add("tokens", r.caller.rate.tokens);
+    static constexpr Names kRequests{"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"};
+    static constexpr Names kTokens{"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"};
+    const auto add = [&h](const Names& n, const accounting::RateDecision& d) {
+      if (d.limit <= 0) return;
+      h.emplace_back(n.limit, std::to_string(d.limit));
+      h.emplace_back(n.remaining, std::to_string(d.remaining));
+      h.emplace_back(n.reset, reset_text(d.reset));
+    };
+    add(kRequests, r.caller.rate.requests);
+    add(kTokens, r.caller.rate.tokens);
   }
   return h;
 }
 
-std::vector<Header> as_views(const std::vector<std::string>& h) {
+std::vector<Header> as_views(const HeaderFields& h) {
   std::vector<Header> v;
-  v.reserve(h.size() / 2);
-  for (std::size_t i = 0; i + 1 < h.size(); i += 2) v.emplace_back(h[i], h[i + 1]);
+  v.reserve(h.size());
+  for (const auto& [name, value] : h) v.emplace_back(name, value);
   return v;
 }
 
@@ -769,10 +870,8 @@ asio::awaitable<void> respond_error(Request& r, Downstream& ds, const Error& e) 
   close_books(r);
   auto h = response_headers(r);
   if (e.retry_after) {
-    h.emplace_back("retry-after");
-    h.push_back(std::to_string((e.retry_after->count() + 999) / 1000));
-    h.emplace_back("retry-after-ms");
-    h.push_back(std::to_string(e.retry_after->count()));
+    h.emplace_back("retry-after", std::to_string((e.retry_after->count() + 999) / 1000));
+    h.emplace_back("retry-after-ms", std::to_string(e.retry_after->count()));
   }
   co_await ds.send(r.status, as_views(h), "application/json", api::openai::error_body(e));
 }
@@ -802,13 +901,17 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
     co_return AttemptResult{AttemptEnd::failed, name_timeout(std::move(body.error()), ErrorKind::idle_timeout, body_deadline, r.deadline)};
   }
   if (ox->exchange->keep_alive()) w.pool.release(std::move(ox->conn));
+  AttemptTrace& trace = r.trace[lane.slot];
+  trace.text_bytes = body->size();  // an upper bound; the usage normally says
   if (providers::translates(*tp.provider)) {
     auto converted = providers::openai_answer(*tp.provider, tp.target->model, *body, r.in.request_id);
     if (!converted) co_return AttemptResult{AttemptEnd::failed, std::move(converted.error())};
     *body = std::move(*converted);
   }
+  const oa::Usage usage = oa::read_usage(*body);
+  if (usage.present) trace.usage = usage;
   if (!claim(r, lane)) co_return AttemptResult{AttemptEnd::cancelled, {}};
-  r.usage = oa::read_usage(*body);
+  r.usage = usage;
   r.served_model = &mp;
   r.served = &tp;
   r.status = 200;
@@ -817,6 +920,7 @@ asio::awaitable<AttemptResult> attempt_unary(Request& r, Worker& w, const ModelP
   on_served(Clock::now() - start);
   r.output_bytes = body->size();
   if (auto guarded = guard_answer(r, *body); !guarded) {
+    charge_overhead(r.attempts.back(), tp, trace, accounting::OverheadReason::discarded);
     co_await respond_error(r, ds, guarded.error());
     co_return AttemptResult{AttemptEnd::served, {}};
   }
@@ -844,6 +948,55 @@ void track_answer_text(Request& r, std::string_view event) {
     if (d.choice == 0) r.answered_text += d.text;
 }
 
+// Bytes of answer text in one OpenAI chunk: its content and tool-argument strings as
+// written (an escape counts as its bytes: an estimate). A scan, no JSON parse: it runs on
+// every event relayed.
+std::size_t answer_text_bytes(std::string_view event) {
+  std::size_t n = 0;
+  for (const std::string_view key : {std::string_view("\"content\":"), std::string_view("\"arguments\":")}) {
+    for (std::size_t at = event.find(key); at != std::string_view::npos; at = event.find(key, at)) {
+      std::size_t i = at + key.size();
+      while (i < event.size() && event[i] == ' ') ++i;
+      at = i;
+      if (i >= event.size() || event[i] != '"') continue;  // null, or not a string
+      const std::size_t start = ++i;
+      while (i < event.size() && event[i] != '"') i += event[i] == '\\' ? 2 : 1;
+      i = std::min(i, event.size());
+      n += i - start;
+      at = i;
+    }
+  }
+  return n;
+}
+
+// The value of the JSON number member `key` (with its quotes and colon) in `s`.
+std::optional<std::int64_t> number_after(std::string_view s, std::string_view key) {
+  std::size_t i = s.find(key);
+  if (i == std::string_view::npos) return std::nullopt;
+  i += key.size();
+  while (i < s.size() && s[i] == ' ') ++i;
+  std::int64_t v = 0;
+  const auto [p, ec] = std::from_chars(s.data() + i, s.data() + s.size(), v);
+  if (ec != std::errc() || p == s.data() + i) return std::nullopt;
+  return v;
+}
+
+// Anthropic's message_start reports the prompt's tokens before any text: an attempt
+// that breaks later is charged with them instead of an estimate.
+std::optional<accounting::Usage> anthropic_prompt_usage(std::string_view raw) {
+  const std::size_t at = raw.find("\"message_start\"");
+  if (at == std::string_view::npos) return std::nullopt;
+  raw.remove_prefix(at);
+  raw = raw.substr(0, raw.find("\n\n"));
+  const auto input = number_after(raw, "\"input_tokens\":");
+  if (!input) return std::nullopt;
+  accounting::Usage u;
+  u.input_tokens = *input;
+  u.cached_input_tokens = number_after(raw, "\"cache_read_input_tokens\":").value_or(0);
+  u.cache_write_tokens = number_after(raw, "\"cache_creation_input_tokens\":").value_or(0);
+  return u;
+}
+
 std::string stream_error_event(const Error& e) {
   return "data: " + api::openai::error_body(e) + "\n\n";
 }
@@ -864,6 +1017,8 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     co_return AttemptResult{AttemptEnd::failed, std::move(e)};
   }
 
+  AttemptTrace& trace = r.trace[lane.slot];
+  bool look_for_start = tp.provider->kind == config::ProviderKind::anthropic;
   std::unique_ptr<providers::OpenAIStream> conv;
   if (providers::translates(*tp.provider)) conv = providers::OpenAIStream::make(*tp.provider, tp.target->model, r.in.request_id);
   std::string converted;
@@ -875,7 +1030,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   bool committed = r.continuation.has_value(), saw_done = false, saw_token = false;
   std::optional<Error> failure;  // the upstream's fault: may fail over before commit
   std::optional<Error> blocked;  // the policy's verdict on the answer: ends the request
-  std::vector<std::string> headers;
+  HeaderFields headers;
   // The policy's output rules, applied delta by delta with the one-shot result.
   const bool guard = guards_output(r.caller.policy);
   std::vector<std::optional<policy::StreamRedactor>> redactors;
@@ -958,6 +1113,10 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     // Anthropic and Bedrock streams are converted to OpenAI SSE first; OpenAI's pass as is.
     std::string_view bytes = *piece;
     const bool ended = piece->empty();
+    if (look_for_start && !ended) {
+      trace.prompt_usage = anthropic_prompt_usage(bytes);
+      look_for_start = !trace.prompt_usage && !saw_token;
+    }
     if (conv) {
       converted.clear();
       auto ok = ended ? conv->finish(converted) : conv->feed(*piece, converted);
@@ -989,6 +1148,8 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
           failure = Error::transport(ErrorKind::upstream_protocol, "upstream " + tp.target->id + " sent a malformed stream event");
           return;
         case oa::StreamEvent::Kind::data:
+          if (ev.usage.present) trace.usage = ev.usage;
+          if (ev.content_deltas > 0) trace.text_bytes += answer_text_bytes(event);
           if ((ev.content_deltas > 0 || ev.has_finish) && !take_token()) return;
           if (ev.usage.present) (saw_token ? r.usage : pre_usage.emplace()) = ev.usage;
           if (ev.usage_only && !r.chat.include_usage) return;  // we asked for it, the caller did not
@@ -1014,6 +1175,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     if (committed && r.continuation && saw_token && r.served != &tp) {  // the continuation took over
       r.served_model = &mp;
       r.served = &tp;
+      trace.record = r.attempts.size();
       r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
     }
     if (!committed) {
@@ -1024,6 +1186,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
         tp.health->first_token->record(*r.first_token - start);
         r.served_model = &mp;
         r.served = &tp;
+        trace.record = r.attempts.size();
         r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
         r.status = 200;
         co_await wait_keepalive_idle(r, w.executor);
@@ -1065,7 +1228,10 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   else ox->conn->close();
 
   if (r.client_gone) {
-    if (!committed) r.attempts.push_back({tp.target->id, "client_gone", Clock::now() - start});
+    if (!committed) {
+      r.attempts.push_back({tp.target->id, "client_gone", Clock::now() - start});
+      if (trace.accepted) charge_overhead(r.attempts.back(), tp, trace, accounting::OverheadReason::client_gone);
+    }
     co_return AttemptResult{AttemptEnd::client_gone, {}};
   }
   if (blocked) {
@@ -1074,6 +1240,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
       r.served_model = &mp;
       r.served = &tp;
       r.attempts.push_back({tp.target->id, "ok", Clock::now() - start});
+      charge_overhead(r.attempts.back(), tp, trace, accounting::OverheadReason::discarded);
       co_await respond_error(r, ds, *blocked);
       co_return AttemptResult{AttemptEnd::served, {}};
     }
@@ -1095,8 +1262,12 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     co_return AttemptResult{AttemptEnd::served, {}};
   }
   if (!committed) co_return AttemptResult{AttemptEnd::failed, std::move(*failure)};
-  if (r.served == &tp) r.attempts.back().outcome = name_of(failure->kind);
-  else r.attempts.push_back({tp.target->id, name_of(failure->kind), Clock::now() - start});
+  if (r.served == &tp && trace.record < r.attempts.size()) {
+    r.attempts[trace.record].outcome = name_of(failure->kind);
+  } else {
+    trace.record = r.attempts.size();
+    r.attempts.push_back({tp.target->id, name_of(failure->kind), Clock::now() - start});
+  }
   // run_attempts continues on a prefill target or ends the stream with an error event.
   co_return AttemptResult{AttemptEnd::failed_after_commit, std::move(*failure)};
 }
@@ -1166,6 +1337,7 @@ struct LaneRun {
   Clock::duration took{};
   AttemptResult result;
   bool verdict_recorded = false;  // a plain answer's success is recorded before it is sent
+  AttemptTrace trace;  // copied from the request when the attempt ended
 };
 
 asio::awaitable<void> run_lane(Request& r, Worker& w, Downstream& ds, const Candidate& c, LaneRun& run, Lane lane) {
@@ -1185,6 +1357,7 @@ asio::awaitable<void> run_lane(Request& r, Worker& w, Downstream& ds, const Cand
     else run.result = co_await attempt_unary(r, w, *c.model, tp, ds, on_served, lane);
   }
   r.active[lane.slot] = nullptr;  // whatever path ended the attempt, its connection is gone or pooled
+  run.trace = r.trace[lane.slot];
   run.took = Clock::now() - run.started;
   const AttemptEnd end = run.result.end;
   if (end == AttemptEnd::served) tp.stats->record_latency(run.took);
@@ -1203,6 +1376,7 @@ asio::awaitable<void> run_lane(Request& r, Worker& w, Downstream& ds, const Cand
 void book_failure(Request& r, const TargetPlan& tp, LaneRun& run, std::vector<Error>& errors) {
   run.permit.record(res::classify(run.result.error), run.took);
   r.attempts.push_back({tp.target->id, name_of(run.result.error.kind), run.took});
+  if (run.trace.accepted) charge_overhead(r.attempts.back(), tp, run.trace, failure_reason(run.result.error.kind));
   log::warn("upstream_attempt_failed", {{"request_id", r.in.request_id},
                                         {"target", tp.target->id},
                                         {"error", name_of(run.result.error.kind)},
@@ -1212,16 +1386,11 @@ void book_failure(Request& r, const TargetPlan& tp, LaneRun& run, std::vector<Er
 }
 
 // The attempt that lost a hedge race: it says nothing about its target's health, unless
-// it had already been slower than the breaker's slow-call duration; what the provider
-// may charge for its prompt is recorded as overhead (never billed to the caller).
-void book_cancelled(const Request& r, const TargetPlan& tp, LaneRun& run) {
+// it had already been slower than the breaker's slow-call duration. What the provider
+// charges for it was booked as overhead when it was cancelled (claim).
+void book_cancelled(const TargetPlan& tp, LaneRun& run) {
   if (run.took >= tp.health->breaker->policy().slow_call_duration) run.permit.record(res::FailureClass::success, run.took);
   else run.permit.release();
-  if (tp.price) {
-    const accounting::Usage prompt{.input_tokens = estimate_input_tokens(r)};
-    const auto cost = accounting::cost_of(*tp.price, prompt, true).nano_usd;
-    if (cost > 0) tp.health->counters->hedge_cancelled_nano_usd.fetch_add(static_cast<std::uint64_t>(cost), std::memory_order_relaxed);
-  }
 }
 
 // Phases 7-9 with hedging: runs the attempt on cands[lanes[0].index]; if it has no first
@@ -1303,7 +1472,7 @@ asio::awaitable<int> race_attempts(Request& r, Worker& w, Downstream& ds, const 
   const TargetPlan& otp = *cands[o.index].target;
   if (!booked[other]) {
     switch (o.result.end) {
-      case AttemptEnd::cancelled: book_cancelled(r, otp, o); break;
+      case AttemptEnd::cancelled: book_cancelled(otp, o); break;
       case AttemptEnd::failed: book_failure(r, otp, o, errors); break;
       default: o.permit.release(); break;  // client_gone: says nothing about the target
     }
@@ -1390,6 +1559,12 @@ asio::awaitable<void> run_attempts(Request& r, Worker& w, Downstream& ds) {
           if (k < cands.size() && r.track_text && !r.client_gone && Clock::now() < r.deadline &&
               errors.size() + 1 < policy.max_attempts_per_request) {
             if (auto ok = prepare_continuation(r); ok) {
+              // The broken attempt is overhead; the caller pays for the continuation, whose
+              // prompt holds the text relayed so far (see docs/governance.md).
+              if (run.trace.record < r.attempts.size())
+                charge_overhead(r.attempts[run.trace.record], tp, run.trace, accounting::OverheadReason::stream_broken);
+              r.output_bytes = 0;
+              r.usage = {};
               log::warn("stream_continued", {{"request_id", r.in.request_id},
                                              {"from", tp.target->id},
                                              {"to", cands[k].target->target->id},

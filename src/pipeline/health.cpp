@@ -239,7 +239,41 @@ void HealthRegistry::render_metrics(std::string& out) const {
   }
 }
 
+OverheadCounters& overhead_counters() {
+  static OverheadCounters counters;
+  return counters;
+}
+
+namespace {
+void render_overhead(std::string& out) {
+  const OverheadCounters& c = overhead_counters();
+  out += "# HELP bulwark_overhead_cost_usd_total Estimated provider cost of attempts that did not become the caller's "
+         "answer (gateway overhead, never billed to callers), by reason.\n";
+  out += "# TYPE bulwark_overhead_cost_usd_total counter\n";
+  for (std::size_t i = 0; i < accounting::kOverheadReasons; ++i) {
+    char v[40];
+    std::snprintf(v, sizeof v, "%.9f", static_cast<double>(c.nano_usd[i].load(std::memory_order_relaxed)) / 1e9);
+    out += "bulwark_overhead_cost_usd_total{reason=\"";
+    out += accounting::name_of(static_cast<accounting::OverheadReason>(i));
+    out += "\"} ";
+    out += v;
+    out += "\n";
+  }
+  out += "# HELP bulwark_overhead_attempts_total Attempts a provider charges for that did not become the caller's answer, "
+         "by reason.\n";
+  out += "# TYPE bulwark_overhead_attempts_total counter\n";
+  for (std::size_t i = 0; i < accounting::kOverheadReasons; ++i) {
+    out += "bulwark_overhead_attempts_total{reason=\"";
+    out += accounting::name_of(static_cast<accounting::OverheadReason>(i));
+    out += "\"} ";
+    out += std::to_string(c.attempts[i].load(std::memory_order_relaxed));
+    out += "\n";
+  }
+}
+}  // namespace
+
 void install_health_metrics(telemetry::Registry& registry) {
+  registry.add_collector(render_overhead);
   registry.add_collector([](std::string& out) { HealthRegistry::instance().render_metrics(out); });
   registry.add_collector([](std::string& out) {
     if (auto* events = HealthRegistry::instance().events()) events->render_metrics(out);

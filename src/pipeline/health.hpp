@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "accounting/overhead.hpp"
 #include "config/config.hpp"
 #include "core/error.hpp"
 #include "resilience/circuit_breaker.hpp"
@@ -46,6 +47,14 @@ struct TargetCounters {
   std::atomic<std::uint64_t> hedge_cancelled_nano_usd{0};
   std::array<std::atomic<std::uint64_t>, 5> transitions_to{};  // by the BreakerState entered
 };
+
+// Gateway overhead, process-wide by reason: what providers charge for attempts that did
+// not become the caller's answer (accounting/overhead.hpp), counted when booked.
+struct OverheadCounters {
+  std::array<std::atomic<std::uint64_t>, accounting::kOverheadReasons> attempts{};
+  std::array<std::atomic<std::uint64_t>, accounting::kOverheadReasons> nano_usd{};
+};
+OverheadCounters& overhead_counters();
 
 // One target's health. The breaker and budget are immutable objects (their policies are
 // const); the registry swaps in new ones when a reload changes their settings.

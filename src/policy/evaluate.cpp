@@ -1,5 +1,9 @@
 #include "policy/evaluate.hpp"
 
+#include <emmintrin.h>
+
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "policy/compiled.hpp"
@@ -37,7 +41,147 @@ void rewrite(std::string& text, const std::vector<Finding>& findings, std::size_
   text.swap(out);
 }
 
+// The text of a JSON string's raw bytes with escapes other than \uXXXX decoded (the
+// parser's result for them); false for \u, which the exact path decodes instead.
+bool unescape_simple(std::string_view raw, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '\\') {
+      out.push_back(raw[i]);
+      continue;
+    }
+    if (++i >= raw.size()) return false;
+    switch (raw[i]) {
+      case 'n': out.push_back('\n'); break;
+      case 't': out.push_back('\t'); break;
+      case 'r': out.push_back('\r'); break;
+      case 'b': out.push_back('\b'); break;
+      case 'f': out.push_back('\f'); break;
+      case '"': out.push_back('"'); break;
+      case '\\': out.push_back('\\'); break;
+      case '/': out.push_back('/'); break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
+// Scans one text value, decoded, as the exact path scans a part.
+bool text_clean(std::string_view raw, bool escaped, PiiMask mask) {
+  thread_local std::vector<Finding> scratch;
+  thread_local std::string decoded;
+  std::string_view text = raw;
+  if (escaped) {
+    if (!unescape_simple(raw, decoded)) return false;
+    text = decoded;
+  }
+  if (!pii_may_match(text, mask)) return true;  // most text: no segment a detector could take
+  scratch.clear();
+  detect_pii(text, mask, scratch);
+  return scratch.empty();
+}
+
+bool is_text_key(std::string_view key) noexcept { return key == "content" || key == "text"; }
+
+const char* after_ws(const char* q, const char* end) noexcept {
+  while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
+  return q;
+}
+
+// Any JSON: walks its strings one by one, telling keys (a ':' follows) from values.
+bool text_values_clean_escaped(std::string_view json, PiiMask mask) {
+  std::string_view key;
+  const char* const end = json.data() + json.size();
+  const char* p = json.data();
+  for (;;) {
+    p = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+    if (p == nullptr) return true;
+    const char* const b = ++p;
+    // The closing quote: the next one not escaped (preceded by an even run of '\').
+    for (;;) {
+      p = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+      if (p == nullptr) return false;
+      const char* k = p;
+      while (k > b && k[-1] == '\\') --k;
+      if ((p - k) % 2 == 0) break;
+      ++p;
+    }
+    const bool escaped = std::memchr(b, '\\', static_cast<std::size_t>(p - b)) != nullptr;
+    const std::string_view str(b, static_cast<std::size_t>(p - b));
+    ++p;  // the closing quote
+    const char* q = after_ws(p, end);
+    if (q < end && *q == ':') {  // a key
+      if (escaped) return false;
+      key = str;
+      continue;
+    }
+    if (is_text_key(key) && !text_clean(str, escaped, mask)) return false;
+  }
+}
+
+// No PII finding in any string value keyed "content" or "text" of the JSON, each scanned
+// on its own as the exact path scans each part. False also when it cannot tell: a \u
+// escape in such a value or any escape in a key ("cont\u0065nt" is "content" to a
+// parser), a string that does not end. Most bodies have no backslash at all: then every
+// quote delimits a string, and one SSE2 pass finds them all.
+bool text_values_clean(std::string_view json, PiiMask mask) {
+  thread_local std::vector<std::uint32_t> quotes;
+  quotes.clear();
+  const std::size_t n = json.size();
+  if (n >= (std::size_t{1} << 31)) return false;
+  const char* const d = json.data();
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i slash = _mm_set1_epi8('\\');
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, slash)) != 0) return text_values_clean_escaped(json, mask);
+    auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
+    while (m != 0) {
+      quotes.push_back(static_cast<std::uint32_t>(i + static_cast<std::size_t>(__builtin_ctz(m))));
+      m &= m - 1;
+    }
+  }
+  for (; i < n; ++i) {
+    if (d[i] == '\\') return text_values_clean_escaped(json, mask);
+    if (d[i] == '"') quotes.push_back(static_cast<std::uint32_t>(i));
+  }
+  if (quotes.size() % 2 != 0) return false;  // a string that does not end
+  const char* const end = d + n;
+  std::string_view key;
+  for (std::size_t k = 0; k < quotes.size(); k += 2) {
+    const std::string_view str(d + quotes[k] + 1, quotes[k + 1] - quotes[k] - 1);
+    const char* q = after_ws(d + quotes[k + 1] + 1, end);
+    if (q < end && *q == ':') {
+      key = str;
+      continue;
+    }
+    if (is_text_key(key) && !text_clean(str, false, mask)) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+std::optional<PolicyDecision> evaluate_input_raw(const PolicyProfile& profile, std::string_view body_json,
+                                                 const RequestFacts& facts) {
+  const detail::CompiledPolicy& c = profile.compiled();
+  if (!c.deny.empty() || c.spec.injection != Action::off) return std::nullopt;
+  // The model and token caps come first, as in evaluate_input.
+  PolicyDecision d = evaluate_input(profile, {}, facts);
+  if (d.blocked()) return d;
+  if (c.pii_mask != 0 && !text_values_clean(body_json, c.pii_mask)) return std::nullopt;
+  return d;
+}
+
+std::optional<PolicyDecision> evaluate_output_raw(const PolicyProfile& profile, std::string_view answer_json) {
+  const detail::CompiledPolicy& c = profile.compiled();
+  if (!c.deny.empty()) return std::nullopt;
+  PolicyDecision d;
+  d.policy_id = c.spec.id;
+  if (c.pii_mask != 0 && !text_values_clean(answer_json, c.pii_mask)) return std::nullopt;
+  return d;
+}
 
 PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::string> parts,
                               const RequestFacts& facts) {

@@ -28,6 +28,17 @@ PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::strin
 // Deny patterns and PII on a complete answer; rewrites `text` when redacting.
 PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text);
 
+// Fast paths on the raw JSON, without parsing it into a document: when the profile has
+// no deny patterns and no injection heuristics, and no PII detector finds anything in any
+// string value keyed "content" or "text" (a superset of what request_texts / answer_texts
+// extract; each decoded and scanned on its own, as the exact path does), the verdict is
+// the exact path's: no hits (for a request, after the same model and token-cap checks).
+// nullopt when that cannot be shown (a rule to run, a finding to redact or block, a \u
+// escape in a text value, any escape in a key, malformed JSON): run the exact path.
+std::optional<PolicyDecision> evaluate_input_raw(const PolicyProfile& profile, std::string_view body_json,
+                                                 const RequestFacts& facts);
+std::optional<PolicyDecision> evaluate_output_raw(const PolicyProfile& profile, std::string_view answer_json);
+
 // The error to answer a blocked decision with: policy_blocked for requests,
 // content_filtered for answers. The message names policy, reason and detector only.
 Error block_error(const PolicyDecision& decision, bool on_output);

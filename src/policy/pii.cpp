@@ -755,6 +755,34 @@ void detect_pii(std::string_view text, PiiMask enabled, std::vector<Finding>& ou
   }
 }
 
+bool pii_may_match(std::string_view text, PiiMask enabled) noexcept {
+  if (enabled == 0) return false;
+  if (text.find("-----") != std::string_view::npos) return true;
+  using detail::kByteTable;
+  using detail::kSep;
+  constexpr std::uint8_t kNeeded = seg_trait::digit | seg_trait::at | seg_trait::colon;
+  const std::size_t long_run = (enabled & mask_of(PiiKind::secret)) ? 15 : std::string_view::npos;
+  const std::size_t n = text.size();
+  std::size_t len = 0;  // of the segment so far, joined spaces included
+  bool needed = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint8_t t = kByteTable[static_cast<unsigned char>(text[i])];
+    if (t & kSep) {
+      if (text[i] == ' ' && len > 0 && i + 1 < n && detail::soft_left(text[i - 1]) && detail::soft_right(text[i + 1])) {
+        ++len;
+        continue;
+      }
+      len = 0;
+      needed = false;
+      continue;
+    }
+    ++len;
+    needed = needed || (t & kNeeded) != 0;
+    if ((needed && len >= 5) || len >= long_run) return true;
+  }
+  return false;
+}
+
 std::vector<Finding> detect_pii(std::string_view text, PiiMask enabled) {
   std::vector<Finding> out;
   detect_pii(text, enabled, out);

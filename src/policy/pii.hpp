@@ -92,6 +92,11 @@ inline bool segment_may_match(std::uint8_t traits, std::size_t len, bool pem,
   return (traits & (seg_trait::digit | seg_trait::at | seg_trait::colon)) != 0;
 }
 
+// False when no segment of `text` can pass segment_may_match (so detect_pii finds
+// nothing): one pass over the bytes with the segmenter's classes and soft joins, no
+// detector. True when one might, or when the text holds "-----" (a PEM block's rules).
+bool pii_may_match(std::string_view text, PiiMask enabled) noexcept;
+
 // Appends the findings of one segment [begin, end) of `text` (see segmenter.hpp), sorted
 // and non-overlapping. Only text[begin - kLookbehindBytes, end) is read.
 void scan_segment(std::string_view text, std::size_t begin, std::size_t end, bool pem,

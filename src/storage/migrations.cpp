@@ -82,8 +82,15 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
   BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 )sql";
 
+// What providers charged for attempts that were not the caller's answer: spend rows with
+// a reason here are gateway overhead (old rows: the caller's, '').
+constexpr std::string_view kV2 = R"sql(
+ALTER TABLE spend ADD COLUMN overhead TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr std::array kBuiltin{
     Migration{1, "governance tables", kV1},
+    Migration{2, "spend overhead column", kV2},
 };
 
 Error db_error(sqlite3* db, std::string_view what) {

@@ -114,7 +114,7 @@ const std::string kSelectTeams = std::string(kTeamColumns) + " ORDER BY id";
 // in power-of-two chunks, so six statements per table cover every batch size.
 constexpr std::size_t kBatchRows = 32;
 static_assert((kBatchRows & (kBatchRows - 1)) == 0, "chunks halve down to one row");
-constexpr int kSpendColumnCount = 14;
+constexpr int kSpendColumnCount = 15;
 constexpr int kAuditColumnCount = 8;
 std::string values_sql(std::string head, int columns, std::size_t rows) {
   std::string row = "(";
@@ -129,7 +129,7 @@ std::string values_sql(std::string head, int columns, std::size_t rows) {
 constexpr char kInsertSpendHead[] =
     "INSERT OR IGNORE INTO spend(entry_id, request_id, time, key_id, team_id, model, target, "
     "input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, cost_nano_usd, "
-    "estimated, status)";
+    "estimated, status, overhead)";
 constexpr char kInsertAuditHead[] =
     "INSERT OR IGNORE INTO audit_log(seq, time, request_id, key_id, team_id, body, prev_hash, hash)";
 // [n]: the statement inserting n rows, for n a power of two (other entries unused).
@@ -149,7 +149,9 @@ std::size_t chunk_rows(std::size_t left) {
 constexpr char kBeginImmediate[] = "BEGIN IMMEDIATE";
 constexpr char kCommit[] = "COMMIT";
 constexpr char kMaxSpendRowid[] = "SELECT COALESCE(MAX(rowid), 0) FROM spend";
-constexpr char kSpendAfterRowid[] = "SELECT key_id, team_id, time, cost_nano_usd FROM spend WHERE rowid > ?";
+// Overhead rows never count towards a budget.
+constexpr char kSpendAfterRowid[] =
+    "SELECT key_id, team_id, time, cost_nano_usd FROM spend WHERE rowid > ? AND overhead = ''";
 constexpr char kAddDaily[] =
     "INSERT INTO budget_daily(scope, subject, day, cost_nano_usd) VALUES(?,?,?,?) "
     "ON CONFLICT(scope, subject, day) DO UPDATE SET cost_nano_usd = cost_nano_usd + excluded.cost_nano_usd";
@@ -160,10 +162,15 @@ constexpr char kAuditColumns[] =
     "SELECT seq, time, request_id, key_id, team_id, body, prev_hash, hash FROM audit_log";
 const std::string kLastAudit = std::string(kAuditColumns) + " ORDER BY seq DESC LIMIT 1";
 const std::string kAuditFrom = std::string(kAuditColumns) + " WHERE seq >= ? ORDER BY seq LIMIT ?";
+// The caller's columns count only the caller's rows (overhead = ''); overhead apart.
 constexpr char kReportTail[] =
-    ", COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cached_input_tokens), "
-    "SUM(cache_write_tokens), SUM(cost_nano_usd), SUM(estimated) FROM spend "
-    "WHERE time >= ? AND time < ? GROUP BY 1 ORDER BY 1";
+    ", SUM(o = ''), SUM(CASE WHEN o = '' THEN input_tokens ELSE 0 END), "
+    "SUM(CASE WHEN o = '' THEN output_tokens ELSE 0 END), "
+    "SUM(CASE WHEN o = '' THEN cached_input_tokens ELSE 0 END), "
+    "SUM(CASE WHEN o = '' THEN cache_write_tokens ELSE 0 END), "
+    "SUM(CASE WHEN o = '' THEN cost_nano_usd ELSE 0 END), SUM(o = '' AND estimated), "
+    "SUM(o <> ''), SUM(CASE WHEN o <> '' THEN cost_nano_usd ELSE 0 END) "
+    "FROM (SELECT *, overhead AS o FROM spend WHERE time >= ? AND time < ?) GROUP BY 1 ORDER BY 1";
 const std::string kReportKey = std::string("SELECT key_id") + kReportTail;
 const std::string kReportTeam = std::string("SELECT team_id") + kReportTail;
 const std::string kReportModel = std::string("SELECT model") + kReportTail;
@@ -528,6 +535,7 @@ Result<AppendResult> SqliteStore::append(std::span<const SpendEntry> spend,
         st.i64(b + 12, e.cost_nano_usd);
         st.i64(b + 13, e.estimated ? 1 : 0);
         st.i64(b + 14, e.status);
+        st.text_static(b + 15, e.overhead);
       }
       if (st.step() != SQLITE_DONE) return std::unexpected(error("inserting spend"));
       result.spend_inserted += static_cast<std::size_t>(sqlite3_changes(db_));
@@ -538,7 +546,8 @@ Result<AppendResult> SqliteStore::append(std::span<const SpendEntry> spend,
     std::map<DailyKey, std::int64_t> daily;
     std::deque<std::string> owned;  // subjects read back from the table (stable addresses)
     if (result.spend_inserted == spend.size()) {
-      for (const SpendEntry& e : spend) add_daily(daily, e.key_id, e.team_id, e.time, e.cost_nano_usd);
+      for (const SpendEntry& e : spend)
+        if (e.overhead.empty()) add_daily(daily, e.key_id, e.team_id, e.time, e.cost_nano_usd);
     } else if (result.spend_inserted > 0) {
       auto st = prepare(kSpendAfterRowid);
       if (!st) return std::unexpected(error("preparing spend read-back"));
@@ -620,6 +629,8 @@ Result<std::vector<SpendAggregate>> SqliteStore::spend_report(const SpendQuery& 
     a.cache_write_tokens = st.col_i64(5);
     a.cost_nano_usd = st.col_i64(6);
     a.estimated_requests = st.col_i64(7);
+    a.overhead_attempts = st.col_i64(8);
+    a.overhead_nano_usd = st.col_i64(9);
     out.push_back(std::move(a));
   }
   if (rc != SQLITE_DONE) return std::unexpected(error("reading spend report"));

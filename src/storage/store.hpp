@@ -80,6 +80,11 @@ struct SpendEntry {
   std::int64_t cost_nano_usd = 0;
   bool estimated = false;  // usage was estimated (e.g. a stream cut before usage arrived)
   int status = 0;
+  // Empty: the caller's own spend. Otherwise what a provider charged for an attempt that
+  // did not become the caller's answer, and why ("hedge_cancelled", "stream_broken", ...):
+  // gateway overhead, never counted against a budget (no budget_daily increment) and
+  // reported apart from the caller's cost.
+  std::string overhead;
 };
 
 // A hash-chained audit record as persisted. body is the canonical serialisation that
@@ -114,6 +119,10 @@ struct SpendAggregate {
   std::int64_t cache_write_tokens = 0;
   std::int64_t cost_nano_usd = 0;
   std::int64_t estimated_requests = 0;
+  // Overhead entries (SpendEntry::overhead set) are counted only here, never in the
+  // caller's columns above.
+  std::int64_t overhead_attempts = 0;
+  std::int64_t overhead_nano_usd = 0;
 };
 
 struct AppendResult {

@@ -400,3 +400,166 @@ describe('keyless mode', () => {
     assert.equal(data.choices[0].message.content, h.expectedAnswer(16));
   });
 });
+
+// What providers charge for attempts that did not become the caller's answer is gateway
+// overhead: in the ledger (spend report, overhead_usd), the audit record's attempt list and
+// bulwark_overhead_cost_usd_total, never in the caller's cost, x-bulwark-cost-usd or budget.
+describe('governance: overhead of failed attempts', () => {
+  const OVERHEAD_PRICES = `prices_as_of: "2026-11-24"
+models:
+  breaks-midway: {input: "1000", output: "3000"}
+  finisher-model: {input: "1000", output: "1000"}
+  primary-model: {input: "2000", output: "2000"}
+  backup-model: {input: "1000", output: "1000"}
+  mock-fast: {input: "1000", output: "1000"}
+`;
+  const OVERHEAD_MODELS = `  continued:
+    targets: [{provider: mock, model: breaks-midway}]
+    fallbacks: [finisher]
+  finisher:
+    targets: [{provider: mock-b, model: finisher-model, prefill: true}]
+`;
+  let mock, gw, config;
+  before(async () => {
+    mock = await h.startMock();
+    config = h.writeConfig(h.gatewayConfig(mock.port, { governance: GOVERNANCE.replace('audit_content: full', 'audit_content: off'), models: OVERHEAD_MODELS }));
+    writeFileSync(path.join(path.dirname(config), 'prices.yaml'), OVERHEAD_PRICES);
+    gw = await h.startGateway(config);
+    await h.setBehavior(mock.port, 'breaks-midway', { tokens: 16, faults: [{ when: { always: true }, action: { cut_after_tokens: 5 } }] });
+    await h.setBehavior(mock.port, 'finisher-model', { tokens: 16 });
+    await h.setBehavior(mock.port, 'primary-model', { tokens: 16, faults: [{ when: { always: true }, action: { cut_after_tokens: 3 } }] });
+    await h.setBehavior(mock.port, 'backup-model', { tokens: 8 });
+  });
+  after(async () => {
+    await h.stopProcess(gw);
+    await h.stopProcess(mock);
+  });
+
+  const nano = (usd) => Math.round(Number(usd) * 1e9);
+  // The key's row of the spend report, once the ledger has committed `requests` of its requests.
+  async function spendRow(keyId, requests) {
+    for (let i = 0; i < 100; i++) {
+      const r = await admin(gw, 'GET', '/admin/spend?by=key');
+      const row = r.json.data.find((d) => d.group === keyId);
+      if (row && row.requests >= requests && row.overhead_attempts > 0) return row;
+      await h.sleep(50);
+    }
+    assert.fail(`no spend row with overhead for ${keyId}`);
+  }
+  // The request's audit record, once committed (its line may land after the overhead's).
+  async function auditRecord(requestId) {
+    for (let i = 0; i < 100; i++) {
+      const r = await fetch(`${gatewayUrl(gw)}/admin/audit?from_seq=1&limit=1000`, { headers: { authorization: `Bearer ${MASTER}` } });
+      const lines = (await r.text()).trim().split('\n').filter((l) => l).map((l) => JSON.parse(l));
+      const rec = lines.map((l) => l.record).find((x) => x && x.request_id === requestId);
+      if (rec) return rec;
+      await h.sleep(50);
+    }
+    return undefined;
+  }
+
+  it('books a broken stream finished on a prefill target as overhead, not as the caller\'s cost', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'overhead-stream', budget_usd: '100' });
+    const r = await fetch(`${gatewayUrl(gw)}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${json.secret}` },
+      body: JSON.stringify({ model: 'continued', stream: true, max_tokens: 64, messages: [{ role: 'user', content: 'count' }] }),
+    });
+    assert.equal(r.status, 200);
+    const requestId = r.headers.get('x-bulwark-request-id');
+    const text = await r.text();
+    let answer = '';
+    for (const line of text.split('\n'))
+      if (line.startsWith('data: {')) answer += JSON.parse(line.slice(6)).choices?.[0]?.delta?.content ?? '';
+    assert.equal(answer, h.expectedAnswer(16));
+    const callerCost = text.match(/^: x-bulwark-cost-usd ([0-9.]+)$/m)?.[1];
+    assert.ok(callerCost, text.slice(-300));
+
+    const row = await spendRow(json.key.id, 1);
+    assert.equal(row.requests, 1);
+    assert.equal(row.overhead_attempts, 1);
+    const overhead = nano(row.overhead_usd);
+    // The broken attempt: the prompt (estimated) and the five tokens it relayed, at its price.
+    assert.ok(overhead > 0, JSON.stringify(row));
+    // The caller pays the continuation only: its cost, to the header's 6 decimals, and
+    // nothing of the overhead; so does the budget.
+    assert.equal(Number(row.cost_usd).toFixed(6), Number(callerCost).toFixed(6));
+    const key = await admin(gw, 'GET', `/admin/keys/${json.key.id}`);
+    assert.equal(key.json.budget.spent_usd, row.cost_usd);
+    const report = await admin(gw, 'GET', '/admin/spend?by=model');
+    const model = report.json.data.find((d) => d.group === 'continued');
+    assert.equal(nano(model.overhead_usd), overhead);
+    assert.ok(nano(report.json.total_overhead_usd) >= overhead);
+
+    const metrics = await h.metrics(gw.port);
+    assert.equal(Math.round(h.counter(metrics, 'bulwark_overhead_cost_usd_total', { reason: 'stream_broken' }) * 1e9), overhead);
+    assert.equal(h.counter(metrics, 'bulwark_overhead_attempts_total', { reason: 'stream_broken' }), 1);
+
+    const rec = await auditRecord(requestId);
+    assert.ok(rec, 'audit record');
+    const broken = rec.attempts.find((a) => a.target === 'mock/breaks-midway');
+    assert.deepEqual(broken.overhead, { reason: 'stream_broken', cost_nano_usd: overhead, estimated: true });
+    assert.equal(rec.attempts.find((a) => a.target === 'mock-b/finisher-model').overhead, undefined);
+    assert.equal(rec.cost_nano_usd, nano(row.cost_usd));
+
+    const csv = cli(config, 'spend', '--by', 'key', '--format', 'csv');
+    assert.equal(csv.status, 0, csv.stderr);
+    const header = csv.stdout.split('\n')[0].split(',');
+    const line = csv.stdout.split('\n').find((l) => l.startsWith(json.key.id + ',')).split(',');
+    assert.equal(nano(line[header.indexOf('overhead_usd')]), overhead);
+    assert.equal(line[header.indexOf('cost_usd')], row.cost_usd);
+  });
+
+  it('books a plain answer cut mid-body, then failed over, as overhead of the cut attempts', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'overhead-unary', budget_usd: '10' });
+    const before = await h.metrics(gw.port);
+    const r = await fetch(`${gatewayUrl(gw)}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${json.secret}` },
+      body: JSON.stringify({ model: 'primary', max_tokens: 16, messages: [{ role: 'user', content: 'say something nice' }] }),
+    });
+    assert.equal(r.status, 200);
+    const body = await r.json();
+    assert.equal(body.choices[0].message.content, h.expectedAnswer(8));
+    assert.equal(r.headers.get('x-bulwark-target'), 'mock-b/backup-model');
+    const callerCost = r.headers.get('x-bulwark-cost-usd');
+    // The caller pays the backup's answer at the backup's price ($1,000 per million tokens).
+    assert.equal(nano(callerCost), (body.usage.prompt_tokens + body.usage.completion_tokens) * 1e6);
+
+    const row = await spendRow(json.key.id, 1);
+    assert.equal(row.requests, 1);
+    assert.equal(Number(row.cost_usd).toFixed(6), Number(callerCost).toFixed(6));
+    assert.ok(row.overhead_attempts >= 1);
+    const overhead = nano(row.overhead_usd);
+    assert.ok(overhead > 0);
+    const key = await admin(gw, 'GET', `/admin/keys/${json.key.id}`);
+    assert.equal(key.json.budget.spent_usd, row.cost_usd);
+    const after = await h.metrics(gw.port);
+    const delta = (name) => h.counter(after, name) - h.counter(before, name);
+    assert.equal(Math.round(delta('bulwark_overhead_cost_usd_total') * 1e9), overhead);
+    assert.equal(delta('bulwark_overhead_attempts_total'), row.overhead_attempts);
+  });
+
+  it('books an answer the output policy refused as overhead, billing the caller nothing', async () => {
+    const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'overhead-discarded', budget_usd: '10', policy_profile: 'no-w7' });
+    const r = await fetch(`${gatewayUrl(gw)}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${json.secret}` },
+      body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'count' }] }),
+    });
+    assert.equal(r.status, 400);
+    assert.equal(r.headers.get('x-bulwark-cost-usd'), null);
+    const requestId = r.headers.get('x-bulwark-request-id');
+    const row = await spendRow(json.key.id, 0);
+    assert.equal(row.requests, 0);
+    assert.equal(row.cost_usd, '0.000000000');
+    assert.equal(row.overhead_attempts, 1);
+    // The mock reports the usage: the prompt's tokens and 16 answer tokens at $1,000 per million.
+    const overhead = nano(row.overhead_usd);
+    assert.ok(overhead >= 17 * 1e6, row.overhead_usd);
+    const key = await admin(gw, 'GET', `/admin/keys/${json.key.id}`);
+    assert.equal(key.json.budget.spent_usd, '0.000000000');
+    const rec = await auditRecord(requestId);
+    assert.deepEqual(rec.attempts[0].overhead, { reason: 'discarded', cost_nano_usd: overhead, estimated: false });
+  });
+});

@@ -4,6 +4,7 @@
 // breakers and budgets never mix between scenarios.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -52,10 +53,10 @@ const MODELS = [
 const answer = (n) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(' ') + '.';
 
 describe('hedged requests', () => {
-  let mock, gw, client;
+  let mock, gw, client, config;
   before(async () => {
     mock = await h.startMock();
-    const config = h.writeConfig(
+    config = h.writeConfig(
       h.gatewayConfig(mock.port, { models: MODELS, governance: 'governance:\n  auth: keyless\n  prices: prices.yaml\n' }));
     writeFileSync(path.join(path.dirname(config), 'prices.yaml'), PRICES);
     gw = await h.startGateway(config);
@@ -98,7 +99,28 @@ describe('hedged requests', () => {
     assert.equal(await metric('bulwark_hedges_total', 'mock/h-stream-primary'), 1);
     assert.equal(await metric('bulwark_hedge_wins_total', 'mock/h-stream-primary'), 1);
     // The cancelled attempt's prompt, estimated, is overhead on its target.
-    assert.ok((await metric('bulwark_hedge_cancelled_cost_usd_total', 'mock/h-stream-primary')) > 0);
+    const cancelled = await metric('bulwark_hedge_cancelled_cost_usd_total', 'mock/h-stream-primary');
+    assert.ok(cancelled > 0);
+    // ... and in the gateway's overhead by reason (this gateway cancelled nothing else).
+    const scraped = await h.metrics(gw.port);
+    assert.equal(h.counter(scraped, 'bulwark_overhead_attempts_total', { reason: 'hedge_cancelled' }), 1);
+    assert.equal(h.counter(scraped, 'bulwark_overhead_cost_usd_total', { reason: 'hedge_cancelled' }).toFixed(9), cancelled.toFixed(9));
+    // ... and in the ledger as overhead, apart from the caller's cost (the CLI reads the
+    // database beside the running gateway).
+    let row;
+    // (Its overhead line and the request's own may land in different commits.)
+    const landed = (r) => r?.overhead_attempts > 0 && r?.requests > 0;
+    for (let i = 0; i < 50 && !landed(row); i++) {
+      const out = spawnSync(h.bulwarkBin, ['spend', '--config', config, '--by', 'model', '--format', 'json'],
+        { encoding: 'utf8', env: { ...process.env, TEST_PROVIDER_KEY: h.PROVIDER_KEY } });
+      assert.equal(out.status, 0, out.stderr);
+      row = JSON.parse(out.stdout).data.find((d) => d.group === 'h-stream');
+      if (!landed(row)) await h.sleep(100);
+    }
+    assert.equal(row.overhead_attempts, 1);
+    assert.equal(row.overhead_usd, cancelled.toFixed(9));
+    assert.equal(row.requests, 1);
+    assert.ok(Number(row.cost_usd) > 0);
   });
 
   it('a plain request whose answer is late is hedged the same way', async () => {

@@ -336,6 +336,97 @@ TEST_F(LedgerTest, DecodeJournalReadsEveryLineKindAndSkipsTornOnes) {
   EXPECT_EQ(b.audit_n, 3u);
 }
 
+// Overhead entries (what providers charged for attempts that were not the caller's
+// answer) travel as S2 lines, are reported apart from the caller's cost and never count
+// towards a budget.
+TEST_F(LedgerTest, OverheadEntriesAreReportedApartAndNeverCountTowardsBudgets) {
+  auto store = open_store();
+  auto ledger = Ledger::open(*store, options());
+  ASSERT_TRUE(ledger);
+  ASSERT_TRUE((*ledger)->record(entry(1)));  // the caller's: 1001
+  SpendEntry o = entry(2);
+  o.overhead = "stream_broken";
+  o.cost_nano_usd = 700;
+  ASSERT_TRUE((*ledger)->record(o));
+  o = entry(3, "k2");
+  o.overhead = "hedge_cancelled";
+  o.cost_nano_usd = 50;
+  ASSERT_TRUE((*ledger)->record(o));
+  ASSERT_TRUE((*ledger)->flush());
+  EXPECT_EQ(*store->spend_entry_count(), 3);
+  EXPECT_EQ(*store->spent_since(storage::SpendScope::key, "k1", kJan15), 1001);
+  EXPECT_EQ(*store->spent_since(storage::SpendScope::team, "t1", kJan15), 1001);
+  EXPECT_EQ(*store->spent_since(storage::SpendScope::key, "k2", kJan15), 0);
+  auto rows = store->spend_report({kJan15, kJan15 + 10, storage::SpendGroup::key});
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].group, "k1");
+  EXPECT_EQ((*rows)[0].requests, 1);
+  EXPECT_EQ((*rows)[0].cost_nano_usd, 1001);
+  EXPECT_EQ((*rows)[0].input_tokens, 10);
+  EXPECT_EQ((*rows)[0].overhead_attempts, 1);
+  EXPECT_EQ((*rows)[0].overhead_nano_usd, 700);
+  EXPECT_EQ((*rows)[1].group, "k2");
+  EXPECT_EQ((*rows)[1].requests, 0);
+  EXPECT_EQ((*rows)[1].cost_nano_usd, 0);
+  EXPECT_EQ((*rows)[1].overhead_nano_usd, 50);
+}
+
+TEST_F(LedgerTest, DecodeJournalReadsOverheadLinesBesideOldOnes) {
+  const std::string t = std::to_string(kJan15);
+  const std::string journal =
+      "S2\tid-1\treq-1\t" + t + "\tk1\tt1\tm\ttg\t1\t2\t0\t0\t9\t1\t200\tstream_broken\n" +
+      "S1\tid-2\treq-2\t" + t + "\tk1\tt1\tm\ttg\t1\t2\t0\t0\t5\t0\t200\n" +
+      "S2\tid-3\treq-3\t" + t + "\tk1\tt1\tm\ttg\t1\t2\t0\t0\t9\t1\t200\n" +  // without its reason: refused
+      "S2\tid-4\treq-4\t" + t + "\tk1\tt1\tm\ttg\t1\t2\t0\t0\t9\t1\t200\tfailed\textra\n";  // too many fields
+  Ledger::Batch b;
+  EXPECT_EQ(Ledger::decode_journal(journal, b), 2u);
+  ASSERT_EQ(b.spend_n, 2u);
+  EXPECT_EQ(b.spend[0].overhead, "stream_broken");
+  EXPECT_EQ(b.spend[0].cost_nano_usd, 9);
+  EXPECT_EQ(b.spend[1].overhead, "");
+  // Reused rows: an S1 line decoded where an S2 was does not inherit its reason.
+  b.clear();
+  EXPECT_EQ(Ledger::decode_journal("S1\tid-2\treq-2\t" + t + "\tk1\tt1\tm\ttg\t1\t2\t0\t0\t5\t0\t200\n", b), 1u);
+  EXPECT_EQ(b.spend[0].overhead, "");
+}
+
+TEST_F(LedgerTest, RequestLineRefusesAnOverheadEntry) {
+  auto store = open_store();
+  auto ledger = Ledger::open(*store, options());
+  ASSERT_TRUE(ledger);
+  SpendEntry o = entry(1);
+  o.overhead = "failed";
+  EXPECT_FALSE((*ledger)->record_request(&o, AuditAppend{1, "r", "k1", "t1", ",\"time\":1}"}));
+}
+
+// kill -9 before any commit: S1, S2 and R2 lines in the journal are all replayed, overhead
+// kept apart from the caller's spend.
+TEST_F(LedgerTest, ReplayAfterACrashKeepsOverheadApart) {
+  std::filesystem::create_directories(dir_ / "journal");
+  const std::string t = std::to_string(kJan15);
+  {
+    std::ofstream j(dir_ / "journal" / "ledger-journal-0.log", std::ios::trunc);
+    j << "S1\tid-1\treq-1\t" << t << "\tk1\tt1\tm\ttg\t1\t2\t0\t0\t100\t0\t200\n";
+    j << "S2\tid-2\treq-2\t" << t << "\tk1\tt1\tm\ttg\t3\t4\t0\t0\t40\t1\t200\tstream_broken\n";
+    j << "R2\t1\t1\tid-3\treq-2\t" << t << "\tk1\tt1\tm\ttg2\t5\t6\t0\t0\t60\t0\t200\t" << t << "\treq-2\tk1\tt1\t"
+      << ",\"time\":" << t << "}\n";
+  }
+  auto store = open_store();
+  auto ledger = Ledger::open(*store, options());
+  ASSERT_TRUE(ledger) << ledger.error().message;
+  EXPECT_EQ((*ledger)->stats().replayed, 3u);
+  EXPECT_EQ(*store->spend_entry_count(), 3);
+  EXPECT_EQ(*store->spent_since(storage::SpendScope::key, "k1", kJan15), 160);
+  auto rows = store->spend_report({kJan15, kJan15 + 1, storage::SpendGroup::model});
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].requests, 2);
+  EXPECT_EQ((*rows)[0].cost_nano_usd, 160);
+  EXPECT_EQ((*rows)[0].overhead_attempts, 1);
+  EXPECT_EQ((*rows)[0].overhead_nano_usd, 40);
+}
+
 // Sequence numbers are taken only by accepted records, so a refusal leaves no gap in the
 // chain, and numbering continues across segment switches.
 TEST_F(LedgerTest, RefusedRequestsTakeNoSequenceNumber) {

@@ -204,3 +204,77 @@ TEST(EvaluateOutput, RedactsAndBlocks) {
   EXPECT_EQ(e.kind, bulwark::ErrorKind::content_filtered);
   EXPECT_THAT(e.message, Not(HasSubstr("ghp_")));
 }
+
+// ---- the raw-JSON fast paths ----------------------------------------------------------
+
+namespace {
+
+std::string request_json(const std::string& content_literal) {
+  return R"({"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":)" +
+         content_literal + R"(}],"max_tokens":16,"temperature":0})";
+}
+
+}  // namespace
+
+TEST(EvaluateRaw, CleanPromptAndAnswerNeedNoParse) {
+  const PolicyProfile p = profile_with(Action::redact);
+  auto in = evaluate_input_raw(p, request_json(R"("Say hello in one short sentence.\nThanks \"friend\" \\ \/ ok")"), kFacts);
+  ASSERT_TRUE(in.has_value());
+  EXPECT_FALSE(in->blocked());
+  EXPECT_TRUE(in->hits.empty());
+  EXPECT_EQ(in->verdict, Verdict::allow);
+  const std::string answer =
+      R"({"id":"chatcmpl-b3f2af6d0fc710c5","object":"chat.completion","created":1795484157,"model":"m",)"
+      R"("choices":[{"index":0,"message":{"role":"assistant","content":"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12."},)"
+      R"("finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":16,"total_tokens":17},)"
+      R"("system_fingerprint":"fp_bulwark_mock"})";
+  auto out = evaluate_output_raw(p, answer);
+  ASSERT_TRUE(out.has_value());
+  EXPECT_TRUE(out->hits.empty());
+}
+
+// Every sample, in a string, in content parts, behind escapes: the fast path never says
+// "clean" where the exact path finds something.
+TEST(EvaluateRaw, NeverCleanWhereTheExactPathFindsSomething) {
+  const PolicyProfile p = profile_with(Action::redact);
+  for (const Sample& s : kSamples) {
+    const std::string text = s.text;
+    for (const std::string& content :
+         {"\"" + text + "\"", "\"first line\\n" + text + "\"", "[{\"type\":\"text\",\"text\":\"see " + text + "\"}]",
+          "\"a \\\"quoted\\\" " + text + " \\\\ end\""}) {
+      EXPECT_FALSE(evaluate_input_raw(p, request_json(content), kFacts).has_value()) << content;
+    }
+    const std::string answer = R"({"choices":[{"message":{"role":"assistant","content":"x )" + text + R"("}}]})";
+    EXPECT_FALSE(evaluate_output_raw(p, answer).has_value()) << answer;
+  }
+  // A detector's byte behind a \u escape: the exact path decodes it, so must we.
+  EXPECT_FALSE(evaluate_input_raw(p, request_json(R"("jane.doe\u0040example.com")"), kFacts).has_value());
+  // A key spelled with an escape is the same key to a parser.
+  EXPECT_FALSE(evaluate_input_raw(p, R"({"messages":[{"role":"user","cont\u0065nt":"jane.doe@example.com"}]})", kFacts).has_value());
+  // Not JSON we can walk: the exact path decides.
+  EXPECT_FALSE(evaluate_input_raw(p, R"({"messages":[{"content":"unterminated)", kFacts).has_value());
+  // PII in a string the exact path does not read (a name, say) does not matter...
+  EXPECT_TRUE(evaluate_input_raw(p, request_json(R"("hi"),"name":"jane.doe@example.com")"), kFacts).has_value());
+  // ...and what the exact path reads is scanned wherever it sits.
+  EXPECT_FALSE(evaluate_output_raw(p, R"({"choices":[{"message":{"content":[{"type":"text","text":"4111 1111 1111 1111"}]}}]})").has_value());
+}
+
+TEST(EvaluateRaw, RulesThatNeedTheTextTakeTheExactPath) {
+  const PolicyProfile deny = profile_with(Action::redact, [](PolicySpec& s) { s.deny.push_back({"codename", "(?i)falcon", Action::block}); });
+  EXPECT_FALSE(evaluate_input_raw(deny, request_json(R"("hello")"), kFacts).has_value());
+  EXPECT_FALSE(evaluate_output_raw(deny, R"({"choices":[]})").has_value());
+  const PolicyProfile injection = profile_with(Action::redact, [](PolicySpec& s) { s.injection = Action::flag; });
+  EXPECT_FALSE(evaluate_input_raw(injection, request_json(R"("hello")"), kFacts).has_value());
+}
+
+TEST(EvaluateRaw, ModelAndTokenCapsGiveTheExactVerdict) {
+  const PolicyProfile p = profile_with(Action::redact, [](PolicySpec& s) { s.max_tokens = 100; });
+  const RequestFacts big{"gpt-4o-mini", 100, 1000};
+  auto quick = evaluate_input_raw(p, request_json(R"("hello")"), big);
+  ASSERT_TRUE(quick.has_value());
+  std::vector<std::string> parts{"hello"};
+  const PolicyDecision exact = evaluate_input(p, parts, big);
+  EXPECT_TRUE(quick->blocked());
+  EXPECT_EQ(quick->reason_code, exact.reason_code);
+  EXPECT_EQ(quick->detector, exact.detector);
+}

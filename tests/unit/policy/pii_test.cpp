@@ -319,3 +319,37 @@ TEST(PiiScan, FastPathMatchesWalkingEverySegment) {
   };
   for (const std::string& t : texts) EXPECT_EQ(detect_pii(t), reference(t)) << t.substr(0, 80);
 }
+
+// pii_may_match is a necessary condition: whenever detect_pii finds something, it says
+// "may". Random texts over the bytes detectors care about, and realistic samples.
+TEST(PiiMayMatch, NeverNoWhereDetectPiiFindsSomething) {
+  const std::string alphabet = "01234567890123456789     ABCDEFabcxyz@:.-+()/_#=\n\"";
+  std::uint64_t seed = 0x9e3779b97f4a7c15ULL;
+  auto next = [&seed] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  int found = 0;
+  for (int round = 0; round < 100000; ++round) {
+    std::string text;
+    const std::size_t len = 1 + next() % 40;
+    for (std::size_t i = 0; i < len; ++i) text.push_back(alphabet[next() % alphabet.size()]);
+    for (const PiiMask mask : {kAllPii, static_cast<PiiMask>(kAllPii & ~mask_of(PiiKind::secret))}) {
+      if (detect_pii(text, mask).empty()) continue;
+      ++found;
+      ASSERT_TRUE(pii_may_match(text, mask)) << text;
+    }
+  }
+  EXPECT_GT(found, 200);  // the corpus does exercise the detectors
+  for (const char* t : {"jane.doe@example.com", "+44 20 7946 0958", "call 415-555-2671 now", "4111 1111 1111 1111",
+                        "DE89 3704 0044 0532 0130 00", "123-45-6789", "192.168.10.20", "2001:db8::ff00:42:8329",
+                        "AKIAIOSFODNN7EXAMPLE", "password: Xk9#mP2$vL5qR8nT3w", "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"}) {
+    ASSERT_FALSE(detect_pii(t, kAllPii).empty()) << t;
+    EXPECT_TRUE(pii_may_match(t, kAllPii)) << t;
+  }
+  EXPECT_FALSE(pii_may_match("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16.", kAllPii));
+  EXPECT_FALSE(pii_may_match("Say hello in one short sentence.", kAllPii));
+  EXPECT_FALSE(pii_may_match("", kAllPii));
+}

@@ -82,6 +82,30 @@ TEST(Migrations, RefusesDatabaseFromNewerVersion) {
   EXPECT_EQ(query(dir / "gov.db", "SELECT MAX(version) FROM schema_migrations"), "999");
 }
 
+// A database from before the overhead column (schema v1) with spend in it: the upgrade
+// keeps the rows as the callers' own and reports them as before.
+TEST(Migrations, V2KeepsOldSpendAsTheCallersOwn) {
+  TempDir dir;
+  {
+    auto s = SqliteStore::open({.path = dir / "gov.db", .migrations = builtin_migrations().first(1)});
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ((*s)->schema_version(), 1);
+  }
+  query(dir / "gov.db",
+        "INSERT INTO spend VALUES('e1','r1',1000,'k1','t1','m','tg',1,2,0,0,500,0,200)");
+  auto s = SqliteStore::open({.path = dir / "gov.db"});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_GE((*s)->schema_version(), 2);
+  EXPECT_EQ(query(dir / "gov.db", "SELECT overhead FROM spend WHERE entry_id = 'e1'"), "");
+  auto rows = (*s)->spend_report({0, 10'000, SpendGroup::key});
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].requests, 1);
+  EXPECT_EQ((*rows)[0].cost_nano_usd, 500);
+  EXPECT_EQ((*rows)[0].overhead_attempts, 0);
+  EXPECT_EQ((*rows)[0].overhead_nano_usd, 0);
+}
+
 constexpr std::array kStepOne{Migration{1, "a", "CREATE TABLE a(x INTEGER)"}};
 constexpr std::array kStepTwo{Migration{1, "a", "CREATE TABLE a(x INTEGER)"},
                               Migration{2, "b", "CREATE TABLE b(y INTEGER); INSERT INTO a VALUES(7)"}};

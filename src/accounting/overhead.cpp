@@ -1,0 +1,44 @@
+#include "accounting/overhead.hpp"
+
+#include <algorithm>
+
+namespace bulwark::accounting {
+namespace {
+constexpr std::array<std::string_view, kOverheadReasons> kNames{"hedge_cancelled", "stream_broken", "timeout",
+                                                               "failed",          "discarded",     "client_gone"};
+std::int64_t tokens_of(std::size_t bytes) noexcept { return static_cast<std::int64_t>((bytes + 3) / 4); }
+}  // namespace
+
+std::string_view name_of(OverheadReason r) noexcept { return kNames[static_cast<std::size_t>(r)]; }
+
+std::optional<OverheadReason> parse_overhead_reason(std::string_view s) noexcept {
+  for (std::size_t i = 0; i < kNames.size(); ++i)
+    if (kNames[i] == s) return static_cast<OverheadReason>(i);
+  return std::nullopt;
+}
+
+AttemptCharge attempt_charge(const ModelPrice* price, const AttemptSeen& seen) noexcept {
+  AttemptCharge out;
+  bool estimated = false;
+  const Usage* rep = seen.reported ? &*seen.reported : nullptr;
+  if (rep && rep->input_tokens + rep->cached_input_tokens + rep->cache_write_tokens > 0) {
+    out.usage.input_tokens = rep->input_tokens;
+    out.usage.cached_input_tokens = rep->cached_input_tokens;
+    out.usage.cache_write_tokens = rep->cache_write_tokens;
+  } else {
+    out.usage.input_tokens = tokens_of(seen.prompt_bytes);
+    estimated = true;
+  }
+  if (rep && seen.output_final) {
+    out.usage.output_tokens = rep->output_tokens;
+  } else {
+    const std::int64_t from_text = tokens_of(seen.output_text_bytes);
+    const std::int64_t reported = rep ? rep->output_tokens : 0;
+    out.usage.output_tokens = std::max(reported, from_text);
+    if (from_text > reported) estimated = true;
+  }
+  out.cost = price ? cost_of(*price, out.usage, estimated) : Cost{0, estimated};
+  return out;
+}
+
+}  // namespace bulwark::accounting
