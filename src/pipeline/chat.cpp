@@ -699,21 +699,26 @@ void close_books(Request& r) {
   thread_local storage::SpendEntry e;
   thread_local accounting::AuditEvent a;
   const storage::SpendEntry* spend = nullptr;
+  // One spend row of this request: the caller's own, or an attempt's overhead.
+  const auto fill = [&](storage::SpendEntry& x, std::string_view target, const accounting::Usage& u,
+                        accounting::Cost c) {
+    x.entry_id.clear();
+    x.request_id.assign(r.in.request_id);
+    x.time = storage::to_unix_millis(now);
+    x.key_id.assign(key_id);
+    x.team_id.assign(team_id);
+    x.model.assign(r.chat.model);
+    x.target.assign(target);
+    x.input_tokens = u.input_tokens;
+    x.output_tokens = u.output_tokens;
+    x.cached_input_tokens = u.cached_input_tokens;
+    x.cache_write_tokens = u.cache_write_tokens;
+    x.cost_nano_usd = c.nano_usd;
+    x.estimated = c.estimated;
+    x.status = static_cast<int>(r.status);
+  };
   if (r.served) {
-    e.entry_id.clear();
-    e.request_id.assign(r.in.request_id);
-    e.time = storage::to_unix_millis(now);
-    e.key_id.assign(key_id);
-    e.team_id.assign(team_id);
-    e.model.assign(r.chat.model);
-    e.target.assign(r.served->target->id);
-    e.input_tokens = usage.input_tokens;
-    e.output_tokens = usage.output_tokens;
-    e.cached_input_tokens = usage.cached_input_tokens;
-    e.cache_write_tokens = usage.cache_write_tokens;
-    e.cost_nano_usd = charged;
-    e.estimated = estimated;
-    e.status = static_cast<int>(r.status);
+    fill(e, r.served->target->id, usage, accounting::Cost{charged, estimated});
     spend = &e;
   }
   a.time = now;
@@ -755,20 +760,7 @@ void close_books(Request& r) {
     a.attempts[i].overhead.assign(accounting::name_of(*at.overhead));
     a.attempts[i].overhead_nano_usd = at.charge.cost.nano_usd;
     a.attempts[i].overhead_estimated = at.charge.cost.estimated;
-    o.entry_id.clear();
-    o.request_id.assign(r.in.request_id);
-    o.time = storage::to_unix_millis(now);
-    o.key_id.assign(key_id);
-    o.team_id.assign(team_id);
-    o.model.assign(r.chat.model);
-    o.target.assign(at.target);
-    o.input_tokens = at.charge.usage.input_tokens;
-    o.output_tokens = at.charge.usage.output_tokens;
-    o.cached_input_tokens = at.charge.usage.cached_input_tokens;
-    o.cache_write_tokens = at.charge.usage.cache_write_tokens;
-    o.cost_nano_usd = at.charge.cost.nano_usd;
-    o.estimated = at.charge.cost.estimated;
-    o.status = static_cast<int>(r.status);
+    fill(o, at.target, at.charge.usage, at.charge.cost);
     o.overhead.assign(a.attempts[i].overhead);
     if (auto ok = r.gov->ledger().record(o); !ok)
       log::error("ledger_record_failed", {{"request_id", r.in.request_id}, {"error", ok.error().message}});

@@ -44,21 +44,6 @@ void append_cache_control(std::string& out, const std::optional<cn::CacheMark>& 
   out += '}';
 }
 
-// A thinking or redacted_thinking block (history or answer).
-void append_reasoning_block(std::string& out, const cn::ReasoningPart& r) {
-  if (!r.redacted.empty()) {
-    out += "{\"type\":\"redacted_thinking\",\"data\":";
-    json::append_string(out, r.redacted);
-    out += '}';
-    return;
-  }
-  out += "{\"type\":\"thinking\",\"thinking\":";
-  json::append_string(out, r.text);
-  out += ",\"signature\":";
-  json::append_string(out, r.signature);
-  out += '}';
-}
-
 Result<cn::ImagePart> decode_image(const bj::object& block, std::string_view p) {
   auto source = detail::read_object(block, "source", p);
   if (!source) return std::unexpected(std::move(source).error());
@@ -323,7 +308,7 @@ Status write_block(std::string& out, std::size_t& written, const cn::ContentPart
   }
   if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
     next();
-    append_reasoning_block(out, *r);
+    detail::append_thinking_block(out, *r);
     return {};
   }
   if (const auto* img = std::get_if<cn::ImagePart>(&part)) {
@@ -751,7 +736,7 @@ std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed)
       out += '}';
     } else if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
       if (!first) out += ',';
-      append_reasoning_block(out, *r);
+      detail::append_thinking_block(out, *r);
     } else {
       continue;
     }

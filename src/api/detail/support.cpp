@@ -344,4 +344,18 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
+void append_thinking_block(std::string& out, const canonical::ReasoningPart& r) {
+  if (!r.redacted.empty()) {
+    out += "{\"type\":\"redacted_thinking\",\"data\":";
+    json::append_string(out, r.redacted);
+    out += '}';
+    return;
+  }
+  out += "{\"type\":\"thinking\",\"thinking\":";
+  json::append_string(out, r.text);
+  out += ",\"signature\":";
+  json::append_string(out, r.signature);
+  out += '}';
+}
+
 }  // namespace bulwark::api::detail

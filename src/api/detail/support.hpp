@@ -66,6 +66,11 @@ std::int64_t count(const bj::object& o, std::string_view key);
 void write(std::string& out, const bj::value& v);
 std::string to_json(const bj::value& v);
 
+// A thinking or redacted_thinking block in Anthropic's shape: the Messages wire format's,
+// and the gateway's extended OpenAI form's `thinking_blocks` (LiteLLM's names), which
+// carry the same block so it can go back, signed, to a Claude target.
+void append_thinking_block(std::string& out, const canonical::ReasoningPart& r);
+
 // Tool-call arguments (JSON text) as the object Anthropic and Bedrock carry; empty -> {}.
 Result<bj::value> arguments_object(std::string_view arguments, std::string_view path);
 // A tool's JSON Schema text as an object; empty -> {"type":"object"}.

@@ -380,20 +380,6 @@ cn::Usage decode_usage(const bj::object& u) {
   return usage;
 }
 
-void append_thinking_block(std::string& out, const cn::ReasoningPart& r) {
-  if (!r.redacted.empty()) {
-    out += "{\"type\":\"redacted_thinking\",\"data\":";
-    json::append_string(out, r.redacted);
-    out += '}';
-    return;
-  }
-  out += "{\"type\":\"thinking\",\"thinking\":";
-  json::append_string(out, r.text);
-  out += ",\"signature\":";
-  json::append_string(out, r.signature);
-  out += '}';
-}
-
 void write_usage(std::string& out, const cn::Usage& usage) {
   out += "{\"prompt_tokens\":";
   json::append_int(out, usage.prompt());
@@ -808,7 +794,7 @@ std::string encode_response(const cn::ChatResponse& resp, std::uint64_t id_seed)
       if (const auto* r = std::get_if<cn::ReasoningPart>(&part)) {
         if (!first) out += ',';
         first = false;
-        append_thinking_block(out, *r);
+        detail::append_thinking_block(out, *r);
       }
     out += ']';
   }
