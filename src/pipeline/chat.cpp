@@ -204,6 +204,8 @@ bool claim(Request& r, const Lane& lane) {
   Race& race = *lane.race;
   if (race.winner >= 0) return race.winner == lane.slot;
   race.winner = lane.slot;
+  // Counted as the race is decided: the answer may reach the caller before the race ends.
+  if (lane.slot == 1) race.target[0]->health->counters->hedge_wins.fetch_add(1, std::memory_order_relaxed);
   const int other = 1 - lane.slot;
   if (race.running[other]) {
     if (r.active[other]) r.active[other]->close();
@@ -1469,10 +1471,7 @@ asio::awaitable<int> race_attempts(Request& r, Worker& w, Downstream& ds, const 
       default: o.permit.release(); break;  // client_gone: says nothing about the target
     }
   }
-  if (race.winner == 1) {
-    health.counters->hedge_wins.fetch_add(1, std::memory_order_relaxed);
-    r.upstream_time += race.started[1] - race.started[0];  // the wait on the first attempt
-  }
+  if (race.winner == 1) r.upstream_time += race.started[1] - race.started[0];  // the wait on the first attempt
   co_return reported;
 }
 
