@@ -24,13 +24,17 @@ run_suite() {  # name, build dir
     passed=$((passed + total - fail)); failed=$((failed + fail))
   fi
   echo "== end-to-end tests ($name)"
-  if (cd tests/e2e && BULWARK_BUILD_DIR="$dir" node --test --test-concurrency=1 --test-reporter=tap) 2>&1 | tee "$log" | grep -E "^(not ok|# (tests|pass|fail))"; then :; fi
+  # Gateways' data folders go to a scratch folder removed after the suite, even if a test
+  # file's process dies before its own clean-up (CI machines have little disk to spare).
+  local scratch
+  scratch=$(mktemp -d)
+  if (cd tests/e2e && TMPDIR="$scratch" BULWARK_BUILD_DIR="$dir" node --test --test-concurrency=1 --test-reporter=tap) 2>&1 | tee "$log" | grep -E "^(not ok|# (tests|pass|fail))"; then :; fi
   local p f
   p=$(grep -E "^# pass [0-9]+" "$log" | tail -1 | awk '{print $3}')
   f=$(grep -E "^# fail [0-9]+" "$log" | tail -1 | awk '{print $3}')
   if [ -z "$p" ]; then failed=$((failed + 1)); else passed=$((passed + p)); failed=$((failed + f)); fi
   if [ "${f:-1}" != "0" ]; then grep -B2 -A25 "^not ok\|^    not ok" "$log" | head -150 || true; fi
-  rm -f "$log"
+  rm -rf "$log" "$scratch"
 }
 
 "$root/scripts/build.sh" build

@@ -1,7 +1,7 @@
 // Starts real processes on loopback for the end-to-end tests: bulwark-mock as the
 // upstream and bulwark in front of it, each on a port the kernel picks.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,8 +57,22 @@ export async function startMock(extraArgs = []) {
   return startProcess(mockBin, ['--listen', '127.0.0.1:0', '--workers', '1', '--api-key', PROVIDER_KEY, ...extraArgs]);
 }
 
+// Each gateway's folder holds its database and two preallocated 32 MiB journal segments:
+// left behind, a full run fills the disk. Removed when the test file's process exits.
+const tempDirs = new Set();
+process.on('exit', () => {
+  if (process.env.BULWARK_E2E_KEEP) return;
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+export function tempDir(prefix = 'bulwark-e2e-') {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
 export function writeConfig(yaml) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-e2e-'));
+  const dir = tempDir();
   const file = path.join(dir, 'bulwark.yaml');
   writeFileSync(file, yaml);
   return file;

@@ -4,11 +4,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as h from './harness.mjs';
 
@@ -210,7 +209,7 @@ describe('TLS on the listener', () => {
   before(async () => {
     mock = await h.startMock();
     slow = await slowUpstream();
-    certs = selfSigned(mkdtempSync(path.join(tmpdir(), 'bulwark-h2tls-')));
+    certs = selfSigned(h.tempDir('bulwark-h2tls-'));
     const top = `tls:\n  cert_file: ${certs.cert}\n  key_file: ${certs.key}\n  min_version: "1.2"\n`;
     gw = await h.startGateway(h.writeConfig(h.gatewayConfig(mock.port, { top, providers: slowProviders(slow.port), models: slowModels })));
     session = http2.connect(`https://localhost:${gw.port}`, { ca: certs.ca });

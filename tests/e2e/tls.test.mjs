@@ -3,9 +3,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import * as h from './harness.mjs';
@@ -39,9 +38,9 @@ function httpsUpstream({ key, cert }) {
 describe('HTTPS upstreams', () => {
   let gw, good, wrongHost, client;
   before(async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-tls-'));
+    const dir = h.tempDir('bulwark-tls-');
     const certs = makeCerts(dir, 'localhost');
-    const otherDir = mkdtempSync(path.join(tmpdir(), 'bulwark-tls-other-'));
+    const otherDir = h.tempDir('bulwark-tls-other-');
     const other = makeCerts(otherDir, 'not-this-host.example');
     good = await httpsUpstream(certs);
     wrongHost = await httpsUpstream(other);
