@@ -619,6 +619,11 @@ accounting::Usage usage_of(const oa::Usage& u) {
   return out;
 }
 
+// Canonical usage counts uncached input apart from cache reads and writes, as accounting does.
+accounting::Usage usage_of(const api::canonical::Usage& u) {
+  return accounting::Usage{u.input, u.output, u.cache_read, u.cache_write};
+}
+
 std::string cost_usd(std::int64_t nano) {
   // USD with 6 decimals (a millionth of a dollar) is what a caller reads; the ledger
   // keeps the exact nano-dollars.
@@ -963,34 +968,6 @@ std::size_t answer_text_bytes(std::string_view event) {
   return n;
 }
 
-// The value of the JSON number member `key` (with its quotes and colon) in `s`.
-std::optional<std::int64_t> number_after(std::string_view s, std::string_view key) {
-  std::size_t i = s.find(key);
-  if (i == std::string_view::npos) return std::nullopt;
-  i += key.size();
-  while (i < s.size() && s[i] == ' ') ++i;
-  std::int64_t v = 0;
-  const auto [p, ec] = std::from_chars(s.data() + i, s.data() + s.size(), v);
-  if (ec != std::errc() || p == s.data() + i) return std::nullopt;
-  return v;
-}
-
-// Anthropic's message_start reports the prompt's tokens before any text: an attempt
-// that breaks later is charged with them instead of an estimate.
-std::optional<accounting::Usage> anthropic_prompt_usage(std::string_view raw) {
-  const std::size_t at = raw.find("\"message_start\"");
-  if (at == std::string_view::npos) return std::nullopt;
-  raw.remove_prefix(at);
-  raw = raw.substr(0, raw.find("\n\n"));
-  const auto input = number_after(raw, "\"input_tokens\":");
-  if (!input) return std::nullopt;
-  accounting::Usage u;
-  u.input_tokens = *input;
-  u.cached_input_tokens = number_after(raw, "\"cache_read_input_tokens\":").value_or(0);
-  u.cache_write_tokens = number_after(raw, "\"cache_creation_input_tokens\":").value_or(0);
-  return u;
-}
-
 std::string stream_error_event(const Error& e) {
   return "data: " + api::openai::error_body(e) + "\n\n";
 }
@@ -1012,7 +989,6 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   }
 
   AttemptTrace& trace = r.trace[lane.slot];
-  bool look_for_start = tp.provider->kind == config::ProviderKind::anthropic;
   std::unique_ptr<providers::OpenAIStream> conv;
   if (providers::translates(*tp.provider)) conv = providers::OpenAIStream::make(*tp.provider, tp.target->model, r.in.request_id);
   std::string converted;
@@ -1107,10 +1083,6 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     // Anthropic and Bedrock streams are converted to OpenAI SSE first; OpenAI's pass as is.
     std::string_view bytes = *piece;
     const bool ended = piece->empty();
-    if (look_for_start && !ended) {
-      trace.prompt_usage = anthropic_prompt_usage(bytes);
-      look_for_start = !trace.prompt_usage && !saw_token;
-    }
     if (conv) {
       converted.clear();
       auto ok = ended ? conv->finish(converted) : conv->feed(*piece, converted);
@@ -1119,6 +1091,8 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
         break;
       }
       bytes = converted;
+      if (!trace.prompt_usage && !saw_token)
+        if (const auto u = conv->start_usage()) trace.prompt_usage = usage_of(*u);
     }
     out.clear();
     splitter.feed(bytes, [&](std::string_view event) {

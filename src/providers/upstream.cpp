@@ -59,7 +59,10 @@ void OpenAISink::emit(std::vector<cn::StreamEvent>& events, std::string& out) {
     if (done_) return;
     // The provider's message id keeps the answer's identity; without one (Bedrock) the
     // request id set at construction stands. The model named is the target's.
-    if (auto* start = std::get_if<cn::MessageStart>(&e); start != nullptr && start->id.empty()) start->id = request_id_;
+    if (auto* start = std::get_if<cn::MessageStart>(&e); start != nullptr) {
+      if (start->id.empty()) start->id = request_id_;
+      if (start->usage.prompt() > 0) start_usage_ = start->usage;
+    }
     encoder_.encode(e, out);
     if (std::holds_alternative<cn::MessageStop>(e) || std::holds_alternative<cn::StreamError>(e)) done_ = true;
   }

@@ -19,9 +19,11 @@
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "api/canonical/chat.hpp"
 #include "config/config.hpp"
 #include "core/error.hpp"
 #include "providers/bedrock/credentials.hpp"
@@ -76,6 +78,10 @@ class OpenAIStream {
                                             std::string_view request_id);
   virtual Status feed(std::string_view upstream_bytes, std::string& openai_sse_out) = 0;
   virtual Status finish(std::string& openai_sse_out) = 0;
+  // The prompt's tokens if the upstream reported them when the message started, before any
+  // text (Anthropic, Claude/Llama/Titan over InvokeModel): an attempt cut later is charged
+  // with them rather than an estimate. OpenAI-format streams report usage only at the end.
+  virtual std::optional<api::canonical::Usage> start_usage() const { return std::nullopt; }
   virtual ~OpenAIStream() = default;
 };
 

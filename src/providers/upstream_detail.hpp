@@ -36,9 +36,13 @@ class OpenAISink {
   OpenAISink(std::string_view target_model, std::string_view request_id);
   void emit(std::vector<api::canonical::StreamEvent>& events, std::string& out);
   bool done() const noexcept { return done_; }
+  // The prompt's tokens as the message's start reported them (Anthropic's message_start,
+  // also inside Bedrock InvokeModel streams; Llama's and Titan's first chunk), if it did.
+  const std::optional<api::canonical::Usage>& start_usage() const noexcept { return start_usage_; }
 
  private:
   api::openai::StreamEncoder encoder_;
+  std::optional<api::canonical::Usage> start_usage_;
   std::string request_id_;
   bool done_ = false;
 };

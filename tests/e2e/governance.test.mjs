@@ -409,6 +409,8 @@ describe('governance: overhead of failed attempts', () => {
 models:
   breaks-midway: {input: "1000", output: "3000"}
   finisher-model: {input: "1000", output: "1000"}
+  claude-breaks: {input: "1000", output: "0"}
+  anthropic.claude-breaks-v1:0: {input: "1000", output: "0"}
   primary-model: {input: "2000", output: "2000"}
   backup-model: {input: "1000", output: "1000"}
   mock-fast: {input: "1000", output: "1000"}
@@ -418,15 +420,35 @@ models:
     fallbacks: [finisher]
   finisher:
     targets: [{provider: mock-b, model: finisher-model, prefill: true}]
+  claude-continued:
+    targets: [{provider: anthropic-up, model: claude-breaks}]
+    fallbacks: [finisher]
+  invoke-continued:
+    targets: [{provider: invoke-up, model: "anthropic.claude-breaks-v1:0"}]
+    fallbacks: [finisher]
+`;
+  const OVERHEAD_PROVIDERS = (port) => `  anthropic-up:
+    kind: anthropic
+    base_url: http://127.0.0.1:${port}
+    api_key: \${TEST_PROVIDER_KEY}
+  invoke-up:
+    kind: bedrock
+    region: us-east-1
+    api: invoke
+    base_url: http://127.0.0.1:${port}
+    aws_access_key_id: AKIDBULWARKE2E
+    aws_secret_access_key: bulwark-e2e-secret-access-key
 `;
   let mock, gw, config;
   before(async () => {
-    mock = await h.startMock();
-    config = h.writeConfig(h.gatewayConfig(mock.port, { governance: GOVERNANCE.replace('audit_content: full', 'audit_content: off'), models: OVERHEAD_MODELS }));
+    mock = await h.startMock(['--aws-access-key-id', 'AKIDBULWARKE2E', '--aws-secret-access-key', 'bulwark-e2e-secret-access-key', '--aws-region', 'us-east-1']);
+    config = h.writeConfig(h.gatewayConfig(mock.port, { governance: GOVERNANCE.replace('audit_content: full', 'audit_content: off'), models: OVERHEAD_MODELS, providers: OVERHEAD_PROVIDERS(mock.port) }));
     writeFileSync(path.join(path.dirname(config), 'prices.yaml'), OVERHEAD_PRICES);
     gw = await h.startGateway(config);
     await h.setBehavior(mock.port, 'breaks-midway', { tokens: 16, faults: [{ when: { always: true }, action: { cut_after_tokens: 5 } }] });
     await h.setBehavior(mock.port, 'finisher-model', { tokens: 16 });
+    for (const model of ['claude-breaks', 'anthropic.claude-breaks-v1:0'])
+      await h.setBehavior(mock.port, model, { tokens: 16, faults: [{ when: { always: true }, action: { cut_after_tokens: 5 } }] });
     await h.setBehavior(mock.port, 'primary-model', { tokens: 16, faults: [{ when: { always: true }, action: { cut_after_tokens: 3 } }] });
     await h.setBehavior(mock.port, 'backup-model', { tokens: 8 });
   });
@@ -509,6 +531,36 @@ models:
     assert.equal(nano(line[header.indexOf('overhead_usd')]), overhead);
     assert.equal(line[header.indexOf('cost_usd')], row.cost_usd);
   });
+
+  // Anthropic reports the prompt's tokens in message_start, before any text (also inside
+  // Bedrock InvokeModel's binary frames for Claude): a stream cut later is charged with
+  // them, not with an estimate from the prompt's bytes.
+  for (const [model, target] of [['claude-continued', 'anthropic-up/claude-breaks'],
+                                 ['invoke-continued', 'invoke-up/anthropic.claude-breaks-v1:0']]) {
+    it(`charges a broken stream with the prompt tokens its start reported (${target})`, async () => {
+      const { json } = await admin(gw, 'POST', '/admin/keys', { name: `overhead-${model}`, budget_usd: '100' });
+      // 1000 one-letter words: the mock reports 1000 input tokens; 2000 bytes would estimate ~500.
+      const prompt = Array.from({ length: 1000 }, () => 'x').join(' ');
+      const r = await fetch(`${gatewayUrl(gw)}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${json.secret}` },
+        body: JSON.stringify({ model, stream: true, max_tokens: 64, messages: [{ role: 'user', content: prompt }] }),
+      });
+      assert.equal(r.status, 200);
+      const requestId = r.headers.get('x-bulwark-request-id');
+      await r.text();
+      const row = await spendRow(json.key.id, 1);
+      assert.equal(row.overhead_attempts, 1);
+      // Output is free at this target's price: the overhead is the reported input alone,
+      // 1000 tokens at 1000 USD per million.
+      assert.equal(nano(row.overhead_usd), 1000 * 1000 * 1000);
+      const rec = await auditRecord(requestId);
+      assert.ok(rec, 'audit record');
+      const broken = rec.attempts.find((a) => a.target === target);
+      assert.equal(broken.overhead.reason, 'stream_broken');
+      assert.equal(broken.overhead.cost_nano_usd, 1000 * 1000 * 1000);
+    });
+  }
 
   it('books a plain answer cut mid-body, then failed over, as overhead of the cut attempts', async () => {
     const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'overhead-unary', budget_usd: '10' });

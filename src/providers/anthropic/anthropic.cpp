@@ -41,6 +41,8 @@ class Stream final : public OpenAIStream {
     return status;
   }
 
+  std::optional<cn::Usage> start_usage() const override { return sink_.start_usage(); }
+
   Status finish(std::string& out) override {
     if (failed_ || sink_.done()) return {};
     if (splitter_.has_partial()) {

@@ -58,6 +58,8 @@ class Stream final : public OpenAIStream {
     }
   }
 
+  std::optional<cn::Usage> start_usage() const override { return sink_.start_usage(); }
+
   Status finish(std::string& out) override {
     if (failed_ || sink_.done()) return {};
     events_.clear();

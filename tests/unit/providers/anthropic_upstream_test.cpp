@@ -176,6 +176,21 @@ TEST(AnthropicUpstream, StreamBecomesOpenAIChunksSplitAnywhere) {
   EXPECT_EQ(read_openai_sse(out2).built.response().content.size(), 2u);
 }
 
+TEST(AnthropicUpstream, StreamReportsThePromptsTokensAtTheStart) {
+  const auto p = anthropic_provider();
+  auto stream = OpenAIStream::make(p, "claude-x", "r");
+  std::string out;
+  ASSERT_TRUE(stream->feed("event: ping\ndata: {\"type\":\"ping\"}\n\n", out));
+  EXPECT_FALSE(stream->start_usage());
+  // Split inside the event: known once the event is whole.
+  const std::string start = sse("message_start", R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":12,"cache_read_input_tokens":30,"cache_creation_input_tokens":5,"output_tokens":1}}})");
+  ASSERT_TRUE(stream->feed(start.substr(0, 40), out));
+  EXPECT_FALSE(stream->start_usage());
+  ASSERT_TRUE(stream->feed(start.substr(40), out));
+  ASSERT_TRUE(stream->start_usage());
+  EXPECT_EQ(*stream->start_usage(), (cn::Usage{12, 1, 30, 5}));
+}
+
 TEST(AnthropicUpstream, InStreamErrorBecomesOpenAIErrorEvent) {
   const auto p = anthropic_provider();
   auto stream = OpenAIStream::make(p, "claude-x", "r");

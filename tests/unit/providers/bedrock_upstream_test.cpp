@@ -298,6 +298,28 @@ TEST(BedrockUpstream, InvokeStreamChunksOfClaude) {
   EXPECT_EQ(r.built.response().usage.output, 2);
 }
 
+// The prompt's tokens from a Claude message_start inside the binary frames: what an
+// attempt cut before its end is charged with (no raw-text scan can read those frames).
+TEST(BedrockUpstream, InvokeStreamReportsThePromptsTokensAtTheStart) {
+  const auto p = bedrock_provider(config::Provider::Bedrock::Api::invoke);
+  auto stream = OpenAIStream::make(p, kClaude, "r");
+  EXPECT_FALSE(stream->start_usage());
+  std::string out;
+  ASSERT_TRUE(stream->feed(*es::encode(es::make_event("chunk", api::bedrock::invoke::chunk_payload(
+                               R"({"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"c","content":[],"usage":{"input_tokens":40,"cache_read_input_tokens":300,"cache_creation_input_tokens":7,"output_tokens":1}}})"))),
+                           out));
+  ASSERT_TRUE(stream->start_usage());
+  EXPECT_EQ(*stream->start_usage(), (cn::Usage{40, 1, 300, 7}));
+}
+
+TEST(BedrockUpstream, ConverseStreamReportsNoTokensAtTheStart) {
+  const auto p = bedrock_provider();
+  auto stream = OpenAIStream::make(p, kClaude, "r");
+  std::string out;
+  ASSERT_TRUE(stream->feed(*es::encode(es::make_event("messageStart", R"({"role":"assistant"})")), out));
+  EXPECT_FALSE(stream->start_usage());  // Converse reports usage in its last event only
+}
+
 struct ClassifyCase {
   unsigned status;
   std::string type;
