@@ -14,6 +14,7 @@
 
 #include "accounting/raw_appender.hpp"
 #include "auth/virtual_key.hpp"
+#include "core/thread_name.hpp"
 
 namespace bulwark::accounting {
 namespace {
@@ -263,7 +264,10 @@ Result<std::unique_ptr<Ledger>> Ledger::open(storage::Store& store, LedgerOption
   if (auto s = l->replay(); !s) return std::unexpected(s.error());
   l->next_seq_ = l->chain_seq_ + 1;
   if (auto s = l->map_segments(); !s) return std::unexpected(s.error());
-  l->writer_ = std::thread([p = l.get()] { p->run(); });
+  l->writer_ = std::thread([p = l.get()] {
+    name_this_thread("bw-ledger");
+    p->run();
+  });
   return l;
 }
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/thread_name.hpp"
 #include "storage/sqlite_store.hpp"
 #include "telemetry/log.hpp"
 
@@ -80,7 +81,10 @@ Result<std::unique_ptr<Governance>> Governance::open(const config::GovernanceSet
   }
   if (auto ok = g->budgets_->recover(subjects); !ok) return std::unexpected(ok.error());
 
-  g->refresher_ = std::thread([raw = g.get(), every = settings.key_refresh] { raw->refresh_loop(every); });
+  g->refresher_ = std::thread([raw = g.get(), every = settings.key_refresh] {
+    name_this_thread("bw-key-refresh");
+    raw->refresh_loop(every);
+  });
   log::info("governance_open", {{"database", settings.database},
                                 {"keys", g->cache_->size()},
                                 {"auth", settings.auth == config::AuthMode::keys ? "keys" : "keyless"}});

@@ -24,6 +24,7 @@
 #include <unordered_set>
 
 #include "api/openai/chat.hpp"
+#include "core/thread_name.hpp"
 #include "pipeline/admin.hpp"
 #include "pipeline/admin_governance.hpp"
 #include "pipeline/chat.hpp"
@@ -697,9 +698,13 @@ int serve(const ServeOptions& options) {
   }
 
   registry.add_collector([&workers](std::string& out) { render_connection_metrics(workers, out); });
-  for (auto& w : workers) {
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    auto& w = workers[i];
     asio::co_spawn(w->io, accept_loop(*w), asio::detached);
-    w->thread = std::thread([&io = w->io] { io.run(); });
+    w->thread = std::thread([&io = w->io, i] {
+      name_this_thread("bw-worker-" + std::to_string(i));
+      io.run();
+    });
   }
   log::info("listening", {{"address", host + ":" + std::to_string(port)},
                           {"workers", n},

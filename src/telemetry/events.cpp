@@ -1,5 +1,4 @@
 #include "telemetry/events.hpp"
-#include "telemetry/metrics.hpp"
 
 #include <openssl/ssl.h>
 #include <unistd.h>
@@ -25,6 +24,8 @@
 
 #include "core/json_write.hpp"
 #include "core/random.hpp"
+#include "core/thread_name.hpp"
+#include "telemetry/metrics.hpp"
 
 namespace bulwark::telemetry {
 namespace {
@@ -320,7 +321,10 @@ bool EventNotifier::publish(std::string_view type, std::initializer_list<EventFi
     ++stats_.published;
     if (!thread_.joinable()) {
       try {
-        thread_ = std::thread([this] { run(); });
+        thread_ = std::thread([this] {
+          name_this_thread("bw-events");
+          run();
+        });
       } catch (const std::system_error&) {
         queue_.pop_back();
         --stats_.published;

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# What governance adds to a request's latency, measured A/B in one run.
+#
+#   bench/governance.sh [--rounds 8] [--duration 3s] [--workers 1] [--build-dir DIR] [--out FILE]
+#
+# Starts bulwark-mock and two gateways in front of it, the same but for governance:
+#   f  plain     governance off
+#   g  governed  virtual key with a team, rate limits and a budget, the PII policy profile,
+#                spend ledger and audit trail (bench/run.sh's scenario g)
+# then runs wrk at one connection (bench/wrk/chat.lua) against each in turn, --rounds
+# times, swapping the order every round so that drift on a shared machine (other jobs,
+# frequency changes) falls on both alike. Each round gives a difference g - f of wrk's p50
+# and mean, and of the gateway's own overhead histogram (request time minus upstream
+# time); the result is the median of the per-round differences, with its spread.
+# Prints a Markdown report and writes it to --out (default bench/results/governance-latest.md).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ROUNDS=8
+DURATION=3
+WORKERS=1
+BUILD_DIR=""
+OUT="$BENCH_DIR/results/governance-latest.md"
+while (($#)); do
+  case "$1" in
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    --duration) DURATION="${2%s}"; shift 2 ;;
+    --workers) WORKERS="$2"; shift 2 ;;
+    --build-dir) BUILD_DIR="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds takes a positive whole number"
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "--duration takes whole seconds, e.g. 3s"
+
+resolve_binaries "$BUILD_DIR"
+ensure_tools wrk curl
+bench_init_tmp
+trap bench_cleanup EXIT
+LUA="$BENCH_DIR/wrk/chat.lua"
+
+start_mock up-mock 1
+start_bulwark plain "$MOCK_ADDR" "$WORKERS"; F_ADDR="$GW_ADDR"; F_PID="$GW_PID"
+start_bulwark governed "$MOCK_ADDR" "$WORKERS" 'governance:
+  auth: keys
+  default_policy: bench
+  policies:
+    bench:
+      pii: {email: redact, phone: redact, card: block, secret: block}'
+G_ADDR="$GW_ADDR"; G_PID="$GW_PID"
+"$BULWARK_BIN" teams create --config "$BENCH_TMP/governed.yaml" --id bench --name bench --rpm 1000000000 \
+  --tpm 1000000000 --budget 1000000 >/dev/null || die "could not create the bench team"
+KEY="$("$BULWARK_BIN" keys create --config "$BENCH_TMP/governed.yaml" --name bench --team bench --rpm 1000000000 \
+  --tpm 1000000000 --budget 1000000 2>/dev/null | sed -n 's/.*"secret":"\(bwk_[0-9A-Za-z]*\)".*/\1/p')"
+[[ -n "$KEY" ]] || die "could not create the bench key"
+sleep 1.5  # the gateway picks up keys made by other processes within governance.key_refresh
+
+# overhead_stats ADDR -> "SUM_SECONDS COUNT" of the gateway's overhead histogram
+overhead_stats() {
+  curl -fsS "http://$1/metrics" | awk '
+    /^bulwark_gateway_overhead_seconds_sum/ { s += $NF } /^bulwark_gateway_overhead_seconds_count/ { n += $NF }
+    END { printf "%.9f %d\n", s, n }'
+}
+# thread_cpu PID -> "WORKERS_NS LEDGER_NS": CPU time on the workers and on the ledger's
+# writer, from /proc's schedstat (nanoseconds, unlike the 10 ms ticks of stat)
+thread_cpu() {
+  local w=0 l=0 t comm ns
+  for t in /proc/"$1"/task/*; do
+    comm="$(cat "$t/comm" 2>/dev/null)" || continue
+    ns="$(cut -d' ' -f1 "$t/schedstat" 2>/dev/null)" || continue
+    case "$comm" in bw-worker-*) w=$((w + ns)) ;; bw-ledger) l=$((l + ns)) ;; esac
+  done
+  echo "$w $l"
+}
+# measure ADDR PID [HEADER] -> "p50_us mean_us overhead_mean_us requests worker_ns_per_req ledger_ns_per_req"
+measure() {
+  local addr="$1" pid="$2" hdr=() before after line cpu0 cpu1
+  [[ -n "${3:-}" ]] && hdr=(-H "$3")
+  cpu0="$(thread_cpu "$pid")"
+  before="$(overhead_stats "$addr")"
+  line="$(wrk -t1 -c1 -d"${DURATION}s" --timeout 5s --latency "${hdr[@]}" -s "$LUA" "http://$addr/v1/chat/completions" |
+          grep '^BENCH_RESULT')" || die "wrk failed against $addr"
+  after="$(overhead_stats "$addr")"
+  cpu1="$(thread_cpu "$pid")"
+  declare -A kv=()
+  for f in $line; do [[ "$f" == *=* ]] && kv[${f%%=*}]="${f#*=}"; done
+  local errs=$((kv[err_connect] + kv[err_read] + kv[err_write] + kv[err_status] + kv[err_timeout]))
+  ((errs == 0)) || die "wrk saw $errs errors against $addr"
+  awk -v b="$before" -v a="$after" -v p="${kv[p50_us]}" -v m="${kv[mean_us]}" -v r="${kv[requests]}" \
+      -v c0="$cpu0" -v c1="$cpu1" 'BEGIN {
+    split(b, x, " "); split(a, y, " "); n = y[2] - x[2]; split(c0, u, " "); split(c1, v, " ")
+    printf "%d %.1f %.1f %d %.0f %.0f\n", p, m, (n > 0 ? (y[1] - x[1]) / n * 1e6 : -1), r,
+           (v[1] - u[1]) / r, (v[2] - u[2]) / r }'
+}
+
+# warm-up: connections, caches, the ledger's first batches
+measure "$F_ADDR" "$F_PID" >/dev/null
+measure "$G_ADDR" "$G_PID" "authorization: Bearer $KEY" >/dev/null
+
+ROWS=()
+for r in $(seq 1 "$ROUNDS"); do
+  if ((r % 2)); then
+    f="$(measure "$F_ADDR" "$F_PID")"; g="$(measure "$G_ADDR" "$G_PID" "authorization: Bearer $KEY")"
+  else
+    g="$(measure "$G_ADDR" "$G_PID" "authorization: Bearer $KEY")"; f="$(measure "$F_ADDR" "$F_PID")"
+  fi
+  ROWS+=("$f $g")
+  log "round $r: plain p50 $(cut -d' ' -f1 <<<"$f") us, governed p50 $(cut -d' ' -f1 <<<"$g") us"
+done
+
+# median of column expressions over the rows: stats EXPR -> "median min max"
+stats() {
+  printf '%s\n' "${ROWS[@]}" | awk "{ print $1 }" | sort -g | awk '
+    { v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                         printf "%.1f %.1f %.1f\n", m, v[1], v[NR] }'
+}
+# columns: 1 f.p50 2 f.mean 3 f.overhead 4 f.requests 5 f.worker_ns 6 f.ledger_ns
+#          7 g.p50 8 g.mean 9 g.overhead 10 g.requests 11 g.worker_ns 12 g.ledger_ns
+read -r p50_m p50_lo p50_hi < <(stats '$7 - $1')
+read -r mean_m mean_lo mean_hi < <(stats '$8 - $2')
+read -r ovh_m ovh_lo ovh_hi < <(stats '$9 - $3')
+read -r wrk_m wrk_lo wrk_hi < <(stats '($11 - $5) / 1000')
+read -r led_m led_lo led_hi < <(stats '$12 / 1000')
+read -r fp50 _ _ < <(stats '$1')
+read -r gp50 _ _ < <(stats '$7')
+read -r fw _ _ < <(stats '$5 / 1000')
+read -r gw _ _ < <(stats '$11 / 1000')
+verdict() { awk -v v="$1" 'BEGIN { print (v <= 5 ? "PASS" : "MISS") }'; }
+
+mkdir -p "$(dirname "$OUT")"
+{
+  echo "## Governance A/B ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+  echo
+  echo "bench/governance.sh --rounds $ROUNDS --duration ${DURATION}s --workers $WORKERS: wrk -t1 -c1 against bulwark with"
+  echo "governance off (f) and on (g: key, team, limits, budget, PII profile, ledger, audit) in front of one"
+  echo "bulwark-mock, alternating, the order swapped every round. Machine: $(nproc) CPUs"
+  echo "($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), load average at the end $(cut -d' ' -f1-3 /proc/loadavg);"
+  echo "gateway $("$BULWARK_BIN" --version 2>/dev/null)."
+  echo
+  echo "| round | f p50 µs | g p50 µs | f mean µs | g mean µs | f overhead µs | g overhead µs | f worker CPU µs/req | g worker CPU µs/req | g ledger writer CPU µs/req |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  i=0
+  for row in "${ROWS[@]}"; do
+    i=$((i + 1))
+    read -r a b c _ d _ e f2 g2 _ h k <<<"$row"
+    echo "| $i | $a | $e | $b | $f2 | $c | $g2 | $(awk -v x="$d" 'BEGIN { printf "%.2f", x / 1000 }') | $(awk -v x="$h" 'BEGIN { printf "%.2f", x / 1000 }') | $(awk -v x="$k" 'BEGIN { printf "%.2f", x / 1000 }') |"
+  done
+  echo
+  echo "| governance adds (median of the rounds' g - f, [min, max]) | µs |"
+  echo "|---|---:|"
+  echo "| wrk p50 | **$p50_m** [$p50_lo, $p50_hi] |"
+  echo "| wrk mean | $mean_m [$mean_lo, $mean_hi] |"
+  echo "| gateway overhead histogram mean | $ovh_m [$ovh_lo, $ovh_hi] |"
+  echo "| CPU of the worker threads per request | $wrk_m [$wrk_lo, $wrk_hi] |"
+  echo "| CPU of the ledger's writer thread per request (off the request's path) | $led_m [$led_lo, $led_hi] |"
+  echo
+  echo "Median p50: plain $fp50 µs, governed $gp50 µs. Worker CPU per request: plain $fw µs, governed $gw µs."
+  echo "Target: governance adds <= 5 µs at p50: $(verdict "$p50_m")."
+} | tee "$OUT"
