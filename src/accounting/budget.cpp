@@ -52,11 +52,6 @@ Reservation::~Reservation() {
   if (tracker_ != nullptr) tracker_->release(*this, 0, false);
 }
 
-std::string BudgetTracker::key_of(storage::SpendScope scope, std::string_view id) {
-  std::string k = scope == storage::SpendScope::key ? "k:" : "t:";
-  k += id;
-  return k;
-}
 
 void BudgetTracker::roll(State& st, storage::UnixMillis now_start) noexcept {
   if (st.period_start != now_start) {
@@ -66,10 +61,10 @@ void BudgetTracker::roll(State& st, storage::UnixMillis now_start) noexcept {
 }
 
 Result<std::shared_ptr<BudgetTracker::State>> BudgetTracker::state_for(const BudgetSubject& s) {
-  const std::string key = key_of(s.scope, s.id);
+  StateMap& states = states_of(s.scope);
   {
     std::shared_lock lock(mu_);
-    if (auto it = states_.find(key); it != states_.end() && it->second->period == s.period) {
+    if (auto it = states.find(s.id); it != states.end() && it->second->period == s.period) {
       return it->second;
     }
   }
@@ -85,7 +80,7 @@ Result<std::shared_ptr<BudgetTracker::State>> BudgetTracker::state_for(const Bud
     st->spent = *spent;
   }
   std::unique_lock lock(mu_);
-  auto [it, inserted] = states_.try_emplace(key, st);
+  auto [it, inserted] = states.try_emplace(std::string(s.id), st);
   if (!inserted && it->second->period != s.period) {
     // Reservations in flight keep a pointer to the old state; they settle against it.
     it->second = st;
@@ -163,8 +158,9 @@ std::optional<BudgetUsage> BudgetTracker::usage(storage::SpendScope scope, std::
   std::shared_ptr<State> st;
   {
     std::shared_lock lock(mu_);
-    auto it = states_.find(key_of(scope, id));
-    if (it == states_.end()) return std::nullopt;
+    const StateMap& states = states_of(scope);
+    auto it = states.find(id);
+    if (it == states.end()) return std::nullopt;
     st = it->second;
   }
   std::lock_guard lock(st->mu);

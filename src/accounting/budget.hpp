@@ -11,6 +11,7 @@
 // At a period boundary spent restarts from zero; reservations in flight stay reserved
 // and their cost lands in the period in which they settle (the ledger times an entry at
 // completion too, so memory and store agree after a restart).
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -34,7 +35,7 @@ storage::UnixMillis period_start(storage::BudgetPeriod period,
 
 struct BudgetSubject {
   storage::SpendScope scope = storage::SpendScope::key;
-  std::string id;
+  std::string_view id;  // valid for the call it is passed to; nothing keeps it
   std::int64_t budget_nano_usd = 0;
   storage::BudgetPeriod period = storage::BudgetPeriod::month;
 };
@@ -94,12 +95,18 @@ class BudgetTracker {
   Result<std::shared_ptr<State>> state_for(const BudgetSubject& s);
   void roll(State& st, storage::UnixMillis now_start) noexcept;
   void release(Reservation& r, std::int64_t actual, bool add_spend) noexcept;
-  static std::string key_of(storage::SpendScope scope, std::string_view id);
+  // Ids looked up as string_views, without building a key string per request.
+  struct IdHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  using StateMap = std::unordered_map<std::string, std::shared_ptr<State>, IdHash, std::equal_to<>>;
+  StateMap& states_of(storage::SpendScope scope) noexcept { return states_[static_cast<std::size_t>(scope)]; }
 
   const Clock& clock_;
   storage::Store* store_;
   std::shared_mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<State>> states_;
+  std::array<StateMap, 2> states_;  // by scope: keys, teams
 };
 
 }  // namespace bulwark::accounting

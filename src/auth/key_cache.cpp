@@ -77,6 +77,8 @@ Status KeyCache::refresh() {
       if (auto it = team_by_id.find(k.team_id); it != team_by_id.end()) r->team = it->second;
     }
     r->key = std::move(k);
+    r->key_subject = "key:" + r->key.id;
+    if (r->team) r->team_subject = "team:" + r->team->id;
     std::shared_ptr<const ResolvedKey> rk = std::move(r);
     snap->by_hash.emplace(bucket_of(rk->key.secret_hash), Snapshot::Entry{rk->key.secret_hash, rk, false});
     if (rk->key.previous_hash) {

@@ -29,6 +29,10 @@ namespace bulwark::auth {
 struct ResolvedKey {
   storage::KeyRecord key;
   std::optional<storage::TeamRecord> team;
+  // The rate limiter's subject ids ("key:<id>", "team:<id>" or empty), made once per
+  // snapshot rather than per request.
+  std::string key_subject;
+  std::string team_subject;
   bool allows_model(std::string_view model) const noexcept;
 };
 

@@ -1,7 +1,6 @@
 #include "auth/virtual_key.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -45,24 +44,21 @@ Result<GeneratedSecret> generate_secret() {
 }
 
 namespace {
-// SHA-256 of a || b into out[32]. OpenSSL 3's one-shot SHA256() looks the algorithm up on
-// every call; fetching it once and reusing a per-thread context keeps hashing cheap.
+// SHA-256 of a || b into out[32], with OpenSSL's low-level SHA-256 functions: the same
+// hardware-accelerated (SHA-NI) block code as EVP, without EVP's per-digest engine lookup,
+// context allocation and cleanse, which cost more than the hash of a key-sized input
+// (perf on the request path: ~0.7 us per governed request against ~0.2 for the hash).
+// They are deprecated in OpenSSL 3 in favour of EVP, not removed; see docs/governance.md.
 void sha256_into(std::string_view a, std::string_view b, unsigned char* out) {
-  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  struct Ctx {
-    EVP_MD_CTX* p = EVP_MD_CTX_new();
-    ~Ctx() { EVP_MD_CTX_free(p); }
-  };
-  thread_local Ctx ctx;
-  unsigned int n = 0;
-  if (md == nullptr || ctx.p == nullptr || EVP_DigestInit_ex2(ctx.p, md, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.p, a.data(), a.size()) != 1 || EVP_DigestUpdate(ctx.p, b.data(), b.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.p, out, &n) != 1) {
-    std::string joined;  // fallback, never expected: the same digest the slow way
-    joined.reserve(a.size() + b.size());
-    joined.append(a).append(b);
-    SHA256(reinterpret_cast<const unsigned char*>(joined.data()), joined.size(), out);
-  }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, a.data(), a.size());
+  SHA256_Update(&ctx, b.data(), b.size());
+  SHA256_Final(out, &ctx);
+  OPENSSL_cleanse(&ctx, sizeof ctx);  // the state holds the key's last block
+#pragma GCC diagnostic pop
 }
 }  // namespace
 

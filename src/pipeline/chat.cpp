@@ -39,6 +39,7 @@
 
 #include <algorithm>
 #include <array>
+#include <span>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/json.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -114,7 +115,6 @@ struct Caller {
   accounting::RateLimiter::Admission rate;
   std::optional<accounting::ParallelLimiter::Slot> slot;
   accounting::Reservation reservation;
-  std::vector<accounting::BudgetSubject> budget_subjects;
   std::vector<std::string> policy_decisions;  // for the audit record: rule names, never text
   std::string key_id() const { return key ? key->key.id : std::string(); }
   std::string team_id() const { return key ? key->key.team_id : std::string(); }
@@ -499,14 +499,15 @@ Status admit(Request& r) {
     }
     r.caller.slot = std::move(*slot);
   }
-  const std::string key_subject = "key:" + key.id;
-  const std::string team_subject = team ? "team:" + team->id : std::string();
-  std::vector<accounting::RateSubject> subjects;
-  if (key.limits.rpm > 0 || key.limits.tpm > 0) subjects.push_back({key_subject, key.limits.rpm, key.limits.tpm});
-  if (team && (team->limits.rpm > 0 || team->limits.tpm > 0)) subjects.push_back({team_subject, team->limits.rpm, team->limits.tpm});
-  if (!subjects.empty()) {
+  // Fixed-size lists with ids the key cache made once: admission allocates nothing.
+  std::array<accounting::RateSubject, 2> rate_subjects;
+  std::size_t n_rate = 0;
+  if (key.limits.rpm > 0 || key.limits.tpm > 0) rate_subjects[n_rate++] = {r.caller.key->key_subject, key.limits.rpm, key.limits.tpm};
+  if (team && (team->limits.rpm > 0 || team->limits.tpm > 0))
+    rate_subjects[n_rate++] = {r.caller.key->team_subject, team->limits.rpm, team->limits.tpm};
+  if (n_rate > 0) {
     const std::int64_t estimate = estimate_input_tokens(r) + r.chat.max_tokens.value_or(0);
-    r.caller.rate = r.gov->rates().admit(subjects, estimate);
+    r.caller.rate = r.gov->rates().admit(std::span(rate_subjects.data(), n_rate), estimate);
     r.caller.checked_rate = true;
     if (!r.caller.rate.allowed) {
       const bool tokens = r.caller.rate.denied_by.ends_with("tpm");
@@ -517,14 +518,16 @@ Status admit(Request& r) {
       return std::unexpected(std::move(e));
     }
   }
+  std::array<accounting::BudgetSubject, 2> budget_subjects;
+  std::size_t n_budget = 0;
   if (key.limits.budget_nano_usd)
-    r.caller.budget_subjects.push_back({storage::SpendScope::key, key.id, *key.limits.budget_nano_usd, key.limits.budget_period});
+    budget_subjects[n_budget++] = {storage::SpendScope::key, key.id, *key.limits.budget_nano_usd, key.limits.budget_period};
   if (team && team->limits.budget_nano_usd)
-    r.caller.budget_subjects.push_back({storage::SpendScope::team, team->id, *team->limits.budget_nano_usd, team->limits.budget_period});
-  if (!r.caller.budget_subjects.empty()) {
+    budget_subjects[n_budget++] = {storage::SpendScope::team, team->id, *team->limits.budget_nano_usd, team->limits.budget_period};
+  if (n_budget > 0) {
     const auto max_out = r.chat.max_tokens.value_or(static_cast<std::int64_t>(r.runtime->config().governance.default_max_tokens));
     const std::int64_t amount = accounting::max_cost(r.route->dearest, upper_input_tokens(r), max_out);
-    auto reservation = r.gov->budgets().reserve(r.caller.budget_subjects, amount);
+    auto reservation = r.gov->budgets().reserve(std::span(budget_subjects.data(), n_budget), amount);
     if (!reservation) return std::unexpected(reservation.error());
     r.caller.reservation = std::move(*reservation);
   }

@@ -69,13 +69,15 @@ Result<std::unique_ptr<Governance>> Governance::open(const config::GovernanceSet
 
   // Budgets start from the spend already recorded this period, read before traffic.
   g->budgets_ = std::make_unique<accounting::BudgetTracker>(clock, g->store_.get());
-  std::vector<accounting::BudgetSubject> subjects;
-  if (auto keys = g->store_->list_keys(std::nullopt); keys) {
+  std::vector<accounting::BudgetSubject> subjects;  // views into keys and teams below
+  const auto keys = g->store_->list_keys(std::nullopt);
+  if (keys) {
     for (const auto& k : *keys)
       if (k.limits.budget_nano_usd && !k.revoked)
         subjects.push_back({storage::SpendScope::key, k.id, *k.limits.budget_nano_usd, k.limits.budget_period});
   }
-  if (auto teams = g->store_->list_teams(); teams) {
+  const auto teams = g->store_->list_teams();
+  if (teams) {
     for (const auto& t : *teams)
       if (t.limits.budget_nano_usd) subjects.push_back({storage::SpendScope::team, t.id, *t.limits.budget_nano_usd, t.limits.budget_period});
   }
