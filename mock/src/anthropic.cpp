@@ -29,6 +29,75 @@ std::string_view stock_message(std::string_view type, ErrorType t) noexcept {
   return "Invalid request.";
 }
 
+// How many words of a cited plain-text document the citation quotes.
+constexpr std::size_t kCitedWords = 5;
+
+bool is_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+
+// The document's text up to the end of its kCitedWords-th word (all of it when shorter).
+std::string_view cited_prefix(std::string_view text) noexcept {
+  std::size_t words = 0;
+  bool in_word = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (!is_space(text[i])) in_word = true;
+    else if (in_word) {
+      in_word = false;
+      if (++words == kCitedWords) return text.substr(0, i);
+    }
+  }
+  return text;
+}
+
+// Anthropic counts characters, not bytes: UTF-8 lead bytes.
+std::size_t code_points(std::string_view s) noexcept {
+  std::size_t n = 0;
+  for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+// Anthropic numbers the documents of a whole request in order (document_index). The
+// first one with citations enabled is cited: a plain-text source by its first words
+// (char_location), a PDF by its first page (page_location with an empty cited_text: the
+// mock reads no PDFs). Other sources are not cited.
+void cite_first_document(dom::element content, std::uint32_t& documents, std::string& citation) {
+  dom::array blocks;
+  if (content.get_array().get(blocks) != simdjson::SUCCESS) return;
+  for (dom::element b : blocks) {
+    std::string_view type;
+    if (b["type"].get_string().get(type) != simdjson::SUCCESS || type != "document") continue;
+    const std::uint32_t index = documents++;
+    bool enabled = false;
+    if (!citation.empty() || b.at_pointer("/citations/enabled").get_bool().get(enabled) != simdjson::SUCCESS || !enabled)
+      continue;
+    std::string_view source, data, title;
+    if (b.at_pointer("/source/type").get_string().get(source) != simdjson::SUCCESS ||
+        b.at_pointer("/source/data").get_string().get(data) != simdjson::SUCCESS)
+      continue;
+    const bool titled = b["title"].get_string().get(title) == simdjson::SUCCESS;
+    const auto head = [&](std::string_view kind, std::string_view quoted) {
+      citation = "{\"type\":";
+      json::append_string(citation, kind);
+      citation += ",\"cited_text\":";
+      json::append_string(citation, quoted);
+      citation += ",\"document_index\":";
+      json::append_int(citation, index);
+      citation += ",\"document_title\":";
+      if (titled) json::append_string(citation, title);
+      else citation += "null";
+    };
+    if (source == "text") {
+      const std::string_view quoted = cited_prefix(data);
+      head("char_location", quoted);
+      citation += ",\"start_char_index\":0,\"end_char_index\":";
+      json::append_int(citation, code_points(quoted));
+      citation += '}';
+    } else if (source == "base64") {
+      head("page_location", "");
+      citation += ",\"start_page_number\":1,\"end_page_number\":2}";
+    }
+  }
+}
+
 }  // namespace
 
 std::string_view error_type_name(ErrorType type, int status) noexcept {
@@ -133,6 +202,7 @@ Result<ChatRequest> decode(std::string_view body, Dialect dialect) {
   if (obj.at_key("messages").get(v) != simdjson::SUCCESS) return missing("messages");
   if (v.get_array().get(msgs) != simdjson::SUCCESS) return wrong("messages", "a valid list");
   std::size_t i = 0;
+  std::uint32_t documents = 0;
   for (dom::element m : msgs) {
     const std::string at = "messages." + std::to_string(i++);
     dom::object mo;
@@ -144,6 +214,7 @@ Result<ChatRequest> decode(std::string_view body, Dialect dialect) {
     if (mo.at_key("content").get(v) != simdjson::SUCCESS) return missing(at + ".content");
     if (!detail::read_text_content(v, req.prompt_tokens, d.joined))
       return wrong(at + ".content", "a valid string or a list of content blocks");
+    cite_first_document(v, documents, req.citation);
     req.last_is_assistant = role == "assistant";
   }
   if (dom::object th; obj.at_key("thinking").get_object().get(th) == simdjson::SUCCESS) {
@@ -204,7 +275,13 @@ std::size_t append_message(std::string& out, const Plan& p, const AnswerMeta& m,
   }
   out += "{\"type\":\"text\",\"text\":\"";
   const std::size_t cut_at = detail::append_answer_text(out, p, p.after_tokens);
-  out += "\"}],\"stop_reason\":\"";
+  out += '"';
+  if (!m.citation.empty()) {
+    out += ",\"citations\":[";
+    out += m.citation;
+    out += ']';
+  }
+  out += "}],\"stop_reason\":\"";
   out += stop_reason(p);
   out += "\",\"stop_sequence\":null,";
   append_usage(out, p.prompt_tokens, p.completion_tokens);
@@ -254,6 +331,14 @@ std::vector<std::string> thinking_events() {
   return out;
 }
 
+void append_citations_delta(std::string& out, const AnswerMeta& m) {
+  out += R"({"type":"content_block_delta","index":)";
+  json::append_int(out, m.thinking ? 1 : 0);
+  out += R"(,"delta":{"type":"citations_delta","citation":)";
+  out += m.citation;
+  out += "}}";
+}
+
 void append_message_delta(std::string& out, const Plan& p) {
   out += R"({"type":"message_delta","delta":{"stop_reason":")";
   out += stop_reason(p);
@@ -299,6 +384,11 @@ void AnthropicFormat::append_stream_open(std::string& out, const Plan& p, const 
   sse(out, "content_block_start");
   anthropic::append_block_start(out, m.thinking ? 1 : 0);
   out += "\n\n";
+  if (!m.citation.empty()) {  // the block's citation comes before its text
+    sse(out, "content_block_delta");
+    anthropic::append_citations_delta(out, m);
+    out += "\n\n";
+  }
   out += "event: ping\ndata: {\"type\": \"ping\"}\n\n";
 }
 

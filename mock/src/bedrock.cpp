@@ -612,6 +612,11 @@ void BedrockInvokeFormat::append_stream_open(std::string& out, const Plan& p, co
       j.clear();
       anthropic::append_block_start(j, m.thinking ? 1 : 0);
       append_chunk(out, j);
+      if (!m.citation.empty()) {
+        j.clear();
+        anthropic::append_citations_delta(j, m);
+        append_chunk(out, j);
+      }
       return;
     case bedrock::Family::nova:
       append_chunk(out, R"({"messageStart":{"role":"assistant"}})");

@@ -416,7 +416,8 @@ struct Session {
                           std::chrono::duration_cast<std::chrono::seconds>(
                               clock.wall().time_since_epoch())
                               .count(),
-                          model, cr.include_usage, plan.prompt_tokens, cr.thinking};
+                          model, cr.include_usage, plan.prompt_tokens, cr.thinking,
+                          std::move(cr.citation)};
     Extra extra{plan.attempt, std::nullopt, false, {}};
     ResponseInfo info;
     info.plan = &plan;

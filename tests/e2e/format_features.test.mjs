@@ -294,6 +294,32 @@ describe('format features: cache breakpoints and extended thinking', () => {
     await assert.rejects(cited('f-openai'), (e) => e.status === 400 && /citations/.test(e.error.error.message));
   });
 
+  it('a streamed answer keeps its citations (citations_delta) for an Anthropic caller', async () => {
+    // The mock cites the document's first five words (docs/mock.md); the stream crosses
+    // the gateway's OpenAI form, where the citation rides as a delta field.
+    const expected = {
+      type: 'char_location', cited_text: 'The sky is blue today,', document_index: 0,
+      document_title: 'Weather', start_char_index: 0, end_char_index: 22,
+    };
+    const s = anthropic.messages.stream({
+      model: 'f-anthropic', max_tokens: 100,
+      messages: [{ role: 'user', content: [
+        { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'The sky is blue today, said the forecast.' },
+          title: 'Weather', citations: { enabled: true } },
+        { type: 'text', text: 'say four words please' },
+      ] }],
+    });
+    const seen = [];
+    s.on('citation', (citation) => seen.push(citation));
+    const m = await s.finalMessage();
+    assert.deepEqual(seen, [expected]);
+    assert.equal(m.content.length, 1);
+    assert.equal(m.content[0].type, 'text');
+    assert.equal(m.content[0].text, FULL);
+    assert.deepEqual(m.content[0].citations, [expected]);
+    assert.equal((await lastBody('anthropic')).stream, true);
+  });
+
   it('an OpenAI upstream gets reasoning_effort from a thinking budget, and no signed blocks', async () => {
     const m = await anthropic.messages.create(thinkingHistory('f-openai'));
     assert.equal(m.content.at(-1).text, FULL);

@@ -58,6 +58,9 @@ void append_block_stop(std::string& out, std::uint32_t index = 0);
 // signature_delta, stop.
 std::vector<std::string> thinking_events();
 void append_message_delta(std::string& out, const Plan& p);
+// The citations_delta event of the text block (data JSON) for an answer that cites
+// (AnswerMeta::citation non-empty).
+void append_citations_delta(std::string& out, const AnswerMeta& m);
 void append_error_json(std::string& out, std::string_view type, std::string_view message);
 
 }  // namespace anthropic

@@ -29,6 +29,10 @@ struct ChatRequest {
   std::string_view last_content;    // text of the last message when it is the assistant's
   std::optional<std::uint32_t> max_tokens;  // the request's output cap, when the format has one
   bool thinking = false;  // Anthropic thinking enabled (Messages, Converse Claude, InvokeModel Claude)
+  // Anthropic (Messages, InvokeModel Claude): the citation the answer's text block carries
+  // when a document has citations enabled, as Anthropic's citation JSON; empty otherwise.
+  // Owned, unlike the views above: it is built, not found in the body.
+  std::string citation{};
 };
 
 struct AuthState {

@@ -23,6 +23,7 @@ struct AnswerMeta {
   bool include_usage = false;  // streaming: the client asked for a usage event
   std::uint64_t prompt_tokens = 0;  // Plan::prompt_tokens, for formats that repeat it per event
   bool thinking = false;  // the request enabled thinking: the answer starts with a signed thinking block
+  std::string citation{};  // ChatRequest::citation: the text block cites it (Anthropic formats)
 };
 
 // The thinking block of an answer to a request that enabled thinking (fixed text, so that

@@ -782,6 +782,10 @@ Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& 
     const std::string_view block_type = detail::string_of(block, "type");
     if (block_type == "text") {
       if (const std::string_view t = detail::string_of(block, "text"); !t.empty()) out.emplace_back(cn::TextDelta{index, std::string(t)});
+      // Citations normally follow as citations_delta; any already on the block are kept too.
+      if (sd::array cs; block.at_key("citations").get_array().get(cs) == simdjson::SUCCESS)
+        for (sd::element c : cs)
+          if (c.is_object()) out.emplace_back(cn::CitationDelta{index, detail::to_json(c)});
     } else if (block_type == "tool_use") {
       cn::ToolCallStart start{index, std::string(detail::string_of(block, "id")), std::string(detail::string_of(block, "name"))};
       out.emplace_back(std::move(start));
@@ -811,8 +815,10 @@ Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& 
       if (const std::string_view t = detail::string_of(delta, "thinking"); !t.empty()) out.emplace_back(cn::ReasoningDelta{index, std::string(t)});
     } else if (delta_type == "signature_delta") {
       if (const std::string_view sig = detail::string_of(delta, "signature"); !sig.empty()) out.emplace_back(cn::SignatureDelta{index, std::string(sig)});
+    } else if (delta_type == "citations_delta") {
+      if (sd::element c; delta.at_key("citation").get(c) == simdjson::SUCCESS && c.is_object())
+        out.emplace_back(cn::CitationDelta{index, detail::to_json(c)});
     }
-    // citations_delta: not carried
   } else if (type == "content_block_stop") {
     if (!skipped()) out.emplace_back(cn::BlockStop{index});
   } else if (type == "message_delta") {
@@ -912,6 +918,16 @@ void StreamEncoder::close_block(std::vector<Event>& out) {
   open_.reset();
 }
 
+void StreamEncoder::open_text(std::uint32_t canonical, std::vector<Event>& out) {
+  if (open_ && open_->canonical == canonical && open_->kind == Kind::text) return;
+  close_block(out);
+  open_ = Open{canonical, next_index_++, Kind::text};
+  std::string data = "{\"type\":\"content_block_start\",\"index\":";
+  json::append_int(data, open_->index);
+  data += ",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}";
+  out.push_back(Event{"content_block_start", std::move(data)});
+}
+
 void StreamEncoder::message_delta(std::vector<Event>& out, cn::StopReason reason, const std::string& stop_sequence) {
   if (delta_sent_) return;
   delta_sent_ = true;
@@ -971,18 +987,21 @@ void StreamEncoder::encode_events(const cn::StreamEvent& event, std::vector<Even
         } else if constexpr (std::is_same_v<E, cn::TextDelta>) {
           start(out);
           if (e.text.empty()) return;
-          if (!open_ || open_->canonical != e.index || open_->kind != Kind::text) {
-            close_block(out);
-            open_ = Open{e.index, next_index_++, Kind::text};
-            std::string data = "{\"type\":\"content_block_start\",\"index\":";
-            json::append_int(data, open_->index);
-            data += ",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}";
-            out.push_back(Event{"content_block_start", std::move(data)});
-          }
+          open_text(e.index, out);
           std::string data = "{\"type\":\"content_block_delta\",\"index\":";
           json::append_int(data, open_->index);
           data += ",\"delta\":{\"type\":\"text_delta\",\"text\":";
           json::append_string(data, e.text);
+          data += "}}";
+          out.push_back(Event{"content_block_delta", std::move(data)});
+        } else if constexpr (std::is_same_v<E, cn::CitationDelta>) {
+          start(out);
+          if (e.citation.empty()) return;
+          open_text(e.index, out);
+          std::string data = "{\"type\":\"content_block_delta\",\"index\":";
+          json::append_int(data, open_->index);
+          data += ",\"delta\":{\"type\":\"citations_delta\",\"citation\":";
+          data += e.citation;  // JSON a decoder of this library wrote from a parsed object
           data += "}}";
           out.push_back(Event{"content_block_delta", std::move(data)});
         } else if constexpr (std::is_same_v<E, cn::ToolCallStart>) {

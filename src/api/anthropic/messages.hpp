@@ -57,8 +57,9 @@ std::string error_body(const Error& error);
 ErrorKind upstream_error_kind(std::string_view anthropic_type) noexcept;
 
 // Upstream events -> canonical events. Indices are Anthropic's block indices; thinking
-// blocks become ReasoningDelta / SignatureDelta / RedactedReasoning; blocks the canonical
-// model does not carry (server tools) are skipped with their deltas.
+// blocks become ReasoningDelta / SignatureDelta / RedactedReasoning, citations_delta a
+// CitationDelta; blocks the canonical model does not carry (server tools) are skipped
+// with their deltas.
 class StreamDecoder {
  public:
   // One event's data JSON (its "type" field names the event). Bedrock InvokeModel chunks
@@ -102,6 +103,8 @@ class StreamEncoder {
  private:
   void start(std::vector<Event>& out);
   void close_block(std::vector<Event>& out);
+  // Opens a text block for canonical block `canonical` unless it is the open one.
+  void open_text(std::uint32_t canonical, std::vector<Event>& out);
   void message_delta(std::vector<Event>& out, canonical::StopReason reason, const std::string& stop_sequence);
 
   StreamOptions options_;

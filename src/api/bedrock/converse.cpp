@@ -95,7 +95,12 @@ Result<cn::DocumentPart> decode_document(const bj::object& block, std::string_vi
   if (const bj::value* c = detail::find(block, "citations"); c != nullptr && c->is_object()) {
     std::optional<bool> enabled;
     BULWARK_API_TRY(detail::read_bool(c->get_object(), "enabled", enabled, path_key(p, "citations")));
-    doc.citations = enabled.value_or(false);
+    // A Converse (or Nova InvokeModel) caller could reach an Anthropic target that cites,
+    // but its answers and streams would come back without the citations: refused, not
+    // silently dropped (docs/formats.md, "Not covered yet").
+    if (enabled.value_or(false))
+      return std::unexpected(bad_request("'" + path_key(p, "citations") + "': this gateway does not write citations back in Converse or Nova answers; " +
+                                         "ask through Anthropic Messages or Claude on InvokeModel.", path_key(p, "citations")));
   }
   return doc;
 }
@@ -890,7 +895,7 @@ Status StreamDecoder::feed(std::string_view event_type, std::string_view payload
       if (std::string_view x; rc.at_key("redactedContent").get_string().get(x) == simdjson::SUCCESS)
         out.emplace_back(cn::RedactedReasoning{index, std::string(x)});
     }
-    // citation deltas are not carried
+    // citation deltas cannot come: a Converse upstream is never asked for citations
   } else if (event_type == "contentBlockStop") {
     out.emplace_back(cn::BlockStop{index});
   } else if (event_type == "messageStop") {
@@ -1058,7 +1063,10 @@ void StreamEncoder::encode(const cn::StreamEvent& event, std::vector<StreamPaylo
           write_exception(payload, e.error);
           out.push_back(StreamPayload{std::string(stream_exception_type(e.error)), std::move(payload), true});
         }
-        // Ping: ConverseStream has no keep-alive event.
+        // Ping: ConverseStream has no keep-alive event. CitationDelta: cannot reach a
+        // Converse caller, whose request with citations decode_request refuses (the
+        // mapping to Converse's citation blocks is not written), nor come from a Converse
+        // upstream, which is never asked for them (write_block_only refuses).
       },
       event);
 }

@@ -506,8 +506,9 @@ void StreamEncoder::encode(const cn::StreamEvent& event, std::vector<std::string
     text_chunk(chunks, "", reason, true);
     done_ = true;
   }
-  // Tool events cannot occur (requests with tools are refused); errors travel as the
-  // stream's exception events, framed by the caller: see converse::stream_exception_type.
+  // Tool, reasoning and citation events cannot occur (Llama and Titan requests carry no
+  // tools, thinking or documents); errors travel as the stream's exception events, framed
+  // by the caller: see converse::stream_exception_type.
 }
 
 }  // namespace bulwark::api::bedrock::invoke

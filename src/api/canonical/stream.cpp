@@ -23,6 +23,25 @@ void ResponseBuilder::add(const StreamEvent& event) {
           }
           blocks_.emplace_back(e.index, response_.content.size());
           response_.content.emplace_back(TextPart{e.text});
+        } else if constexpr (std::is_same_v<E, CitationDelta>) {
+          // A citation may open its text block (Anthropic sends it before the cited text).
+          TextPart* t = nullptr;
+          if (ContentPart* part = block(e.index)) t = std::get_if<TextPart>(part);
+          else {
+            blocks_.emplace_back(e.index, response_.content.size());
+            t = &std::get<TextPart>(response_.content.emplace_back(TextPart{}));
+          }
+          if (t == nullptr || e.citation.empty()) return;
+          // TextPart::citations stays a JSON array: "[a]" + b -> "[a,b]" ("" and "[]" -> "[b]").
+          if (t->citations.size() <= 2) {
+            t->citations.clear();
+            t->citations += '[';
+          } else {
+            t->citations.pop_back();
+            t->citations += ',';
+          }
+          t->citations += e.citation;
+          t->citations += ']';
         } else if constexpr (std::is_same_v<E, ToolCallStart>) {
           blocks_.emplace_back(e.index, response_.content.size());
           response_.content.emplace_back(ToolCallPart{e.id, e.name, {}});

@@ -3,8 +3,8 @@
 // explicit of the formats (OpenAI's chunks and Bedrock's events map onto it one to one):
 //
 //   MessageStart
-//   ( TextDelta* | ToolCallStart ToolArgsDelta* | ReasoningDelta* SignatureDelta?
-//     | RedactedReasoning ) BlockStop                            per content block
+//   ( (TextDelta | CitationDelta)* | ToolCallStart ToolArgsDelta*
+//     | ReasoningDelta* SignatureDelta? | RedactedReasoning ) BlockStop   per content block
 //   MessageDelta                                                 stop reason + final usage
 //   MessageStop
 //
@@ -50,6 +50,14 @@ struct RedactedReasoning {
   std::string data;
 };
 
+// One citation of text block `index` (Anthropic's citations_delta): the citation object as
+// JSON text, carried opaque like TextPart::citations. It may come before, between or after
+// the block's TextDeltas; the citation belongs to the whole block.
+struct CitationDelta {
+  std::uint32_t index = 0;
+  std::string citation;
+};
+
 struct ToolCallStart {
   std::uint32_t index = 0;
   std::string id;
@@ -84,7 +92,7 @@ struct Ping {};
 
 using StreamEvent = std::variant<MessageStart, TextDelta, ToolCallStart, ToolArgsDelta, BlockStop,
                                  MessageDelta, MessageStop, StreamError, Ping, ReasoningDelta, SignatureDelta,
-                                 RedactedReasoning>;
+                                 RedactedReasoning, CitationDelta>;
 
 // Folds a canonical event stream into the answer it describes: for a caller that asked for
 // a complete answer from a streaming upstream, and to compare streams in tests.

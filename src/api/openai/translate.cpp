@@ -843,6 +843,16 @@ void StreamDecoder::close_blocks(std::vector<cn::StreamEvent>& out) {
   reasoning_block_.reset();
 }
 
+std::uint32_t StreamDecoder::text_block() {
+  if (!text_block_) {
+    text_block_ = next_block_++;
+    open_.push_back(*text_block_);
+    reasoning_block_.reset();
+    text_tag_ = text_blocks_++;
+  }
+  return *text_block_;
+}
+
 // reasoning_content text and thinking_blocks (signatures, redacted blocks) of one delta.
 void StreamDecoder::decode_reasoning_delta(const boost::json::object& delta, std::vector<cn::StreamEvent>& out) {
   const auto reasoning_block = [&] {
@@ -920,16 +930,24 @@ Status StreamDecoder::feed(std::string_view data, std::vector<cn::StreamEvent>& 
       if (const bj::value* dv = detail::find(choice, "delta"); dv != nullptr && dv->is_object()) {
         const bj::object& delta = dv->get_object();
         decode_reasoning_delta(delta, out);
+        // The gateway's form: text_block says which text block a chunk belongs to where it
+        // may be another than the open one (citations belong to one block); every chunk
+        // with a citation has it. Absent in every other stream.
+        if (const bj::value* tag = detail::find(delta, "text_block"); tag != nullptr && tag->is_int64()) {
+          const std::int64_t t = tag->get_int64();
+          if (text_block_ && text_tag_ != t) text_block_.reset();
+          if (!text_block_) {
+            text_block();
+            text_tag_ = t;
+            text_blocks_ = t + 1;
+          }
+          if (const bj::value* c = detail::find(delta, "citation"); c != nullptr && c->is_object())
+            out.emplace_back(cn::CitationDelta{*text_block_, detail::to_json(*c)});
+        }
         const bj::value* text = detail::find(delta, "content");
         if (text == nullptr || !text->is_string()) text = detail::find(delta, "refusal");
-        if (text != nullptr && text->is_string() && !text->get_string().empty()) {
-          if (!text_block_) {
-            text_block_ = next_block_++;
-            open_.push_back(*text_block_);
-            reasoning_block_.reset();
-          }
-          out.emplace_back(cn::TextDelta{*text_block_, std::string(text->get_string())});
-        }
+        if (text != nullptr && text->is_string() && !text->get_string().empty())
+          out.emplace_back(cn::TextDelta{text_block(), std::string(text->get_string())});
         if (const bj::value* calls = detail::find(delta, "tool_calls"); calls != nullptr && calls->is_array()) {
           for (const bj::value& c : calls->get_array()) {
             if (!c.is_object()) continue;
@@ -1059,6 +1077,31 @@ void StreamEncoder::encode(const cn::StreamEvent& event, std::string& out) {
           open_chunk(out);
           out += "{\"content\":";
           json::append_string(out, e.text);
+          // The gateway's form: a text block after the first is marked (see CitationDelta).
+          if (!text_block_ || *text_block_ != e.index) {
+            text_block_ = e.index;
+            text_ordinal_ = text_blocks_++;
+            if (text_ordinal_ != 0) {
+              out += ",\"text_block\":";
+              json::append_int(out, text_ordinal_);
+            }
+          }
+          out += '}';
+          close_chunk(out);
+        } else if constexpr (std::is_same_v<E, cn::CitationDelta>) {
+          // No OpenAI field: the gateway's own, which OpenAI clients ignore. The block index
+          // lets the ingress put the citation on the right text block.
+          start(out);
+          if (e.citation.empty()) return;
+          open_chunk(out);
+          out += "{\"citation\":";
+          out += e.citation;  // JSON a decoder of this library wrote from a parsed object
+          if (!text_block_ || *text_block_ != e.index) {
+            text_block_ = e.index;
+            text_ordinal_ = text_blocks_++;
+          }
+          out += ",\"text_block\":";
+          json::append_int(out, text_ordinal_);
           out += '}';
           close_chunk(out);
         } else if constexpr (std::is_same_v<E, cn::ReasoningDelta>) {

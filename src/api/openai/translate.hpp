@@ -61,7 +61,10 @@ canonical::StopReason stop_reason_from(std::string_view finish_reason) noexcept;
 // Upstream SSE -> canonical events. OpenAI sends the finish reason and the usage in
 // separate chunks and has no block stops: the decoder emits BlockStop for open blocks at
 // the finish reason and holds the stop reason until the usage chunk (or [DONE]) so that
-// MessageDelta carries both, as the canonical model promises.
+// MessageDelta carries both, as the canonical model promises. The gateway's own form adds
+// two delta fields (docs/formats.md): `text_block` (the text block's position among the
+// answer's text blocks: another value starts a new one) and `citation` (one citation of
+// that block, a CitationDelta).
 class StreamDecoder {
  public:
   // One event's data (the text after "data: "): a chunk, an {"error":...} object, or [DONE].
@@ -78,6 +81,7 @@ class StreamDecoder {
   void close_blocks(std::vector<canonical::StreamEvent>& out);
   void emit_delta(std::vector<canonical::StreamEvent>& out);
   void decode_reasoning_delta(const boost::json::object& delta, std::vector<canonical::StreamEvent>& out);
+  std::uint32_t text_block();  // the open text block, opened if there is none
 
   bool started_ = false;
   bool done_ = false;
@@ -86,6 +90,8 @@ class StreamDecoder {
   std::uint32_t next_block_ = 0;
   std::optional<std::uint32_t> text_block_;      // the open text block, if the last block is text
   std::optional<std::uint32_t> reasoning_block_; // the open reasoning block, if the last block is reasoning
+  std::optional<std::int64_t> text_tag_;         // the open text block's position among text blocks
+  std::int64_t text_blocks_ = 0;                 // text blocks opened so far
   std::vector<std::pair<std::int64_t, std::uint32_t>> tools_;  // OpenAI tool index -> block
   std::vector<std::uint32_t> open_;              // blocks not yet stopped, in order
   canonical::StopReason stop_ = canonical::StopReason::none;
@@ -101,7 +107,11 @@ struct StreamOptions {
 };
 
 // Canonical events -> the SSE bytes an OpenAI caller expects: chat.completion.chunk
-// objects, a finish chunk, the usage chunk when asked for, and "data: [DONE]".
+// objects, a finish chunk, the usage chunk when asked for, and "data: [DONE]". A
+// CitationDelta is written in the gateway's form: a chunk whose delta is
+// {"citation": {...}, "text_block": N}, N the block's position among the text blocks (0
+// for the first); text chunks carry "text_block" where a text block other than the first
+// begins, so that the block boundaries the citations depend on survive.
 class StreamEncoder {
  public:
   explicit StreamEncoder(StreamOptions options);
@@ -125,6 +135,9 @@ class StreamEncoder {
   bool done_ = false;      // [DONE] is out
   std::vector<std::pair<std::uint32_t, std::uint32_t>> tools_;  // block index -> tool_calls index
   std::optional<canonical::Usage> usage_;
+  std::optional<std::uint32_t> text_block_;  // the block of the last text or citation chunk
+  std::uint32_t text_ordinal_ = 0;            // that block's position among the text blocks
+  std::uint32_t text_blocks_ = 0;             // text blocks written so far
 };
 
 }  // namespace bulwark::api::openai

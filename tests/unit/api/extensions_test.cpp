@@ -662,3 +662,238 @@ TEST(Citations, AnAnthropicAnswerKeepsThemThroughTheOpenAIForm) {
   plain.content.emplace_back(cn::TextPart{"hi"});
   EXPECT_EQ(oa::encode_response(plain, 1).find("text_blocks"), std::string::npos);
 }
+
+// ---- citations: streams ----
+
+namespace {
+constexpr std::string_view kCiteA =
+    R"({"type":"char_location","cited_text":"The sky is blue.","document_index":0,"document_title":"Facts","start_char_index":0,"end_char_index":16})";
+constexpr std::string_view kCiteB =
+    R"({"type":"page_location","cited_text":"Grass is green.","document_index":1,"document_title":null,"start_page_number":1,"end_page_number":2})";
+
+// An Anthropic stream as the Citations API sends it: text blocks split where a cited claim
+// begins and ends; one citation before the block's text, one after it.
+std::vector<std::string> anthropic_cited_events() {
+  return {
+      R"({"type":"message_start","message":{"id":"msg_c","model":"claude-x","usage":{"input_tokens":30,"output_tokens":1}}})",
+      R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})",
+      R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"According to the notes, "}})",
+      R"({"type":"content_block_stop","index":0})",
+      R"({"type":"content_block_start","index":1,"content_block":{"type":"text","text":"","citations":[]}})",
+      std::string(R"({"type":"content_block_delta","index":1,"delta":{"type":"citations_delta","citation":)") + std::string(kCiteA) + "}}",
+      R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"the sky "}})",
+      R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"is blue"}})",
+      std::string(R"({"type":"content_block_delta","index":1,"delta":{"type":"citations_delta","citation":)") + std::string(kCiteB) + "}}",
+      R"({"type":"content_block_stop","index":1})",
+      R"({"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}})",
+      R"({"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"."}})",
+      R"({"type":"content_block_stop","index":2})",
+      R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":12}})",
+      R"({"type":"message_stop"})"};
+}
+
+std::vector<cn::StreamEvent> decode_anthropic(const std::vector<std::string>& datas) {
+  an::StreamDecoder d;
+  std::vector<cn::StreamEvent> ev;
+  for (const std::string& s : datas) EXPECT_TRUE(d.feed(s, ev).has_value()) << s;
+  return ev;
+}
+
+cn::ChatResponse build(const std::vector<cn::StreamEvent>& events) {
+  cn::ResponseBuilder b;
+  for (const auto& e : events) b.add(e);
+  EXPECT_TRUE(b.stopped());
+  return b.response();
+}
+
+// Text blocks as (text, citations parsed) pairs, to compare answers whatever the spelling.
+std::vector<std::pair<std::string, boost::json::value>> text_blocks(const cn::ChatResponse& r) {
+  std::vector<std::pair<std::string, boost::json::value>> out;
+  for (const auto& part : r.content) {
+    const auto* t = std::get_if<cn::TextPart>(&part);
+    if (t == nullptr) continue;
+    out.emplace_back(t->text, t->citations.empty() ? boost::json::value(nullptr) : json(t->citations));
+  }
+  return out;
+}
+
+void expect_cited_answer(const cn::ChatResponse& r) {
+  const auto blocks = text_blocks(r);
+  ASSERT_EQ(blocks.size(), 3u);
+  EXPECT_EQ(blocks[0].first, "According to the notes, ");
+  EXPECT_TRUE(blocks[0].second.is_null());
+  EXPECT_EQ(blocks[1].first, "the sky is blue");
+  EXPECT_EQ(blocks[1].second, boost::json::value({json(kCiteA), json(kCiteB)}));
+  EXPECT_EQ(blocks[2].first, ".");
+  EXPECT_TRUE(blocks[2].second.is_null());
+}
+}  // namespace
+
+TEST(CitationStream, AnthropicCitationsDeltasBecomeTheBlocksCitations) {
+  const auto events = decode_anthropic(anthropic_cited_events());
+  std::size_t citations = 0;
+  for (const auto& e : events)
+    if (const auto* c = std::get_if<cn::CitationDelta>(&e)) {
+      ++citations;
+      EXPECT_EQ(c->index, 1u);
+    }
+  EXPECT_EQ(citations, 2u);
+  expect_cited_answer(build(events));
+  // Citations already on a block's start are kept as well (and an empty list adds none).
+  auto more = anthropic_cited_events();
+  more[1] = std::string(R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":"","citations":[)") +
+            std::string(kCiteB) + "]}}";
+  const auto r = build(decode_anthropic(more));
+  EXPECT_EQ(json(std::get<cn::TextPart>(r.content[0]).citations), boost::json::value({json(kCiteB)}));
+}
+
+TEST(CitationStream, AnthropicToAnthropicThroughOpenAISseIsExact) {
+  const auto upstream = decode_anthropic(anthropic_cited_events());
+  // Upstream edge: canonical -> the pipeline's OpenAI SSE.
+  oa::StreamEncoder to_openai(oa::StreamOptions{"", "claude-x", 1, true, 1});
+  std::string sse;
+  for (const auto& e : upstream) to_openai.encode(e, sse);
+  EXPECT_NE(sse.find(std::string(R"("delta":{"citation":)") + std::string(kCiteA) + R"(,"text_block":1})"), std::string::npos) << sse;
+  // Ingress edge: OpenAI SSE -> canonical -> Anthropic SSE for the caller.
+  oa::StreamDecoder from_openai;
+  std::vector<cn::StreamEvent> middle;
+  for (const std::string& data : sse_data(sse)) ASSERT_TRUE(from_openai.feed(data, middle).has_value()) << data;
+  expect_cited_answer(build(middle));
+  an::StreamEncoder to_anthropic(an::StreamOptions{"", "claude", 1});
+  std::string out;
+  for (const auto& e : middle) to_anthropic.encode(e, out);
+  EXPECT_NE(out.find(std::string(R"({"type":"content_block_delta","index":1,"delta":{"type":"citations_delta","citation":)") +
+                     std::string(kCiteA) + "}}"),
+            std::string::npos)
+      << out;
+  // What the caller's SDK reads back is the upstream's answer, block for block.
+  const cn::ChatResponse caller = build(decode_anthropic(sse_data(out)));
+  expect_cited_answer(caller);
+  EXPECT_EQ(text_blocks(caller), text_blocks(build(upstream)));
+  EXPECT_EQ(count_of(out, "event: content_block_start"), 3u);
+}
+
+TEST(CitationStream, ACitationAfterItsTextStaysOnItsBlockAfterReasoningToo) {
+  // Citations after the text they cite, the first text block cited, a thinking block
+  // first: the OpenAI form's text_block counts text blocks only.
+  const std::vector<cn::StreamEvent> events = {
+      cn::MessageStart{"msg_r", "claude-x", {}},
+      cn::ReasoningDelta{0, "Look it up."},
+      cn::SignatureDelta{0, "sig"},
+      cn::BlockStop{0},
+      cn::TextDelta{1, "The sky is blue"},
+      cn::CitationDelta{1, std::string(kCiteA)},
+      cn::BlockStop{1},
+      cn::TextDelta{2, " and grass green"},
+      cn::CitationDelta{2, std::string(kCiteB)},
+      cn::BlockStop{2},
+      cn::TextDelta{3, "."},
+      cn::BlockStop{3},
+      cn::MessageDelta{cn::StopReason::end_turn, {}, cn::Usage{1, 2, 0, 0}, std::nullopt},
+      cn::MessageStop{}};
+  oa::StreamEncoder enc(oa::StreamOptions{"", "claude-x", 1, true, 1});
+  std::string sse;
+  for (const auto& e : events) enc.encode(e, sse);
+  EXPECT_EQ(sse.find(R"("content":"The sky is blue","text_block")"), std::string::npos) << sse;  // the first: no mark
+  EXPECT_NE(sse.find(std::string(R"({"citation":)") + std::string(kCiteA) + R"(,"text_block":0})"), std::string::npos) << sse;
+  EXPECT_NE(sse.find(R"({"content":" and grass green","text_block":1})"), std::string::npos) << sse;
+  oa::StreamDecoder dec;
+  std::vector<cn::StreamEvent> back;
+  for (const std::string& data : sse_data(sse)) ASSERT_TRUE(dec.feed(data, back).has_value()) << data;
+  const cn::ChatResponse r = build(back);
+  ASSERT_EQ(r.content.size(), 4u);
+  EXPECT_EQ(std::get<cn::ReasoningPart>(r.content[0]).signature, "sig");
+  EXPECT_EQ(text_blocks(r), text_blocks(build(events)));
+  EXPECT_EQ(json(std::get<cn::TextPart>(r.content[1]).citations), boost::json::value({json(kCiteA)}));
+  EXPECT_EQ(json(std::get<cn::TextPart>(r.content[2]).citations), boost::json::value({json(kCiteB)}));
+  EXPECT_TRUE(std::get<cn::TextPart>(r.content[3]).citations.empty());
+}
+
+TEST(CitationStream, SplitSseEventsAndFeedSseGiveTheSameAnswer) {
+  // The decoders read whole SSE events (feed_sse), however the upstream split its bytes:
+  // the events are cut at arbitrary points and rejoined before being fed.
+  std::string anthropic_sse;
+  for (const std::string& d : anthropic_cited_events()) {
+    const auto v = json(d);
+    anthropic_sse += "event: " + std::string(v.at("type").as_string()) + "\ndata: " + d + "\n\n";
+  }
+  an::StreamDecoder ad;
+  std::vector<cn::StreamEvent> events;
+  std::string pending;
+  for (std::size_t i = 0; i < anthropic_sse.size(); i += 7) {
+    pending.append(anthropic_sse.substr(i, 7));
+    for (std::size_t end = pending.find("\n\n"); end != std::string::npos; end = pending.find("\n\n")) {
+      ASSERT_TRUE(ad.feed_sse(pending.substr(0, end + 2), events).has_value());
+      pending.erase(0, end + 2);
+    }
+  }
+  expect_cited_answer(build(events));
+  oa::StreamEncoder enc(oa::StreamOptions{"", "claude-x", 1, true, 1});
+  std::string sse;
+  for (const auto& e : events) enc.encode(e, sse);
+  oa::StreamDecoder od;
+  std::vector<cn::StreamEvent> back;
+  pending.clear();
+  for (std::size_t i = 0; i < sse.size(); i += 5) {
+    pending.append(sse.substr(i, 5));
+    for (std::size_t end = pending.find("\n\n"); end != std::string::npos; end = pending.find("\n\n")) {
+      ASSERT_TRUE(od.feed_sse(pending.substr(0, end + 2), back).has_value());
+      pending.erase(0, end + 2);
+    }
+  }
+  expect_cited_answer(build(back));
+}
+
+TEST(CitationStream, OpenAICallersGetTheTextAndStreamsWithoutCitationsGainNothing) {
+  oa::StreamEncoder enc(oa::StreamOptions{"", "m", 1, false, 1});
+  std::string sse;
+  for (const auto& e : decode_anthropic(anthropic_cited_events())) enc.encode(e, sse);
+  std::string text;
+  for (const std::string& data : sse_data(sse)) {
+    if (data == "[DONE]") continue;
+    const auto v = json(data);
+    const auto& delta = v.at("choices").at(0).at("delta").as_object();
+    if (const auto* c = delta.if_contains("content")) text += c->as_string();
+  }
+  EXPECT_EQ(text, "According to the notes, the sky is blue.");
+  // A plain stream of one text block: no gateway fields at all.
+  oa::StreamEncoder plain(oa::StreamOptions{"", "m", 1, false, 1});
+  std::string plain_sse;
+  for (const auto& e : std::vector<cn::StreamEvent>{cn::MessageStart{"x", "m", {}}, cn::TextDelta{0, "Hel"}, cn::TextDelta{0, "lo"},
+                                                    cn::BlockStop{0}, cn::MessageDelta{cn::StopReason::end_turn, {}, cn::Usage{}, {}},
+                                                    cn::MessageStop{}})
+    plain.encode(e, plain_sse);
+  EXPECT_EQ(plain_sse.find("text_block"), std::string::npos);
+  EXPECT_EQ(plain_sse.find("citation"), std::string::npos);
+}
+
+TEST(CitationStream, ClaudeInvokeModelCallersGetThemConverseCallersCannotAsk) {
+  // InvokeModel Claude: the stream chunks are Anthropic's events.
+  iv::StreamEncoder enc(iv::Family::anthropic, iv::StreamOptions{"", "claude", 1});
+  std::vector<std::string> chunks;
+  for (const auto& e : decode_anthropic(anthropic_cited_events())) enc.encode(e, chunks);
+  ASSERT_GE(chunks.size(), 6u);
+  EXPECT_EQ(chunks[5], std::string(R"({"type":"content_block_delta","index":1,"delta":{"type":"citations_delta","citation":)") +
+                           std::string(kCiteA) + "}}");
+  expect_cited_answer(build(decode_anthropic(chunks)));  // the last chunk's metrics are ignored
+  // And the plain answer (decode_response of a stream's answer, as the pipeline hands it).
+  const auto a = json(iv::encode_response(build(decode_anthropic(anthropic_cited_events())), iv::Family::anthropic, 1));
+  EXPECT_EQ(a.at("content").at(1).at("citations").at(0), json(kCiteA));
+
+  // Converse and Nova callers: answers would come back without them, so asking is a 400.
+  constexpr std::string_view kConverse = R"({"messages":[{"role":"user","content":[
+    {"document":{"format":"txt","name":"notes","source":{"bytes":"VGhlIHNreSBpcyBibHVlLg=="},"citations":{"enabled":true}}},
+    {"text":"Cite."}]}]})";
+  auto conv = cv::decode_request(kConverse);
+  ASSERT_FALSE(conv.has_value());
+  EXPECT_EQ(conv.error().kind, ErrorKind::bad_request);
+  EXPECT_NE(conv.error().message.find("citations"), std::string::npos);
+  EXPECT_NE(conv.error().param.find("citations"), std::string::npos);
+  auto nova = iv::decode_request(std::string(R"({"schemaVersion":"messages-v1",)") + std::string(kConverse.substr(1)), iv::Family::nova);
+  ASSERT_FALSE(nova.has_value());
+  EXPECT_NE(nova.error().message.find("citations"), std::string::npos);
+  // citations disabled is no request at all.
+  std::string off(kConverse);
+  off.replace(off.find("true"), 4, "false");
+  EXPECT_TRUE(cv::decode_request(off).has_value());
+}

@@ -76,6 +76,29 @@ TEST(MockAnthropicDecode, BedrockDialectWantsItsVersionAndNoModel) {
   EXPECT_NE(with_model.error().message.find("extraneous key [model]"), std::string::npos);
 }
 
+TEST(MockAnthropicDecode, CitesTheFirstDocumentWithCitationsEnabled) {
+  // Documents are numbered across the request; the first cited one is quoted by its first
+  // five words (characters, not bytes, for the end index).
+  auto r = kFormat.decode_chat(R"({"model":"m","max_tokens":5,"messages":[
+    {"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"Not cited."}}]},
+    {"role":"assistant","content":"ok"},
+    {"role":"user","content":[
+      {"type":"document","title":"Café","source":{"type":"text","media_type":"text/plain","data":"Le café est très chaud ce matin."},"citations":{"enabled":true}},
+      {"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="},"citations":{"enabled":true}},
+      {"type":"text","text":"Cite."}]}]})");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->citation,
+            R"({"type":"char_location","cited_text":"Le café est très chaud","document_index":1,"document_title":"Café","start_char_index":0,"end_char_index":22})");
+  auto pdf = kFormat.decode_chat(R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+    {"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="},"citations":{"enabled":true}}]}]})");
+  ASSERT_TRUE(pdf);
+  EXPECT_EQ(pdf->citation,
+            R"({"type":"page_location","cited_text":"","document_index":0,"document_title":null,"start_page_number":1,"end_page_number":2})");
+  auto none = kFormat.decode_chat(R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]})");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->citation.empty());
+}
+
 TEST(MockAnthropicEncode, ErrorTypesFollowStatusThenError) {
   EXPECT_EQ(anthropic::error_type_name(ErrorType::overloaded, 529), "overloaded_error");
   EXPECT_EQ(anthropic::error_type_name(ErrorType::server_error, 529), "overloaded_error");
@@ -200,6 +223,27 @@ TEST_F(MockAnthropicServer, StreamsTheDocumentedEventSequence) {
     }
   }
   EXPECT_EQ(text, "w1 w2 w3.");
+}
+
+TEST_F(MockAnthropicServer, CitesADocumentPlainAndStreamed) {
+  Config c;
+  c.default_behavior.tokens = 3;
+  start(c);
+  Client client(port());
+  constexpr std::string_view kCited =
+      R"(,{"role":"assistant","content":"ok"},{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"Grass is green."},"citations":{"enabled":true}},{"type":"text","text":"Cite."}]})";
+  constexpr std::string_view kCitation =
+      R"({"type":"char_location","cited_text":"Grass is green.","document_index":0,"document_title":null,"start_char_index":0,"end_char_index":15})";
+  const auto plain = client.call(Client::post("/v1/messages", messages_body("m", false, 1000, kCited), kVersion));
+  ASSERT_EQ(plain.result_int(), 200) << plain.body();
+  EXPECT_NE(plain.body().find(R"("text":"w1 w2 w3.","citations":[)" + std::string(kCitation) + "]}"), std::string::npos) << plain.body();
+  const auto res = client.call(Client::post("/v1/messages", messages_body("m", true, 1000, kCited), kVersion));
+  ASSERT_EQ(res.result_int(), 200);
+  const auto events = sse_events(res.body());
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events[1].name, "content_block_start");
+  EXPECT_EQ(events[2].name, "content_block_delta");
+  EXPECT_EQ(events[2].data, R"({"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":)" + std::string(kCitation) + "}}");
 }
 
 TEST_F(MockAnthropicServer, PrefillContinuesTheAssistantMessage) {

@@ -398,6 +398,76 @@ TEST(Ingress, InvokeStreamChunksPerFamily) {
   }
 }
 
+// The pipeline's SSE for an answer with a cited text block between two plain ones (the
+// gateway's form: citation and text_block delta fields), as the pipeline writes it.
+std::vector<std::string> cited_pipeline_sse() {
+  api::openai::StreamEncoder enc(api::openai::StreamOptions{"chatcmpl-c1", "upstream-model", 1'700'000'000, true, 1});
+  const std::vector<cn::StreamEvent> events = {
+      cn::MessageStart{"chatcmpl-c1", "upstream-model", {}},
+      cn::TextDelta{0, "Per the notes, "},
+      cn::BlockStop{0},
+      cn::CitationDelta{1, R"({"type":"char_location","cited_text":"Sky: blue.","document_index":0,"document_title":null,"start_char_index":0,"end_char_index":10})"},
+      cn::TextDelta{1, "the sky is "},
+      cn::TextDelta{1, "blue"},
+      cn::BlockStop{1},
+      cn::TextDelta{2, "."},
+      cn::BlockStop{2},
+      cn::MessageDelta{cn::StopReason::end_turn, {}, cn::Usage{4, 9, 0, 0}, std::nullopt},
+  };
+  std::vector<std::string> writes;
+  std::string all;
+  for (const auto& e : events) enc.encode(e, all);
+  enc.encode(cn::MessageStop{}, all);
+  all.resize(all.find("data: [DONE]"));
+  // Written in pieces of 11 bytes: events cut anywhere.
+  for (std::size_t i = 0; i < all.size(); i += 11) writes.push_back(all.substr(i, 11));
+  writes.push_back("data: [DONE]\n\n");
+  return writes;
+}
+
+void expect_cited(const cn::ChatResponse& r) {
+  ASSERT_EQ(r.content.size(), 3u);
+  EXPECT_EQ(std::get<cn::TextPart>(r.content[0]).text, "Per the notes, ");
+  EXPECT_TRUE(std::get<cn::TextPart>(r.content[0]).citations.empty());
+  EXPECT_EQ(std::get<cn::TextPart>(r.content[1]).text, "the sky is blue");
+  EXPECT_EQ(std::get<cn::TextPart>(r.content[1]).citations,
+            R"([{"type":"char_location","cited_text":"Sky: blue.","document_index":0,"document_title":null,"start_char_index":0,"end_char_index":10}])");
+  EXPECT_EQ(std::get<cn::TextPart>(r.content[2]).text, ".");
+  EXPECT_TRUE(std::get<cn::TextPart>(r.content[2]).citations.empty());
+}
+
+TEST(Ingress, AnthropicAndClaudeInvokeStreamsCarryCitations) {
+  Recorder rec;
+  auto ds = translating_downstream(Format::anthropic, rec, "claude-gw");
+  run(stream_through(*ds, cited_pipeline_sse()));
+  EXPECT_NE(rec.body.find(R"("delta":{"type":"citations_delta","citation":{"type":"char_location")"), std::string::npos) << rec.body;
+  api::anthropic::StreamDecoder dec;
+  cn::ResponseBuilder built;
+  providers::openai::SseSplitter split;
+  split.feed(rec.body, [&](std::string_view ev) {
+    std::vector<cn::StreamEvent> out;
+    ASSERT_TRUE(dec.feed_sse(ev, out)) << ev;
+    for (const auto& e : out) built.add(e);
+  });
+  ASSERT_TRUE(built.stopped());
+  expect_cited(built.response());
+
+  Recorder inv;
+  auto ids = translating_downstream(Format::bedrock_invoke, inv, "anthropic.claude-3-haiku-20240307-v1:0");
+  run(stream_through(*ids, cited_pipeline_sse()));
+  api::bedrock::invoke::StreamDecoder idec(api::bedrock::invoke::Family::anthropic);
+  cn::ResponseBuilder ibuilt;
+  for (const auto& m : decode_frames(inv.body)) {
+    auto json = api::bedrock::invoke::chunk_json(m.payload);
+    ASSERT_TRUE(json) << m.payload;
+    std::vector<cn::StreamEvent> out;
+    ASSERT_TRUE(idec.feed(*json, out)) << *json;
+    for (const auto& e : out) ibuilt.add(e);
+  }
+  ASSERT_TRUE(ibuilt.stopped());
+  expect_cited(ibuilt.response());
+}
+
 TEST(Ingress, InvokeStreamFromBodyFamilyAndError) {
   Recorder rec;
   auto ds = translating_downstream(Format::bedrock_invoke, rec, "my-llama", R"({"prompt":"hi"})");

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <boost/json.hpp>
+
+#include "api/anthropic/messages.hpp"
 #include "api/openai/translate.hpp"
 #include "config/config.hpp"
 #include "mock/engine.hpp"
@@ -374,6 +377,62 @@ TEST(AnthropicUpstream, MockAcceptsBuiltRequestUnaryAndStreamed) {
   auto bres = roundtrip(server.port(), *bad);
   EXPECT_EQ(bres.result_int(), 401u);
   EXPECT_EQ(classify_error(p, 401, {}, bres.body(), "t").kind, ErrorKind::upstream_auth);
+  server.stop();
+}
+
+// Citations: a request whose document asks for them (the gateway's OpenAI form, as the
+// ingress writes it for an Anthropic caller) gets the mock's cited text block, plain and
+// streamed; the stream, converted one byte at a time, keeps the citation on its block.
+TEST(AnthropicUpstream, MockCitationsReachTheOpenAIFormPlainAndStreamed) {
+  mock::Engine engine(mock::Config{}, SteadyClock::instance(), 7);
+  mock::Server server(mock::ServerOptions{}, engine, SteadyClock::instance());
+  ASSERT_TRUE(server.start());
+  auto p = anthropic_provider();
+  p.endpoint = loopback(server.port());
+  auto caller = api::anthropic::decode_request(R"({"model":"claude","max_tokens":50,"messages":[{"role":"user","content":[
+    {"type":"document","source":{"type":"text","media_type":"text/plain","data":"The sky is blue today, said the forecast."},
+     "title":"Weather","citations":{"enabled":true}},
+    {"type":"text","text":"What colour is the sky?"}]}]})");
+  ASSERT_TRUE(caller) << caller.error().message;
+  auto body = api::openai::encode_request(*caller, "claude", api::openai::RequestOptions{true});
+  ASSERT_TRUE(body) << body.error().message;
+  const boost::json::value expected = boost::json::parse(
+      R"([{"type":"char_location","cited_text":"The sky is blue today,","document_index":0,"document_title":"Weather","start_char_index":0,"end_char_index":22}])");
+
+  auto req = build_chat_request(p, "claude-mock", *body, false, std::chrono::system_clock::now());
+  ASSERT_TRUE(req) << req.error().message;
+  auto res = roundtrip(server.port(), *req);
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  auto answer = openai_answer(p, "claude-mock", res.body(), "r1");
+  ASSERT_TRUE(answer) << answer.error().message;
+  auto resp = api::openai::decode_response(*answer);
+  ASSERT_TRUE(resp);
+  ASSERT_EQ(resp->content.size(), 1u);
+  EXPECT_EQ(boost::json::parse(std::get<cn::TextPart>(resp->content[0]).citations), expected);
+
+  auto sreq = build_chat_request(p, "claude-mock", *body, true, std::chrono::system_clock::now());
+  ASSERT_TRUE(sreq);
+  auto sres = roundtrip(server.port(), *sreq);
+  ASSERT_EQ(sres.result_int(), 200u) << sres.body();
+  EXPECT_NE(sres.body().find(R"("delta":{"type":"citations_delta","citation":{"type":"char_location")"), std::string::npos) << sres.body();
+  auto stream = OpenAIStream::make(p, "claude-mock", "r2");
+  Status st;
+  const std::string out = convert_bytewise(*stream, sres.body(), &st);
+  ASSERT_TRUE(st) << st.error().message;
+  auto r = read_openai_sse(out);
+  EXPECT_TRUE(r.done);
+  const cn::ChatResponse& streamed = r.built.response();
+  ASSERT_EQ(streamed.content.size(), 1u);
+  EXPECT_EQ(cn::text_of(streamed), cn::text_of(*resp));
+  EXPECT_EQ(boost::json::parse(std::get<cn::TextPart>(streamed.content[0]).citations), expected);
+  // The citation's chunk is no token: the pipeline does not count it as the first output.
+  bool citation_seen = false;
+  for (std::size_t i = 0; i < r.events.size(); ++i) {
+    if (r.events[i].find("\"citation\":") == std::string::npos) continue;
+    citation_seen = true;
+    EXPECT_EQ(r.inspected[i].content_deltas, 0) << r.events[i];
+  }
+  EXPECT_TRUE(citation_seen);
   server.stop();
 }
 
