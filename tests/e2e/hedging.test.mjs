@@ -73,6 +73,22 @@ describe('hedged requests', () => {
     return line ? Number(line.split(' ').pop()) : 0;
   };
 
+  // The model's row of the spend report, read by the CLI from the database beside the
+  // running gateway, once both the request's line and its overhead line have landed (they
+  // may be in different commits).
+  async function ledgerRow(model) {
+    let row;
+    const landed = (r) => r?.overhead_attempts > 0 && r?.requests > 0;
+    for (let i = 0; i < 50 && !landed(row); i++) {
+      const out = spawnSync(h.bulwarkBin, ['spend', '--config', config, '--by', 'model', '--format', 'json'],
+        { encoding: 'utf8', env: { ...process.env, TEST_PROVIDER_KEY: h.PROVIDER_KEY } });
+      assert.equal(out.status, 0, out.stderr);
+      row = JSON.parse(out.stdout).data.find((d) => d.group === model);
+      if (!landed(row)) await h.sleep(100);
+    }
+    return row;
+  }
+
   it('a stream whose first token is late is hedged; the second target answers and the first is cancelled', async () => {
     await h.setBehavior(mock.port, 'h-stream-primary', { tokens: 8, first_token_ms: 3000 });
     await h.setBehavior(mock.port, 'h-stream-second-model', { tokens: 8 });
@@ -105,18 +121,8 @@ describe('hedged requests', () => {
     const scraped = await h.metrics(gw.port);
     assert.equal(h.counter(scraped, 'bulwark_overhead_attempts_total', { reason: 'hedge_cancelled' }), 1);
     assert.equal(h.counter(scraped, 'bulwark_overhead_cost_usd_total', { reason: 'hedge_cancelled' }).toFixed(9), cancelled.toFixed(9));
-    // ... and in the ledger as overhead, apart from the caller's cost (the CLI reads the
-    // database beside the running gateway).
-    let row;
-    // (Its overhead line and the request's own may land in different commits.)
-    const landed = (r) => r?.overhead_attempts > 0 && r?.requests > 0;
-    for (let i = 0; i < 50 && !landed(row); i++) {
-      const out = spawnSync(h.bulwarkBin, ['spend', '--config', config, '--by', 'model', '--format', 'json'],
-        { encoding: 'utf8', env: { ...process.env, TEST_PROVIDER_KEY: h.PROVIDER_KEY } });
-      assert.equal(out.status, 0, out.stderr);
-      row = JSON.parse(out.stdout).data.find((d) => d.group === 'h-stream');
-      if (!landed(row)) await h.sleep(100);
-    }
+    // ... and in the ledger as overhead, apart from the caller's cost.
+    const row = await ledgerRow('h-stream');
     assert.equal(row.overhead_attempts, 1);
     assert.equal(row.overhead_usd, cancelled.toFixed(9));
     assert.equal(row.requests, 1);
@@ -136,6 +142,15 @@ describe('hedged requests', () => {
     assert.equal(response.headers.get('x-bulwark-target'), 'mock-b/h-unary-second-model');
     assert.match(response.headers.get('x-bulwark-attempt-log'), /mock\/h-unary-primary;hedge_cancelled/);
     assert.equal(await metric('bulwark_hedge_wins_total', 'mock/h-unary-primary'), 1);
+    // The loser's request went out: its estimated prompt is the gateway's overhead, in the
+    // ledger beside the caller's own cost.
+    const cancelled = await metric('bulwark_hedge_cancelled_cost_usd_total', 'mock/h-unary-primary');
+    assert.ok(cancelled > 0);
+    const row = await ledgerRow('h-unary');
+    assert.equal(row.overhead_attempts, 1);
+    assert.equal(row.overhead_usd, cancelled.toFixed(9));
+    assert.equal(row.requests, 1);
+    assert.ok(Number(row.cost_usd) > 0);
   });
 
   it('no hedge when the first token comes before the delay', async () => {
