@@ -1061,6 +1061,13 @@ void StreamEncoder::finish(std::string& out, cn::StopReason reason) {
   chunk(out, "{}", finish_reason(reason == cn::StopReason::none ? cn::StopReason::end_turn : reason));
 }
 
+bool StreamEncoder::enter_text_block(std::uint32_t index) {
+  if (text_block_ && *text_block_ == index) return false;
+  text_block_ = index;
+  text_ordinal_ = text_blocks_++;
+  return true;
+}
+
 void StreamEncoder::encode(const cn::StreamEvent& event, std::string& out) {
   if (done_) return;
   std::visit(
@@ -1078,13 +1085,9 @@ void StreamEncoder::encode(const cn::StreamEvent& event, std::string& out) {
           out += "{\"content\":";
           json::append_string(out, e.text);
           // The gateway's form: a text block after the first is marked (see CitationDelta).
-          if (!text_block_ || *text_block_ != e.index) {
-            text_block_ = e.index;
-            text_ordinal_ = text_blocks_++;
-            if (text_ordinal_ != 0) {
-              out += ",\"text_block\":";
-              json::append_int(out, text_ordinal_);
-            }
+          if (enter_text_block(e.index) && text_ordinal_ != 0) {
+            out += ",\"text_block\":";
+            json::append_int(out, text_ordinal_);
           }
           out += '}';
           close_chunk(out);
@@ -1096,10 +1099,7 @@ void StreamEncoder::encode(const cn::StreamEvent& event, std::string& out) {
           open_chunk(out);
           out += "{\"citation\":";
           out += e.citation;  // JSON a decoder of this library wrote from a parsed object
-          if (!text_block_ || *text_block_ != e.index) {
-            text_block_ = e.index;
-            text_ordinal_ = text_blocks_++;
-          }
+          enter_text_block(e.index);
           out += ",\"text_block\":";
           json::append_int(out, text_ordinal_);
           out += '}';

@@ -126,6 +126,8 @@ class StreamEncoder {
   void open_chunk(std::string& out) const;
   static void close_chunk(std::string& out);
   void finish(std::string& out, canonical::StopReason reason);
+  // Text blocks are numbered in order of appearance; true when `index` starts a new one.
+  bool enter_text_block(std::uint32_t index);
 
   StreamOptions options_;
   canonical::IdSource ids_;
