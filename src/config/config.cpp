@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -95,6 +96,7 @@ std::optional<std::size_t> parse_size(std::string_view text) {
   else if (unit == "MiB" || unit == "MB" || unit == "M") mult = 1024 * 1024;
   else if (unit == "GiB" || unit == "GB" || unit == "G") mult = 1024ULL * 1024 * 1024;
   else return std::nullopt;
+  if (value > std::numeric_limits<std::size_t>::max() / mult) return std::nullopt;  // would wrap
   return static_cast<std::size_t>(value * mult);
 }
 
@@ -1046,6 +1048,12 @@ void read_governance(Ctx& ctx, const YAML::Node& node, Config& cfg) {
         else g.database = *v;
       }
       if (auto v = r.string("journal_dir")) g.journal_dir = *v;
+      if (auto v = r.size("journal_segment")) {
+        if (*v < (1u << 20) || *v > (std::size_t{1} << 30))
+          ctx.error(r.get("journal_segment"), "governance.journal_segment must be between 1MiB and 1GiB");
+        else
+          g.journal_segment = *v;
+      }
       if (auto v = r.string("prices")) g.prices = *v;
       if (auto v = r.number("default_max_tokens", 1, 1e7)) g.default_max_tokens = static_cast<std::uint64_t>(*v);
       if (auto v = r.string("audit_content")) {

@@ -315,6 +315,9 @@ struct GovernanceSettings {
   // folder. Opened once at start: changing it needs a restart.
   std::string database = "bulwark-data/bulwark.db";
   std::string journal_dir;  // the spend journal; empty: the database's folder
+  // Each of the journal's two segments is preallocated at this size. What the gateway
+  // records between two commits (20 ms apart) must fit in one, or records are refused.
+  std::size_t journal_segment = 32u << 20;
   std::string prices;       // price file; empty: the shipped data/pricing/default-prices.yaml
   // Output tokens reserved against a budget when the caller sets no max_tokens.
   std::uint64_t default_max_tokens = 4096;

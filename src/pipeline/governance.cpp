@@ -46,6 +46,7 @@ Result<std::unique_ptr<Governance>> Governance::open(const config::GovernanceSet
   // the audit chain must continue from.
   accounting::LedgerOptions lo;
   lo.journal_dir = settings.journal_dir.empty() ? (db.has_parent_path() ? db.parent_path() : fs::path(".")) : fs::path(settings.journal_dir);
+  lo.journal_segment_bytes = settings.journal_segment;
   auto ledger = accounting::Ledger::open(*g->store_, lo);
   if (!ledger) return std::unexpected(ledger.error());
   g->ledger_ = std::move(*ledger);

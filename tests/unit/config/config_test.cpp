@@ -164,6 +164,23 @@ TEST(Config, DurationsAndSizesNeedUnits) {
   EXPECT_EQ(cfg::parse_size("16KiB"), 16u * 1024);
   EXPECT_EQ(cfg::parse_size("4MiB"), 4u * 1024 * 1024);
   EXPECT_FALSE(cfg::parse_size("lots").has_value());
+  EXPECT_FALSE(cfg::parse_size("99999999999999999999G").has_value());  // beyond 64 bits
+  EXPECT_FALSE(cfg::parse_size("18446744073709551615G").has_value());  // wraps when multiplied
+}
+
+TEST(Config, JournalSegmentIsASizeWithinBounds) {
+  const std::string base = "providers: {p: {kind: openai, base_url: \"http://h\"}}\nmodels: {m: {targets: [{provider: p, model: x}]}}\n";
+  auto def = cfg::load_string(base, env({}));
+  ASSERT_TRUE(def.has_value());
+  EXPECT_EQ((*def)->governance.journal_segment, 32u << 20);
+  auto small = cfg::load_string(base + "governance: {journal_segment: 4MiB}\n", env({}));
+  ASSERT_TRUE(small.has_value());
+  EXPECT_EQ((*small)->governance.journal_segment, 4u << 20);
+  for (const char* bad : {"64KiB", "2GiB", "lots"}) {
+    auto r = cfg::load_string(base + "governance: {journal_segment: " + bad + "}\n", env({}));
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_NE(r.error().front().message.find("governance.journal_segment"), std::string::npos) << r.error().front().message;
+  }
 }
 
 TEST(Config, SecretsDoNotAppearInErrors) {
