@@ -52,7 +52,6 @@ Reservation::~Reservation() {
   if (tracker_ != nullptr) tracker_->release(*this, 0, false);
 }
 
-
 void BudgetTracker::roll(State& st, storage::UnixMillis now_start) noexcept {
   if (st.period_start != now_start) {
     st.period_start = now_start;

@@ -6,7 +6,6 @@ namespace bulwark::accounting {
 namespace {
 constexpr std::array<std::string_view, kOverheadReasons> kNames{"hedge_cancelled", "stream_broken", "timeout",
                                                                "failed",          "discarded",     "client_gone"};
-std::int64_t tokens_of(std::size_t bytes) noexcept { return static_cast<std::int64_t>((bytes + 3) / 4); }
 }  // namespace
 
 std::string_view name_of(OverheadReason r) noexcept { return kNames[static_cast<std::size_t>(r)]; }
@@ -21,18 +20,20 @@ AttemptCharge attempt_charge(const ModelPrice* price, const AttemptSeen& seen) n
   AttemptCharge out;
   bool estimated = false;
   const Usage* rep = seen.reported ? &*seen.reported : nullptr;
+  // What was not reported is estimated by estimate_usage's rule, as for the caller's cost.
+  const Usage est = estimate_usage(seen.prompt_bytes, seen.output_text_bytes);
   if (rep && rep->input_tokens + rep->cached_input_tokens + rep->cache_write_tokens > 0) {
     out.usage.input_tokens = rep->input_tokens;
     out.usage.cached_input_tokens = rep->cached_input_tokens;
     out.usage.cache_write_tokens = rep->cache_write_tokens;
   } else {
-    out.usage.input_tokens = tokens_of(seen.prompt_bytes);
+    out.usage.input_tokens = est.input_tokens;
     estimated = true;
   }
   if (rep && seen.output_final) {
     out.usage.output_tokens = rep->output_tokens;
   } else {
-    const std::int64_t from_text = tokens_of(seen.output_text_bytes);
+    const std::int64_t from_text = est.output_tokens;
     const std::int64_t reported = rep ? rep->output_tokens : 0;
     out.usage.output_tokens = std::max(reported, from_text);
     if (from_text > reported) estimated = true;

@@ -102,7 +102,7 @@ struct AttemptTrace {
   bool accepted = false;  // a 2xx head came back: the provider is working on it
   std::size_t prompt_bytes = 0;
   std::optional<oa::Usage> usage;  // reported at the end of the answer
-  std::optional<accounting::Usage> prompt_usage;  // reported before the text (Anthropic message_start)
+  std::optional<accounting::Usage> prompt_usage;  // reported before the text (OpenAIStream::start_usage)
   std::size_t text_bytes = 0;  // answer text received
   std::size_t record = SIZE_MAX;  // the attempt's entry in Request::attempts, once it has one
 };
@@ -950,27 +950,6 @@ void track_answer_text(Request& r, std::string_view event) {
     if (d.choice == 0) r.answered_text += d.text;
 }
 
-// Bytes of answer text in one OpenAI chunk: its content and tool-argument strings as
-// written (an escape counts as its bytes: an estimate). A scan, no JSON parse: it runs on
-// every event relayed.
-std::size_t answer_text_bytes(std::string_view event) {
-  std::size_t n = 0;
-  for (const std::string_view key : {std::string_view("\"content\":"), std::string_view("\"arguments\":")}) {
-    for (std::size_t at = event.find(key); at != std::string_view::npos; at = event.find(key, at)) {
-      std::size_t i = at + key.size();
-      while (i < event.size() && event[i] == ' ') ++i;
-      at = i;
-      if (i >= event.size() || event[i] != '"') continue;  // null, or not a string
-      const std::size_t start = ++i;
-      while (i < event.size() && event[i] != '"') i += event[i] == '\\' ? 2 : 1;
-      i = std::min(i, event.size());
-      n += i - start;
-      at = i;
-    }
-  }
-  return n;
-}
-
 std::string stream_error_event(const Error& e) {
   return "data: " + api::openai::error_body(e) + "\n\n";
 }
@@ -1120,7 +1099,7 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
           return;
         case oa::StreamEvent::Kind::data:
           if (ev.usage.present) trace.usage = ev.usage;
-          if (ev.content_deltas > 0) trace.text_bytes += answer_text_bytes(event);
+          trace.text_bytes += ev.text_bytes;
           if ((ev.content_deltas > 0 || ev.has_finish) && !take_token()) return;
           if (ev.usage.present) (saw_token ? r.usage : pre_usage.emplace()) = ev.usage;
           if (ev.usage_only && !r.chat.include_usage) return;  // we asked for it, the caller did not

@@ -186,8 +186,14 @@ StreamEvent inspect_event(std::string_view event) {
       simdjson::dom::element fr;
       if (!c["finish_reason"].get(fr) && !fr.is_null()) ev.has_finish = true;
       std::string_view content;
-      if (!c.at_pointer("/delta/content").get(content) && !content.empty()) ++ev.content_deltas;
-      else if (simdjson::dom::array tc; !c.at_pointer("/delta/tool_calls").get(tc) && tc.size() > 0) ++ev.content_deltas;
+      const bool text = !c.at_pointer("/delta/content").get(content) && !content.empty();
+      if (text) ev.text_bytes += content.size();
+      simdjson::dom::array tc;
+      const bool calls = !c.at_pointer("/delta/tool_calls").get(tc) && tc.size() > 0;
+      if (calls)
+        for (simdjson::dom::element call : tc)
+          if (std::string_view args; !call.at_pointer("/function/arguments").get(args)) ev.text_bytes += args.size();
+      if (text || calls) ++ev.content_deltas;
       // Reasoning (thinking) is the model's first output too: it counts as a token.
       else if (!c.at_pointer("/delta/reasoning_content").get(content) && !content.empty()) ++ev.content_deltas;
       else if (simdjson::dom::array tb; !c.at_pointer("/delta/thinking_blocks").get(tb) && tb.size() > 0) ++ev.content_deltas;

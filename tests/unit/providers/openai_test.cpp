@@ -66,6 +66,20 @@ TEST(InspectEvent, ClassifiesEveryKindOfEvent) {
   EXPECT_EQ(oa::inspect_event("data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n").content_deltas, 1);
 }
 
+// The answer text an event carries, for what a cut attempt is charged: content and tool
+// arguments, as decoded text; nothing for reasoning, roles or usage.
+TEST(InspectEvent, CountsTheAnswerTextBytes) {
+  EXPECT_EQ(oa::inspect_event("data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n").text_bytes, 0u);
+  EXPECT_EQ(oa::inspect_event("data: {\"choices\":[{\"delta\":{\"content\":\"w1 w2\"}}]}\n\n").text_bytes, 5u);
+  EXPECT_EQ(oa::inspect_event("data: {\"choices\":[{\"delta\":{\"content\":\"a\\nb\"}}]}\n\n").text_bytes, 3u);
+  const auto calls = oa::inspect_event(
+      "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\"\"}},"
+      "{\"index\":1,\"function\":{\"arguments\":\"1}\"}}]}}]}\n\n");
+  EXPECT_EQ(calls.text_bytes, 6u);  // {"a" and 1}
+  EXPECT_EQ(calls.content_deltas, 1);
+  EXPECT_EQ(oa::inspect_event("data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"hmm\"}}]}\n\n").text_bytes, 0u);
+}
+
 TEST(ClassifyError, MapsStatusesAndCodesToKinds) {
   struct Case { unsigned status; std::string_view body; ErrorKind kind; bool retryable; };
   for (const Case& c : {
