@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What governance adds to a request's latency, measured A/B in one run.
 #
-#   bench/governance.sh [--rounds 8] [--duration 3s] [--workers 1] [--build-dir DIR] [--out FILE]
+#   bench/governance.sh [--rounds 8] [--duration 3s] [--workers 1] [--build-dir DIR] [--out FILE] [--aa]
 #
 # Starts bulwark-mock and two gateways in front of it, the same but for governance:
 #   f  plain     governance off
@@ -13,6 +13,8 @@
 # and mean, and of the gateway's own overhead histogram (request time minus upstream
 # time); the result is the median of the per-round differences, with its spread.
 # Prints a Markdown report and writes it to --out (default bench/results/governance-latest.md).
+# --aa starts g with governance off too (an A/A run): what it reports is the difference
+# between two identical gateway processes, i.e. how far this machine lets the A/B be trusted.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -21,14 +23,16 @@ DURATION=3
 WORKERS=1
 BUILD_DIR=""
 OUT="$BENCH_DIR/results/governance-latest.md"
+AA=0
 while (($#)); do
   case "$1" in
+    --aa) AA=1; shift ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --duration) DURATION="${2%s}"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
     --build-dir) BUILD_DIR="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -43,6 +47,10 @@ LUA="$BENCH_DIR/wrk/chat.lua"
 
 start_mock up-mock 1
 start_bulwark plain "$MOCK_ADDR" "$WORKERS"; F_ADDR="$GW_ADDR"; F_PID="$GW_PID"
+if ((AA)); then
+  start_bulwark governed "$MOCK_ADDR" "$WORKERS"
+  G_ADDR="$GW_ADDR"; G_PID="$GW_PID"; KEY=unused
+else
 start_bulwark governed "$MOCK_ADDR" "$WORKERS" 'governance:
   auth: keys
   default_policy: bench
@@ -56,6 +64,7 @@ KEY="$("$BULWARK_BIN" keys create --config "$BENCH_TMP/governed.yaml" --name ben
   --tpm 1000000000 --budget 1000000 2>/dev/null | sed -n 's/.*"secret":"\(bwk_[0-9A-Za-z]*\)".*/\1/p')"
 [[ -n "$KEY" ]] || die "could not create the bench key"
 sleep 1.5  # the gateway picks up keys made by other processes within governance.key_refresh
+fi
 
 # overhead_stats ADDR -> "SUM_SECONDS COUNT" of the gateway's overhead histogram
 overhead_stats() {
@@ -131,7 +140,11 @@ verdict() { awk -v v="$1" 'BEGIN { print (v <= 5 ? "PASS" : "MISS") }'; }
 
 mkdir -p "$(dirname "$OUT")"
 {
-  echo "## Governance A/B ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+  if ((AA)); then
+    echo "## Governance A/A check: g is a second plain gateway ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+  else
+    echo "## Governance A/B ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+  fi
   echo
   echo "bench/governance.sh --rounds $ROUNDS --duration ${DURATION}s --workers $WORKERS: wrk -t1 -c1 against bulwark with"
   echo "governance off (f) and on (g: key, team, limits, budget, PII profile, ledger, audit) in front of one"
@@ -157,5 +170,9 @@ mkdir -p "$(dirname "$OUT")"
   echo "| CPU of the ledger's writer thread per request (off the request's path) | $led_m [$led_lo, $led_hi] |"
   echo
   echo "Median p50: plain $fp50 µs, governed $gp50 µs. Worker CPU per request: plain $fw µs, governed $gw µs."
-  echo "Target: governance adds <= 5 µs at p50: $(verdict "$p50_m")."
+  if ((AA)); then
+    echo "A/A: both gateways are plain; the differences above are what two identical processes show here."
+  else
+    echo "Target: governance adds <= 5 µs at p50: $(verdict "$p50_m")."
+  fi
 } | tee "$OUT"

@@ -205,8 +205,8 @@ accounting::AuditEvent sample_event(int i) {
   return e;
 }
 
-// What a governed request's accounting costs the request path: its spend entry and audit
-// record as one journal line (AuditTrail::append with a spend entry).
+// What a governed request's accounting costs the request path: its record's fields (audit
+// and the caller's spend) as one journal line, from views as the pipeline hands them over.
 void BM_AuditAppendWithSpend(benchmark::State& state) {
   ScratchDir dir;
   auto store = storage::SqliteStore::open({.path = dir.path / "gov.db"});
@@ -220,10 +220,12 @@ void BM_AuditAppendWithSpend(benchmark::State& state) {
   auto trail = accounting::AuditTrail::open(**ledger, SteadyClock::instance());
   if (!trail) return state.SkipWithError("audit");
   const accounting::AuditEvent e = sample_event(1);
-  const storage::SpendEntry s = sample_entry(1);
+  std::vector<accounting::AttemptView> attempts;
+  accounting::RequestRecord r = e.view(attempts, 0);
+  r.billed = true;
   int n = 0;
   for (auto _ : state) {
-    if (!(*trail)->append(e, &s)) state.SkipWithError("append");
+    if (!(*trail)->append(r)) state.SkipWithError("append");
     if (++n % 50'000 == 0) drain(state, **ledger);
   }
   (*ledger)->close();
@@ -244,11 +246,13 @@ void BM_LedgerRequestThroughWriter(benchmark::State& state) {
   auto trail = accounting::AuditTrail::open(**ledger, SteadyClock::instance());
   if (!trail) return state.SkipWithError("audit");
   const auto batch = static_cast<int>(state.range(0));
-  accounting::AuditEvent e = sample_event(1);
-  storage::SpendEntry s = sample_entry(1);
+  const accounting::AuditEvent e = sample_event(1);
+  std::vector<accounting::AttemptView> attempts;
+  accounting::RequestRecord r = e.view(attempts, 0);
+  r.billed = true;
   for (auto _ : state) {
     for (int i = 0; i < batch; ++i) {
-      if (!(*trail)->append(e, &s)) state.SkipWithError("append");
+      if (!(*trail)->append(r)) state.SkipWithError("append");
     }
     if (!(*ledger)->flush()) state.SkipWithError("flush");
   }

@@ -4,11 +4,12 @@
 // Each record is serialised canonically (JSON, fixed key order, no whitespace) and
 // chained: hash = SHA-256(prev_hash_hex || body), with 64 zeros before the first record.
 // verify() walks the log and reports the first sequence number at which a record was
-// modified, deleted or reordered. Records go through the Ledger: the request path
-// serialises the body (all but its sequence number) into the journal line, the ledger
-// numbers the record under its append lock (journal order is sequence order) and its
-// writer thread computes the chain off the request path. Records share the ledger's
-// batching and durability. Key secrets never appear: only key ids.
+// modified, deleted or reordered. Records go through the Ledger: the request path hands
+// over the record's fields (RequestRecord, views) with its content already hashed or
+// redacted, the ledger writes them into a journal line and numbers the record under its
+// append lock (journal order is sequence order), and its writer thread builds the
+// canonical body (write_audit_tail) and computes the chain off the request path. Records
+// share the ledger's batching and durability. Key secrets never appear: only key ids.
 //
 // A chain alone cannot reveal the removal of the newest records; pass the last sequence
 // number known from elsewhere (an export, a metric) to verify() to catch that too.
@@ -22,26 +23,25 @@
 
 #include "accounting/ledger.hpp"
 #include "accounting/pricing.hpp"
+#include "accounting/request_record.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "storage/store.hpp"
 
 namespace bulwark::accounting {
 
-enum class ContentMode : std::uint8_t { off, hashed, redacted, full };
-
+// An attempt as AuditEvent owns it (AttemptView's fields).
 struct AuditAttempt {
   std::string target;
-  std::string outcome;  // "ok" or an error name (name_of(ErrorKind))
+  std::string outcome;
   std::int64_t latency_ms = 0;
-  // What the provider charges for this attempt when it was not the caller's answer
-  // (gateway overhead, never billed to the caller): the reason is empty otherwise and
-  // the record then has no "overhead" member.
-  std::string overhead{};  // name_of(OverheadReason)
+  std::string overhead{};
   std::int64_t overhead_nano_usd = 0;
   bool overhead_estimated = false;
 };
 
+// A record that owns its fields (tests, tools); the request path records RequestRecord
+// views instead.
 struct AuditEvent {
   std::optional<std::chrono::system_clock::time_point> time;  // default: the clock's wall time
   std::string request_id;
@@ -60,6 +60,9 @@ struct AuditEvent {
   // Recorded according to ContentMode; ignored when off.
   std::optional<std::string> prompt;
   std::optional<std::string> completion;
+
+  // Views of these fields (attempts in `scratch`); time as given, or `now` when unset.
+  RequestRecord view(std::vector<AttemptView>& scratch, storage::UnixMillis now) const;
 };
 
 struct AuditOptions {
@@ -82,10 +85,14 @@ class AuditTrail {
   static Result<std::unique_ptr<AuditTrail>> open(Ledger& ledger, const Clock& clock,
                                                   AuditOptions options = {});
 
-  // Queues the record (and, when given, the request's spend entry in the same journal
-  // line). Returns the sequence number the ledger assigned. Allocates nothing once the
-  // calling thread's buffer has grown to the size of a record.
-  Result<std::int64_t> append(const AuditEvent& event, const storage::SpendEntry* spend = nullptr);
+  // Queues the record (with the caller's spend entry when `billed`, in the same journal
+  // line). The prompt and completion views are the raw text: they are kept as the
+  // configured ContentMode says (dropped, hashed, redacted or whole) before anything is
+  // written, and the record's own `content` is ignored. Returns the sequence number the
+  // ledger assigned. Allocates nothing once the calling thread's buffers have grown to
+  // the size of a record.
+  Result<std::int64_t> append(const RequestRecord& record);
+  Result<std::int64_t> append(const AuditEvent& event);
 
   // Canonical body for a record (exposed for tests and external verifiers).
   std::string canonical(std::int64_t seq, storage::UnixMillis time, const AuditEvent& e) const;
@@ -102,8 +109,6 @@ class AuditTrail {
   AuditTrail(Ledger& ledger, const Clock& clock, AuditOptions options)
       : ledger_(ledger), clock_(clock), options_(std::move(options)) {}
   std::string content(std::string_view text) const;
-  // The body after {"seq":N, i.e. from ,"time": to the closing brace.
-  void write_tail(std::string& out, storage::UnixMillis time, const AuditEvent& e) const;
 
   Ledger& ledger_;
   const Clock& clock_;

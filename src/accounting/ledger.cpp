@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <span>
 
 #include "accounting/raw_appender.hpp"
@@ -26,9 +27,15 @@ namespace {
 //   S2  overhead spend entry (what a provider charged for an attempt that was not the
 //       caller's answer): the 14 S1 fields and the reason. S1 and R2 entries are the
 //       caller's own (overhead empty).
-//   R2  one request: seq has_spend(0|1) [the 14 S1 fields] time request_id key_id team_id
-//       body_tail, where body_tail (the rest of the line, unescaped: canonical JSON has no
-//       raw control characters) continues the audit body after {"seq":N
+//   R3  one request (RequestRecord), its audit record and, when billed, the caller's spend
+//       entry: seq billed(0|1) [the 14 S1 fields; entry_id empty unless billed]
+//       latency_ms error n_attempts [target outcome latency_ms overhead overhead_nano_usd
+//       overhead_estimated]*n_attempts n_policy [decision]*n_policy content_mode(0-3)
+//       [has_prompt prompt has_completion completion, when the mode is not 0]. The writer
+//       builds the canonical audit body from these fields (write_audit_tail).
+//   R2  one request, written by earlier versions (replayed, never written now): seq
+//       has_spend(0|1) [the 14 S1 fields] time request_id key_id team_id body_tail, where
+//       body_tail (the rest of the line, unescaped) continues the audit body after {"seq":N
 //   A1  audit row with its link, written by earlier versions: seq time request_id key_id
 //       team_id body prev_hash hash (replayed, never written now)
 // Bytes a field must escape.
@@ -166,6 +173,128 @@ T& slot(std::vector<T>& v, std::size_t n) {
   return v[n];
 }
 
+// Field texts of the R3 line being decoded: the field itself when it holds no escape,
+// else an unescaped copy in a pool reused from line to line (a deque: views into its
+// strings stay valid as it grows).
+class FieldTexts {
+ public:
+  void reset() noexcept { used_ = 0; }
+  std::string_view operator()(std::string_view f) {
+    if (f.find('\\') == std::string_view::npos) return f;
+    if (used_ == pool_.size()) pool_.emplace_back();
+    std::string& s = pool_[used_++];
+    unescape(f, s);
+    return s;
+  }
+
+ private:
+  std::deque<std::string> pool_;
+  std::size_t used_ = 0;
+};
+
+bool to_flag(std::string_view s, bool& v) {
+  if (s != "0" && s != "1") return false;
+  v = s == "1";
+  return true;
+}
+
+// An R3 line after its tag: the request's fields back into a RequestRecord, then the
+// caller's spend entry (when billed) and the audit row with its canonical body.
+bool decode_request(std::string_view rest, Ledger::Batch& b) {
+  thread_local FieldTexts text;
+  thread_local std::vector<AttemptView> attempts;
+  thread_local std::vector<std::string> policy;
+  text.reset();
+  RequestRecord r;
+  std::int64_t seq = 0, status = 0, n = 0;
+  std::string_view f[18];
+  if (!next_fields(rest, f)) return false;
+  if (!to_i64(f[0], seq) || !to_flag(f[1], r.billed) || !to_i64(f[3], r.time) || !to_i64(f[9], r.tokens.input_tokens) ||
+      !to_i64(f[10], r.tokens.output_tokens) || !to_i64(f[11], r.tokens.cached_input_tokens) ||
+      !to_i64(f[12], r.tokens.cache_write_tokens) || !to_i64(f[13], r.cost_nano_usd) || !to_flag(f[14], r.estimated) ||
+      !to_i64(f[15], status) || !to_i64(f[16], r.latency_ms))
+    return false;
+  r.status = static_cast<int>(status);
+  r.entry_id = text(f[2]);
+  r.request_id = text(f[4]);
+  r.key_id = text(f[5]);
+  r.team_id = text(f[6]);
+  r.model = text(f[7]);
+  r.target = text(f[8]);
+  r.error = text(f[17]);
+  if (r.billed == r.entry_id.empty()) return false;  // a billed record names its entry, no other does
+  // A count larger than the fields left is a corrupt line, not an allocation to make.
+  const auto count = [&](std::size_t fields_each) {
+    return rest.data() != nullptr && to_i64(next_field(rest), n) && n >= 0 &&
+           static_cast<std::size_t>(n) * fields_each <= rest.size() + 1;
+  };
+  if (!count(6)) return false;
+  attempts.resize(static_cast<std::size_t>(n));
+  for (AttemptView& a : attempts) {
+    std::string_view af[6];
+    if (!next_fields(rest, af)) return false;
+    a.target = text(af[0]);
+    a.outcome = text(af[1]);
+    a.overhead = text(af[3]);
+    if (!to_i64(af[2], a.latency_ms) || !to_i64(af[4], a.overhead_nano_usd) || !to_flag(af[5], a.overhead_estimated))
+      return false;
+  }
+  r.attempts = attempts;
+  if (!count(1)) return false;
+  policy.resize(static_cast<std::size_t>(n));
+  for (std::string& p : policy) {
+    if (rest.data() == nullptr) return false;
+    unescape(next_field(rest), p);
+  }
+  r.policy_decisions = policy;
+  std::int64_t mode = 0;
+  if (rest.data() == nullptr || !to_i64(next_field(rest), mode) || mode < 0 || mode > 3) return false;
+  r.content = static_cast<ContentMode>(mode);
+  if (r.content != ContentMode::off) {
+    std::string_view cf[4];
+    bool has_prompt = false, has_completion = false;
+    if (!next_fields(rest, cf) || !to_flag(cf[0], has_prompt) || !to_flag(cf[2], has_completion)) return false;
+    if (has_prompt) r.prompt = text(cf[1]);
+    if (has_completion) r.completion = text(cf[3]);
+  }
+  if (rest.data() != nullptr) return false;  // fields left over: not a line this version wrote
+  if (r.billed) {
+    storage::SpendEntry& e = slot(b.spend, b.spend_n);
+    e.entry_id.assign(r.entry_id);
+    e.request_id.assign(r.request_id);
+    e.time = r.time;
+    e.key_id.assign(r.key_id);
+    e.team_id.assign(r.team_id);
+    e.model.assign(r.model);
+    e.target.assign(r.target);
+    e.input_tokens = r.tokens.input_tokens;
+    e.output_tokens = r.tokens.output_tokens;
+    e.cached_input_tokens = r.tokens.cached_input_tokens;
+    e.cache_write_tokens = r.tokens.cache_write_tokens;
+    e.cost_nano_usd = r.cost_nano_usd;
+    e.estimated = r.estimated;
+    e.status = r.status;
+    e.overhead.clear();
+    ++b.spend_n;
+  }
+  storage::AuditRow& row = slot(b.audit, b.audit_n);
+  row.seq = seq;
+  row.time = r.time;
+  row.request_id.assign(r.request_id);
+  row.key_id.assign(r.key_id);
+  row.team_id.assign(r.team_id);
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, seq);
+  (void)ec;
+  row.body.assign("{\"seq\":");
+  row.body.append(buf, end);
+  write_audit_tail(row.body, r);
+  row.prev_hash.clear();
+  row.hash.clear();
+  ++b.audit_n;
+  return true;
+}
+
 bool decode_line(std::string_view line, Ledger::Batch& b) {
   std::string_view rest = line;
   const std::string_view tag = next_field(rest);
@@ -183,6 +312,7 @@ bool decode_line(std::string_view line, Ledger::Batch& b) {
     ++b.spend_n;
     return true;
   }
+  if (tag == "R3") return decode_request(rest, b);
   if (tag == "R2") {
     storage::AuditRow& r = slot(b.audit, b.audit_n);
     std::int64_t has_spend = 0;
@@ -372,7 +502,7 @@ Result<std::int64_t> Ledger::append_line(std::string_view line, bool audit) {
       return std::unexpected(Error::gateway(ErrorKind::internal, "ledger queue full"));
     }
     // An audit record's line starts with its tag and sequence number, known only here.
-    char head[32] = "R2\t";
+    char head[32] = "R3\t";
     std::size_t head_n = 0;
     if (audit) {
       auto [end, ec] = std::to_chars(head + 3, head + sizeof head, next_seq_);
@@ -421,29 +551,52 @@ Status Ledger::record(const storage::SpendEntry& entry) {
   return {};
 }
 
-Result<std::int64_t> Ledger::record_request(const storage::SpendEntry* spend, const AuditAppend& a) {
-  // The tail is the line's last field, written unescaped: a newline or NUL would end it.
-  if (std::memchr(a.body_tail.data(), '\n', a.body_tail.size()) != nullptr ||
-      std::memchr(a.body_tail.data(), '\0', a.body_tail.size()) != nullptr) {
-    return std::unexpected(Error::gateway(ErrorKind::internal, "audit body contains a raw newline or NUL"));
-  }
-  // R2 carries the caller's own spend; overhead goes through record() (an S2 line).
-  if (spend != nullptr && !spend->overhead.empty())
-    return std::unexpected(Error::gateway(ErrorKind::internal, "an overhead spend entry cannot be a request's own"));
-  // "R2\t<seq>" goes in front under the lock.
+Result<std::int64_t> Ledger::record_request(const RequestRecord& r) {
+  // "R3\t<seq>" goes in front under the lock.
   Line line(line_buffer());
-  if (spend != nullptr) {
+  if (r.billed) {
     line.raw("\t1");
-    put_spend(line, *spend, id_prefix_, spend->entry_id.empty() ? next_id_.fetch_add(1, std::memory_order_relaxed) : 0);
+    if (r.entry_id.empty()) {
+      line.field(id_prefix_, next_id_.fetch_add(1, std::memory_order_relaxed));
+    } else {
+      line.field(r.entry_id);
+    }
   } else {
-    line.raw("\t0");
+    line.raw("\t0\t");
   }
-  line.field(a.time);
-  line.field(a.request_id);
-  line.field(a.key_id);
-  line.field(a.team_id);
-  line.raw("\t");
-  line.raw(a.body_tail);
+  line.field(r.time);
+  line.field(r.request_id);
+  line.field(r.key_id);
+  line.field(r.team_id);
+  line.field(r.model);
+  line.field(r.target);
+  line.field(r.tokens.input_tokens);
+  line.field(r.tokens.output_tokens);
+  line.field(r.tokens.cached_input_tokens);
+  line.field(r.tokens.cache_write_tokens);
+  line.field(r.cost_nano_usd);
+  line.field(std::int64_t{r.estimated ? 1 : 0});
+  line.field(std::int64_t{r.status});
+  line.field(r.latency_ms);
+  line.field(r.error);
+  line.field(static_cast<std::int64_t>(r.attempts.size()));
+  for (const AttemptView& a : r.attempts) {
+    line.field(a.target);
+    line.field(a.outcome);
+    line.field(a.latency_ms);
+    line.field(a.overhead);
+    line.field(a.overhead_nano_usd);
+    line.field(std::int64_t{a.overhead_estimated ? 1 : 0});
+  }
+  line.field(static_cast<std::int64_t>(r.policy_decisions.size()));
+  for (const std::string& p : r.policy_decisions) line.field(std::string_view(p));
+  line.field(static_cast<std::int64_t>(r.content));
+  if (r.content != ContentMode::off) {
+    line.field(std::int64_t{r.prompt ? 1 : 0});
+    line.field(r.prompt.value_or(std::string_view{}));
+    line.field(std::int64_t{r.completion ? 1 : 0});
+    line.field(r.completion.value_or(std::string_view{}));
+  }
   line.raw("\n");
   auto seq = append_line(line.view(), true);
   // A record with full content can be large: do not keep that much per thread.

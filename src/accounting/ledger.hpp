@@ -2,7 +2,8 @@
 // The spend ledger and the writer that persists spend and audit records.
 //
 // The request path never waits for the database. record_request() formats one journal
-// line (the request's spend entry, if any, and its audit record) in a per-thread buffer,
+// line (the request's fields: its audit record and, when billed, its spend entry) in a
+// per-thread buffer,
 // then under one short mutex gives the audit record its sequence number and copies the
 // line into an append-only journal segment: a memory-mapped file, so the bytes are in the
 // kernel's page cache at once, with no system call and no fsync by default. The journal
@@ -35,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "accounting/request_record.hpp"
 #include "core/error.hpp"
 #include "storage/store.hpp"
 
@@ -64,18 +66,6 @@ struct LedgerStats {
   std::uint64_t commit_failures = 0;
 };
 
-// One request's audit record as the request path hands it over: the canonical body
-// without its sequence number (assigned under the ledger's lock) and the columns
-// duplicated for queries. body_tail continues `{"seq":N` and must contain no tab,
-// newline, CR or NUL (canonical JSON escapes all control characters).
-struct AuditAppend {
-  storage::UnixMillis time = 0;
-  std::string_view request_id;
-  std::string_view key_id;
-  std::string_view team_id;
-  std::string_view body_tail;
-};
-
 class Ledger {
  public:
   // Replays any journal left by a previous process into the store, then starts the writer.
@@ -87,10 +77,12 @@ class Ledger {
   // A spend entry alone. Assigns entry_id when empty. Fails (never blocks) when the
   // queue is full or closed.
   Status record(const storage::SpendEntry& entry);
-  // A request's audit record and, when given, its spend entry, as one journal line.
-  // Returns the audit sequence number. Fails (never blocks) like record(); a refused
-  // record uses no sequence number, so the chain has no gap.
-  Result<std::int64_t> record_request(const storage::SpendEntry* spend, const AuditAppend& audit);
+  // A request's audit record and, when billed, the caller's spend entry, as one journal
+  // line of the record's fields; the writer builds the canonical audit body. The content
+  // is written as given (AuditTrail::append applies the ContentMode first). Returns the
+  // audit sequence number. Fails (never blocks) like record(); a refused record uses no
+  // sequence number, so the chain has no gap.
+  Result<std::int64_t> record_request(const RequestRecord& record);
 
   // Blocks until everything recorded before the call is committed (or a commit failed).
   Status flush();

@@ -700,85 +700,66 @@ void close_books(Request& r) {
   if (r.caller.checked_rate && r.caller.rate.allowed) r.gov->rates().settle_tokens(r.caller.rate, usage.total());
   const std::int64_t charged = r.cost ? r.cost->nano_usd : 0;
   if (r.caller.reservation.active()) r.gov->budgets().settle(r.caller.reservation, charged);
-  const auto now = r.gov->clock().wall();
+  const storage::UnixMillis now = storage::to_unix_millis(r.gov->clock().wall());
   const std::string_view key_id = r.caller.key ? std::string_view(r.caller.key->key.id) : std::string_view{};
   const std::string_view team_id = r.caller.key ? std::string_view(r.caller.key->key.team_id) : std::string_view{};
-  // Per-thread scratch records, reassigned field by field: once their strings have grown,
-  // recording allocates nothing. The spend entry and the audit record go into one
-  // journal line.
-  thread_local storage::SpendEntry e;
-  thread_local accounting::AuditEvent a;
-  const storage::SpendEntry* spend = nullptr;
-  // One spend row of this request: the caller's own, or an attempt's overhead.
-  const auto fill = [&](storage::SpendEntry& x, std::string_view target, const accounting::Usage& u,
-                        accounting::Cost c) {
-    x.entry_id.clear();
-    x.request_id.assign(r.in.request_id);
-    x.time = storage::to_unix_millis(now);
-    x.key_id.assign(key_id);
-    x.team_id.assign(team_id);
-    x.model.assign(r.chat.model);
-    x.target.assign(target);
-    x.input_tokens = u.input_tokens;
-    x.output_tokens = u.output_tokens;
-    x.cached_input_tokens = u.cached_input_tokens;
-    x.cache_write_tokens = u.cache_write_tokens;
-    x.cost_nano_usd = c.nano_usd;
-    x.estimated = c.estimated;
-    x.status = static_cast<int>(r.status);
-  };
-  if (r.served) {
-    fill(e, r.served->target->id, usage, accounting::Cost{charged, estimated});
-    spend = &e;
-  }
-  a.time = now;
-  a.request_id.assign(r.in.request_id);
-  a.key_id.assign(key_id);
-  a.team_id.assign(team_id);
-  a.model.assign(r.chat.model);
-  if (r.served) a.target.assign(r.served->target->id);
-  else a.target.clear();
-  a.attempts.resize(r.attempts.size());
-  for (std::size_t i = 0; i < r.attempts.size(); ++i) {
-    const AttemptRecord& at = r.attempts[i];
-    a.attempts[i].target.assign(at.target);
-    a.attempts[i].outcome.assign(at.outcome);
-    a.attempts[i].latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(at.took).count();
-  }
-  a.policy_decisions = r.caller.policy_decisions;
-  a.tokens = usage;
-  a.cost_nano_usd = charged;
-  a.estimated = estimated;
-  a.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - r.in.received).count();
-  a.status = static_cast<int>(r.status);
-  if (r.error) a.error.assign(name_of(r.error->kind));
-  else a.error.clear();
-  a.prompt.reset();
-  a.completion.reset();
-  if (r.runtime && r.runtime->config().governance.audit_content != "off") {
-    a.prompt = r.chat.body;
-    a.completion = r.completion;
-  }
   // Gateway overhead: one spend entry per attempt a provider charges for that did not
   // become the caller's answer, flagged so that no budget and no caller's cost counts it.
-  // Recorded (journal, durable) before the request's own line.
-  thread_local storage::SpendEntry o;
+  // Recorded (journal, durable) before the request's own line. Per-thread scratch: once
+  // its strings have grown, recording allocates nothing.
+  thread_local std::vector<accounting::AttemptView> attempts;
+  attempts.resize(r.attempts.size());
   for (std::size_t i = 0; i < r.attempts.size(); ++i) {
     const AttemptRecord& at = r.attempts[i];
-    a.attempts[i].overhead.clear();
+    accounting::AttemptView& v = attempts[i];
+    v = accounting::AttemptView{at.target, at.outcome,
+                                std::chrono::duration_cast<std::chrono::milliseconds>(at.took).count()};
     if (!at.overhead) continue;
-    a.attempts[i].overhead.assign(accounting::name_of(*at.overhead));
-    a.attempts[i].overhead_nano_usd = at.charge.cost.nano_usd;
-    a.attempts[i].overhead_estimated = at.charge.cost.estimated;
-    fill(o, at.target, at.charge.usage, at.charge.cost);
-    o.overhead.assign(a.attempts[i].overhead);
+    v.overhead = accounting::name_of(*at.overhead);
+    v.overhead_nano_usd = at.charge.cost.nano_usd;
+    v.overhead_estimated = at.charge.cost.estimated;
+    thread_local storage::SpendEntry o;
+    o.entry_id.clear();
+    o.request_id.assign(r.in.request_id);
+    o.time = now;
+    o.key_id.assign(key_id);
+    o.team_id.assign(team_id);
+    o.model.assign(r.chat.model);
+    o.target.assign(at.target);
+    o.input_tokens = at.charge.usage.input_tokens;
+    o.output_tokens = at.charge.usage.output_tokens;
+    o.cached_input_tokens = at.charge.usage.cached_input_tokens;
+    o.cache_write_tokens = at.charge.usage.cache_write_tokens;
+    o.cost_nano_usd = at.charge.cost.nano_usd;
+    o.estimated = at.charge.cost.estimated;
+    o.status = static_cast<int>(r.status);
+    o.overhead.assign(v.overhead);
     if (auto ok = r.gov->ledger().record(o); !ok)
       log::error("ledger_record_failed", {{"request_id", r.in.request_id}, {"error", ok.error().message}});
   }
-  if (auto ok = r.gov->audit().append(a, spend); !ok)
+  // The request's own line: its audit record's fields, views into the request (the
+  // ledger's writer builds the canonical body), and the caller's spend when it was served.
+  accounting::RequestRecord rec;
+  rec.time = now;
+  rec.request_id = r.in.request_id;
+  rec.key_id = key_id;
+  rec.team_id = team_id;
+  rec.model = r.chat.model;
+  if (r.served) rec.target = r.served->target->id;
+  rec.attempts = attempts;
+  rec.policy_decisions = r.caller.policy_decisions;
+  rec.tokens = usage;
+  rec.cost_nano_usd = charged;
+  rec.estimated = estimated;
+  rec.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - r.in.received).count();
+  rec.status = static_cast<int>(r.status);
+  if (r.error) rec.error = name_of(r.error->kind);
+  // Raw text: the trail keeps it as audit_content says (dropped when off).
+  rec.prompt = r.chat.body;
+  rec.completion = r.completion;
+  rec.billed = r.served != nullptr;
+  if (auto ok = r.gov->audit().append(rec); !ok)
     log::error("ledger_record_failed", {{"request_id", r.in.request_id}, {"error", ok.error().message}});
-  a.prompt.reset();  // content (when audited) is not kept past its record
-  a.completion.reset();
 }
 
 // "1.250s": seconds with milliseconds, rounded to the nearest millisecond. Integer

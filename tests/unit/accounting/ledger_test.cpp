@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
+
 #include <fstream>
 #include <thread>
 
@@ -251,37 +253,60 @@ TEST_F(LedgerTest, FieldsWithSeparatorsSurviveTheJournal) {
   EXPECT_EQ((*rows)[0].estimated_requests, 1);
 }
 
-// A request's line: the tail of a canonical body for seq-less formatting in tests.
-std::string tail_for(storage::UnixMillis t, const std::string& req, const std::string& key = "k1",
-                     const std::string& team = "t1") {
-  return ",\"time\":" + std::to_string(t) + ",\"request_id\":\"" + req + "\",\"key_id\":\"" + key +
-         "\",\"team_id\":\"" + team + "\"}";
+// The tail of a canonical body (after {"seq":N), for R2 lines written by hand.
+std::string tail_for(storage::UnixMillis t, const std::string& req) {
+  return ",\"time\":" + std::to_string(t) + ",\"request_id\":\"" + req + "\",\"key_id\":\"k1\",\"team_id\":\"t1\"}";
 }
 
-AuditAppend audit_of(const std::string& tail, storage::UnixMillis t, const std::string& req) {
-  return AuditAppend{t, req, "k1", "t1", tail};
+// A request's record, as views into `e` (which must outlive it).
+RequestRecord record_of(const SpendEntry& e, bool billed = true) {
+  RequestRecord r;
+  r.time = e.time;
+  r.request_id = e.request_id;
+  r.key_id = e.key_id;
+  r.team_id = e.team_id;
+  r.model = e.model;
+  r.target = e.target;
+  r.tokens = Usage{e.input_tokens, e.output_tokens, e.cached_input_tokens, e.cache_write_tokens};
+  r.cost_nano_usd = e.cost_nano_usd;
+  r.estimated = e.estimated;
+  r.status = e.status;
+  r.billed = billed;
+  return r;
+}
+
+std::string body_of(std::int64_t seq, const RequestRecord& r) {
+  std::string body = "{\"seq\":" + std::to_string(seq);
+  write_audit_tail(body, r);
+  return body;
 }
 
 TEST_F(LedgerTest, RequestLineCarriesSpendAndAuditTogether) {
   auto store = open_store();
   auto ledger = Ledger::open(*store, options());
   ASSERT_TRUE(ledger);
-  const SpendEntry e = entry(1);
-  const std::string t1 = tail_for(e.time, "req-1");
-  auto seq1 = (*ledger)->record_request(&e, audit_of(t1, e.time, "req-1"));
-  const std::string t2 = tail_for(kJan15 + 5, "req-2");
-  auto seq2 = (*ledger)->record_request(nullptr, audit_of(t2, kJan15 + 5, "req-2"));  // a refusal: no spend
+  const SpendEntry e1 = entry(1);
+  SpendEntry e2 = entry(2);
+  e2.target.clear();
+  e2.status = 429;
+  const RequestRecord r1 = record_of(e1);
+  RequestRecord r2 = record_of(e2, /*billed=*/false);  // a refusal: no spend
+  r2.error = "rate_limited";
+  auto seq1 = (*ledger)->record_request(r1);
+  auto seq2 = (*ledger)->record_request(r2);
   ASSERT_TRUE(seq1 && seq2);
   EXPECT_EQ(*seq1, 1);
   EXPECT_EQ(*seq2, 2);
   ASSERT_TRUE((*ledger)->flush());
   EXPECT_EQ(*store->spend_entry_count(), 1);
-  EXPECT_EQ(*store->spent_since(storage::SpendScope::team, "t1", kJan15), e.cost_nano_usd);
+  EXPECT_EQ(*store->spent_since(storage::SpendScope::team, "t1", kJan15), e1.cost_nano_usd);
   auto rows = store->audit_rows(1, 10);
   ASSERT_TRUE(rows);
   ASSERT_EQ(rows->size(), 2u);
-  EXPECT_EQ((*rows)[0].body, "{\"seq\":1" + t1);
-  EXPECT_EQ((*rows)[1].body, "{\"seq\":2" + t2);
+  EXPECT_EQ((*rows)[0].body, body_of(1, r1));
+  EXPECT_EQ((*rows)[1].body, body_of(2, r2));
+  EXPECT_EQ((*rows)[0].request_id, "req-1");
+  EXPECT_EQ((*rows)[0].time, e1.time);
   EXPECT_EQ((*rows)[0].prev_hash, AuditTrail::genesis_hash());
   EXPECT_EQ((*rows)[0].hash, AuditTrail::chain_hash((*rows)[0].prev_hash, (*rows)[0].body));
   EXPECT_EQ((*rows)[1].prev_hash, (*rows)[0].hash);
@@ -291,17 +316,48 @@ TEST_F(LedgerTest, RequestLineCarriesSpendAndAuditTogether) {
   EXPECT_EQ((*ledger)->stats().committed, 2u);  // two lines, three rows
 }
 
-TEST_F(LedgerTest, BodyTailWithARawNewlineIsRefused) {
+// Every field of a request goes through the journal as written, separators and all: the
+// body the writer builds is the one the request path would have built, and nothing in a
+// field can start a line of its own.
+TEST_F(LedgerTest, RequestFieldsWithSeparatorsSurviveTheJournal) {
   auto store = open_store();
   auto ledger = Ledger::open(*store, options());
   ASSERT_TRUE(ledger);
-  const std::string bad = ",\"time\":1}\nS1\tforged";
-  EXPECT_FALSE((*ledger)->record_request(nullptr, audit_of(bad, 1, "r")));
-  // The refused record used no sequence number.
-  const std::string good = tail_for(1, "r");
-  auto seq = (*ledger)->record_request(nullptr, audit_of(good, 1, "r"));
-  ASSERT_TRUE(seq);
-  EXPECT_EQ(*seq, 1);
+  SpendEntry e = entry(1);
+  e.request_id = "req\t1\nS1\tforged\tline";
+  e.key_id = "k\\1";
+  e.estimated = true;
+  RequestRecord r = record_of(e);
+  const std::vector<AttemptView> attempts{
+      {"east\r", "upstream_5xx", 12, "failed", 4500, true},
+      {"west", "ok", 30},
+  };
+  const std::vector<std::string> policy{"input:redacted pii:email\tx2", std::string("nul\0byte", 8)};
+  r.attempts = attempts;
+  r.policy_decisions = policy;
+  r.latency_ms = 42;
+  r.content = ContentMode::full;
+  r.prompt = std::string_view("{\"messages\":[\"a\\nb\"]}\n");
+  r.completion = std::string_view("\xff\xfe line\r\n");
+  r.entry_id = "fixed\tid";
+  ASSERT_TRUE((*ledger)->record_request(r));
+  ASSERT_TRUE((*ledger)->flush());
+  auto rows = store->audit_rows(1, 10);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].body, body_of(1, r));
+  EXPECT_EQ((*rows)[0].request_id, e.request_id);
+  EXPECT_EQ((*rows)[0].key_id, "k\\1");
+  const auto o = boost::json::parse((*rows)[0].body).as_object();
+  EXPECT_EQ(o.at("request_id").as_string(), e.request_id);
+  EXPECT_EQ(o.at("attempts").as_array().at(0).at("overhead").at("cost_nano_usd").as_int64(), 4500);
+  EXPECT_EQ(o.at("content").at("mode").as_string(), "full");
+  EXPECT_EQ(*store->spend_entry_count(), 1);  // the forged line in a field is not a line
+  auto by_key = store->spend_report({kJan15, kJan15 + 10, storage::SpendGroup::key});
+  ASSERT_TRUE(by_key);
+  ASSERT_EQ(by_key->size(), 1u);
+  EXPECT_EQ((*by_key)[0].group, "k\\1");
+  EXPECT_EQ((*by_key)[0].estimated_requests, 1);
 }
 
 TEST_F(LedgerTest, DecodeJournalReadsEveryLineKindAndSkipsTornOnes) {
@@ -334,6 +390,64 @@ TEST_F(LedgerTest, DecodeJournalReadsEveryLineKindAndSkipsTornOnes) {
   b.clear();
   EXPECT_EQ(Ledger::decode_journal(journal, b), 4u);
   EXPECT_EQ(b.audit_n, 3u);
+}
+
+TEST_F(LedgerTest, DecodeJournalBuildsTheAuditBodyOfRequestLinesAndSkipsMalformedOnes) {
+  const std::string t = std::to_string(kJan15);
+  const std::string head = "\t" + t + "\treq\\t10\tk1\tt1\tgpt-4o\teast\t1\t2\t3\t4\t5\t0\t200\t7\t";
+  const std::string good = "R3\t10\t1\tid-10" + head +
+                           "\t2\teast\tupstream_5xx\t3\tfailed\t40\t1\twest\tok\t4\t\t0\t0"  // attempts
+                           "\t1\tinput:flagged injection"                                      // policy
+                           "\t2\t1\t[redacted 9 bytes]\t0\t\n";                               // content
+  const std::string refusal = "R3\t11\t0\t" + head + "\t0\t0\t0\n";
+  const std::string journal =
+      good + refusal +
+      "R3\t12\t1\t" + head + "\t0\t0\t0\n" +             // billed without an entry id
+      "R3\t13\t0\tid-13" + head + "\t0\t0\t0\n" +        // an entry id on a refusal
+      "R3\t14\t0\t" + head + "\t99\tx\t0\t0\n" +         // more attempts than fields
+      "R3\t15\t0\t" + head + "\t0\t0\t0\textra\n" +      // a field too many
+      "R3\t16\t2\t" + head + "\t0\t0\t0\n" +             // not a flag
+      "R3\t17\t0\t" + head + "\t0\t0\t7\n" +             // no such content mode
+      "R3\t18\t0\t" + head + "\t0\t0\t1\t1\n";           // content fields missing
+  Ledger::Batch b;
+  EXPECT_EQ(Ledger::decode_journal(journal, b), 2u);
+  ASSERT_EQ(b.spend_n, 1u);
+  ASSERT_EQ(b.audit_n, 2u);
+  const SpendEntry& e = b.spend[0];
+  EXPECT_EQ(e.entry_id, "id-10");
+  EXPECT_EQ(e.request_id, "req\t10");
+  EXPECT_EQ(e.target, "east");
+  EXPECT_EQ(e.cached_input_tokens, 3);
+  EXPECT_EQ(e.cost_nano_usd, 5);
+  EXPECT_EQ(e.status, 200);
+  EXPECT_TRUE(e.overhead.empty());
+  // The body is what write_audit_tail makes of the same record.
+  const std::vector<AttemptView> attempts{{"east", "upstream_5xx", 3, "failed", 40, true}, {"west", "ok", 4}};
+  const std::vector<std::string> policy{"input:flagged injection"};
+  RequestRecord r;
+  r.time = kJan15;
+  r.request_id = "req\t10";
+  r.key_id = "k1";
+  r.team_id = "t1";
+  r.model = "gpt-4o";
+  r.target = "east";
+  r.attempts = attempts;
+  r.policy_decisions = policy;
+  r.tokens = Usage{1, 2, 3, 4};
+  r.cost_nano_usd = 5;
+  r.latency_ms = 7;
+  r.status = 200;
+  r.content = ContentMode::redacted;
+  r.prompt = std::string_view("[redacted 9 bytes]");
+  EXPECT_EQ(b.audit[0].seq, 10);
+  EXPECT_EQ(b.audit[0].request_id, "req\t10");
+  EXPECT_EQ(b.audit[0].body, body_of(10, r));
+  EXPECT_TRUE(b.audit[0].hash.empty());  // chained by the writer
+  const auto o = boost::json::parse(b.audit[0].body).as_object();
+  EXPECT_EQ(o.at("content").at("prompt").as_string(), "[redacted 9 bytes]");
+  EXPECT_FALSE(o.at("content").as_object().contains("completion"));
+  EXPECT_EQ(b.audit[1].seq, 11);
+  EXPECT_FALSE(boost::json::parse(b.audit[1].body).as_object().contains("content"));
 }
 
 // Overhead entries (what providers charged for attempts that were not the caller's
@@ -391,15 +505,6 @@ TEST_F(LedgerTest, DecodeJournalReadsOverheadLinesBesideOldOnes) {
   EXPECT_EQ(b.spend[0].overhead, "");
 }
 
-TEST_F(LedgerTest, RequestLineRefusesAnOverheadEntry) {
-  auto store = open_store();
-  auto ledger = Ledger::open(*store, options());
-  ASSERT_TRUE(ledger);
-  SpendEntry o = entry(1);
-  o.overhead = "failed";
-  EXPECT_FALSE((*ledger)->record_request(&o, AuditAppend{1, "r", "k1", "t1", ",\"time\":1}"}));
-}
-
 // kill -9 before any commit: S1, S2 and R2 lines in the journal are all replayed, overhead
 // kept apart from the caller's spend.
 TEST_F(LedgerTest, ReplayAfterACrashKeepsOverheadApart) {
@@ -435,19 +540,20 @@ TEST_F(LedgerTest, RefusedRequestsTakeNoSequenceNumber) {
   auto ledger = Ledger::open(gated, options(5));
   ASSERT_TRUE(ledger);
   gated.close_gate();
-  std::vector<std::string> tails;
-  for (int i = 0; i < 8; ++i) tails.push_back(tail_for(kJan15 + i, "r" + std::to_string(i)));
-  ASSERT_EQ(*(*ledger)->record_request(nullptr, audit_of(tails[0], kJan15, "r0")), 1);
+  std::vector<SpendEntry> es;
+  for (int i = 0; i < 8; ++i) es.push_back(entry(i));
+  const auto rec = [&](int i) { return record_of(es[static_cast<std::size_t>(i)], /*billed=*/false); };
+  ASSERT_EQ(*(*ledger)->record_request(rec(0)), 1);
   gated.wait_for_waiter();  // seq 1 is being committed; segment 1 takes the next five
   for (int i = 1; i <= 5; ++i) {
-    auto seq = (*ledger)->record_request(nullptr, audit_of(tails[static_cast<std::size_t>(i)], kJan15 + i, "r" + std::to_string(i)));
+    auto seq = (*ledger)->record_request(rec(i));
     ASSERT_TRUE(seq);
     EXPECT_EQ(*seq, i + 1);
   }
-  EXPECT_FALSE((*ledger)->record_request(nullptr, audit_of(tails[6], kJan15 + 6, "r6")));  // queue full
+  EXPECT_FALSE((*ledger)->record_request(rec(6)));  // queue full
   gated.open_gate();
   ASSERT_TRUE((*ledger)->flush());
-  auto seq = (*ledger)->record_request(nullptr, audit_of(tails[7], kJan15 + 7, "r7"));
+  auto seq = (*ledger)->record_request(rec(7));
   ASSERT_TRUE(seq);
   EXPECT_EQ(*seq, 7);
   ASSERT_TRUE((*ledger)->flush());
@@ -458,7 +564,8 @@ TEST_F(LedgerTest, RefusedRequestsTakeNoSequenceNumber) {
 
 // A crash after a commit but before its segment was zeroed leaves committed lines in the
 // journal: replay must skip the audit rows already stored (their seq) and chain the rest
-// from the last stored hash.
+// from the last stored hash. The leftover lines here are R2, as an earlier version wrote
+// them: an upgrade after a crash replays them into the same chain.
 TEST_F(LedgerTest, ReplaySkipsCommittedAuditRowsAndChainsTheRest) {
   std::vector<std::string> tails;
   for (int i = 1; i <= 6; ++i) tails.push_back(tail_for(kJan15 + i, "r" + std::to_string(i)));
@@ -466,8 +573,9 @@ TEST_F(LedgerTest, ReplaySkipsCommittedAuditRowsAndChainsTheRest) {
     auto store = open_store();
     auto ledger = Ledger::open(*store, options());
     ASSERT_TRUE(ledger);
-    for (int i = 1; i <= 4; ++i)
-      ASSERT_TRUE((*ledger)->record_request(nullptr, audit_of(tails[static_cast<std::size_t>(i - 1)], kJan15 + i, "r" + std::to_string(i))));
+    std::vector<SpendEntry> es;
+    for (int i = 1; i <= 4; ++i) es.push_back(entry(i));
+    for (const SpendEntry& e : es) ASSERT_TRUE((*ledger)->record_request(record_of(e, false)));
   }
   {
     // Seqs 3 and 4 again (committed), then 5 and 6 (not yet), split over both segments
@@ -490,8 +598,8 @@ TEST_F(LedgerTest, ReplaySkipsCommittedAuditRowsAndChainsTheRest) {
   EXPECT_TRUE(v->ok) << v->reason << " at " << v->first_bad_seq.value_or(-1);
   EXPECT_EQ(v->checked, 6);
   // New records continue after the replayed ones.
-  const std::string t7 = tail_for(kJan15 + 7, "r7");
-  auto seq = (*ledger)->record_request(nullptr, audit_of(t7, kJan15 + 7, "r7"));
+  const SpendEntry e7 = entry(7);
+  auto seq = (*ledger)->record_request(record_of(e7, false));
   ASSERT_TRUE(seq);
   EXPECT_EQ(*seq, 7);
 }
@@ -513,8 +621,7 @@ TEST_F(LedgerTest, KillNineBeforeAnyCommitKeepsRequestLinesAndTheirChain) {
     if (!ledger) ::_exit(3);
     for (int i = 0; i < 2000; ++i) {
       const SpendEntry e = entry(i);
-      const std::string t = tail_for(e.time, e.request_id);
-      if (!(*ledger)->record_request(i % 4 ? &e : nullptr, audit_of(t, e.time, e.request_id))) ::_exit(4);
+      if (!(*ledger)->record_request(record_of(e, i % 4 != 0))) ::_exit(4);
     }
     const char done = 'x';
     if (::write(pipefd[1], &done, 1) != 1) ::_exit(5);
