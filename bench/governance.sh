@@ -72,18 +72,23 @@ overhead_stats() {
     /^bulwark_gateway_overhead_seconds_sum/ { s += $NF } /^bulwark_gateway_overhead_seconds_count/ { n += $NF }
     END { printf "%.9f %d\n", s, n }'
 }
-# thread_cpu PID -> "WORKERS_NS LEDGER_NS": CPU time on the workers and on the ledger's
-# writer, from /proc's schedstat (nanoseconds, unlike the 10 ms ticks of stat)
+# thread_cpu PID -> "WORKERS_NS LEDGER_NS WORKERS_SYS_TICKS": CPU time on the workers and on
+# the ledger's writer, from /proc's schedstat (nanoseconds, unlike the 10 ms ticks of stat),
+# and the workers' time in the kernel (stat's stime, in ticks: the split needs no finer grain)
 thread_cpu() {
-  local w=0 l=0 t comm ns
+  local w=0 l=0 k=0 t comm ns st
   for t in /proc/"$1"/task/*; do
     comm="$(cat "$t/comm" 2>/dev/null)" || continue
     ns="$(cut -d' ' -f1 "$t/schedstat" 2>/dev/null)" || continue
-    case "$comm" in bw-worker-*) w=$((w + ns)) ;; bw-ledger) l=$((l + ns)) ;; esac
+    case "$comm" in
+      bw-worker-*) w=$((w + ns)); st="$(sed 's/.*) //' "$t/stat" | cut -d' ' -f13)"; k=$((k + st)) ;;
+      bw-ledger) l=$((l + ns)) ;;
+    esac
   done
-  echo "$w $l"
+  echo "$w $l $k"
 }
-# measure ADDR PID [HEADER] -> "p50_us mean_us overhead_mean_us requests worker_ns_per_req ledger_ns_per_req"
+# measure ADDR PID [HEADER] -> "p50_us mean_us overhead_mean_us requests worker_ns_per_req ledger_ns_per_req
+#   worker_sys_ns_per_req"
 measure() {
   local addr="$1" pid="$2" hdr=() before after line cpu0 cpu1
   [[ -n "${3:-}" ]] && hdr=(-H "$3")
@@ -98,10 +103,10 @@ measure() {
   local errs=$((kv[err_connect] + kv[err_read] + kv[err_write] + kv[err_status] + kv[err_timeout]))
   ((errs == 0)) || die "wrk saw $errs errors against $addr"
   awk -v b="$before" -v a="$after" -v p="${kv[p50_us]}" -v m="${kv[mean_us]}" -v r="${kv[requests]}" \
-      -v c0="$cpu0" -v c1="$cpu1" 'BEGIN {
+      -v c0="$cpu0" -v c1="$cpu1" -v tck="$(getconf CLK_TCK)" 'BEGIN {
     split(b, x, " "); split(a, y, " "); n = y[2] - x[2]; split(c0, u, " "); split(c1, v, " ")
-    printf "%d %.1f %.1f %d %.0f %.0f\n", p, m, (n > 0 ? (y[1] - x[1]) / n * 1e6 : -1), r,
-           (v[1] - u[1]) / r, (v[2] - u[2]) / r }'
+    printf "%d %.1f %.1f %d %.0f %.0f %.0f\n", p, m, (n > 0 ? (y[1] - x[1]) / n * 1e6 : -1), r,
+           (v[1] - u[1]) / r, (v[2] - u[2]) / r, (v[3] - u[3]) * 1e9 / tck / r }'
 }
 
 # warm-up: connections, caches, the ledger's first batches
@@ -125,17 +130,18 @@ stats() {
     { v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
                          printf "%.1f %.1f %.1f\n", m, v[1], v[NR] }'
 }
-# columns: 1 f.p50 2 f.mean 3 f.overhead 4 f.requests 5 f.worker_ns 6 f.ledger_ns
-#          7 g.p50 8 g.mean 9 g.overhead 10 g.requests 11 g.worker_ns 12 g.ledger_ns
-read -r p50_m p50_lo p50_hi < <(stats '$7 - $1')
-read -r mean_m mean_lo mean_hi < <(stats '$8 - $2')
-read -r ovh_m ovh_lo ovh_hi < <(stats '$9 - $3')
-read -r wrk_m wrk_lo wrk_hi < <(stats '($11 - $5) / 1000')
-read -r led_m led_lo led_hi < <(stats '$12 / 1000')
+# columns: 1 f.p50 2 f.mean 3 f.overhead 4 f.requests 5 f.worker_ns 6 f.ledger_ns 7 f.worker_sys_ns
+#          8 g.p50 9 g.mean 10 g.overhead 11 g.requests 12 g.worker_ns 13 g.ledger_ns 14 g.worker_sys_ns
+read -r p50_m p50_lo p50_hi < <(stats '$8 - $1')
+read -r mean_m mean_lo mean_hi < <(stats '$9 - $2')
+read -r ovh_m ovh_lo ovh_hi < <(stats '$10 - $3')
+read -r wrk_m wrk_lo wrk_hi < <(stats '($12 - $5) / 1000')
+read -r sys_m sys_lo sys_hi < <(stats '($14 - $7) / 1000')
+read -r led_m led_lo led_hi < <(stats '$13 / 1000')
 read -r fp50 _ _ < <(stats '$1')
-read -r gp50 _ _ < <(stats '$7')
+read -r gp50 _ _ < <(stats '$8')
 read -r fw _ _ < <(stats '$5 / 1000')
-read -r gw _ _ < <(stats '$11 / 1000')
+read -r gw _ _ < <(stats '$12 / 1000')
 verdict() { awk -v v="$1" 'BEGIN { print (v <= 5 ? "PASS" : "MISS") }'; }
 
 mkdir -p "$(dirname "$OUT")"
@@ -157,7 +163,7 @@ mkdir -p "$(dirname "$OUT")"
   i=0
   for row in "${ROWS[@]}"; do
     i=$((i + 1))
-    read -r a b c _ d _ e f2 g2 _ h k <<<"$row"
+    read -r a b c _ d _ _ e f2 g2 _ h k _ <<<"$row"
     echo "| $i | $a | $e | $b | $f2 | $c | $g2 | $(awk -v x="$d" 'BEGIN { printf "%.2f", x / 1000 }') | $(awk -v x="$h" 'BEGIN { printf "%.2f", x / 1000 }') | $(awk -v x="$k" 'BEGIN { printf "%.2f", x / 1000 }') |"
   done
   echo
@@ -167,6 +173,7 @@ mkdir -p "$(dirname "$OUT")"
   echo "| wrk mean | $mean_m [$mean_lo, $mean_hi] |"
   echo "| gateway overhead histogram mean | $ovh_m [$ovh_lo, $ovh_hi] |"
   echo "| CPU of the worker threads per request | $wrk_m [$wrk_lo, $wrk_hi] |"
+  echo "| of which in the kernel (stat's stime, 10 ms ticks) | $sys_m [$sys_lo, $sys_hi] |"
   echo "| CPU of the ledger's writer thread per request (off the request's path) | $led_m [$led_lo, $led_hi] |"
   echo
   echo "Median p50: plain $fp50 µs, governed $gp50 µs. Worker CPU per request: plain $fw µs, governed $gw µs."

@@ -74,6 +74,10 @@ class Line : detail::RawAppender {
   void field(std::int64_t v) {
     room(25);
     *p_++ = '\t';
+    if (static_cast<std::uint64_t>(v) < 10) {  // counts, flags and zero tokens: most numbers here
+      *p_++ = static_cast<char>('0' + v);
+      return;
+    }
     p_ = std::to_chars(p_, end_, v).ptr;
   }
   // An id: prefix (alphanumeric and a dash, nothing to escape) and a counter.
