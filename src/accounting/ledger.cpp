@@ -91,6 +91,25 @@ class Line : detail::RawAppender {
   std::string_view view() const { return {s_.data(), written()}; }
 };
 
+// A spend row's fields after its entry_id, in S1 order (R3 lines carry them too).
+void put_spend_fields(Line& out, std::string_view request_id, storage::UnixMillis time, std::string_view key_id,
+                      std::string_view team_id, std::string_view model, std::string_view target, const Usage& u,
+                      std::int64_t cost_nano_usd, bool estimated, int status) {
+  out.field(request_id);
+  out.field(time);
+  out.field(key_id);
+  out.field(team_id);
+  out.field(model);
+  out.field(target);
+  out.field(u.input_tokens);
+  out.field(u.output_tokens);
+  out.field(u.cached_input_tokens);
+  out.field(u.cache_write_tokens);
+  out.field(cost_nano_usd);
+  out.field(std::int64_t{estimated ? 1 : 0});
+  out.field(std::int64_t{status});
+}
+
 // The 14 fields of a spend entry after its tag; entry_id is prefix + n when not set.
 void put_spend(Line& out, const storage::SpendEntry& e, std::string_view prefix, std::uint64_t n) {
   if (e.entry_id.empty()) {
@@ -98,19 +117,9 @@ void put_spend(Line& out, const storage::SpendEntry& e, std::string_view prefix,
   } else {
     out.field(std::string_view(e.entry_id));
   }
-  out.field(std::string_view(e.request_id));
-  out.field(e.time);
-  out.field(std::string_view(e.key_id));
-  out.field(std::string_view(e.team_id));
-  out.field(std::string_view(e.model));
-  out.field(std::string_view(e.target));
-  out.field(e.input_tokens);
-  out.field(e.output_tokens);
-  out.field(e.cached_input_tokens);
-  out.field(e.cache_write_tokens);
-  out.field(e.cost_nano_usd);
-  out.field(std::int64_t{e.estimated ? 1 : 0});
-  out.field(std::int64_t{e.status});
+  put_spend_fields(out, e.request_id, e.time, e.key_id, e.team_id, e.model, e.target,
+                   Usage{e.input_tokens, e.output_tokens, e.cached_input_tokens, e.cache_write_tokens},
+                   e.cost_nano_usd, e.estimated, e.status);
 }
 
 // Splits off the next tab-separated field (escaped as written).
@@ -213,14 +222,14 @@ bool decode_request(std::string_view rest, Ledger::Batch& b) {
   std::int64_t seq = 0, status = 0, n = 0;
   std::string_view f[18];
   if (!next_fields(rest, f)) return false;
-  if (!to_i64(f[0], seq) || !to_flag(f[1], r.billed) || !to_i64(f[3], r.time) || !to_i64(f[9], r.tokens.input_tokens) ||
+  if (!to_i64(f[0], seq) || !to_flag(f[1], r.billed) || !to_i64(f[4], r.time) || !to_i64(f[9], r.tokens.input_tokens) ||
       !to_i64(f[10], r.tokens.output_tokens) || !to_i64(f[11], r.tokens.cached_input_tokens) ||
       !to_i64(f[12], r.tokens.cache_write_tokens) || !to_i64(f[13], r.cost_nano_usd) || !to_flag(f[14], r.estimated) ||
       !to_i64(f[15], status) || !to_i64(f[16], r.latency_ms))
     return false;
   r.status = static_cast<int>(status);
   r.entry_id = text(f[2]);
-  r.request_id = text(f[4]);
+  r.request_id = text(f[3]);
   r.key_id = text(f[5]);
   r.team_id = text(f[6]);
   r.model = text(f[7]);
@@ -568,19 +577,8 @@ Result<std::int64_t> Ledger::record_request(const RequestRecord& r) {
   } else {
     line.raw("\t0\t");
   }
-  line.field(r.time);
-  line.field(r.request_id);
-  line.field(r.key_id);
-  line.field(r.team_id);
-  line.field(r.model);
-  line.field(r.target);
-  line.field(r.tokens.input_tokens);
-  line.field(r.tokens.output_tokens);
-  line.field(r.tokens.cached_input_tokens);
-  line.field(r.tokens.cache_write_tokens);
-  line.field(r.cost_nano_usd);
-  line.field(std::int64_t{r.estimated ? 1 : 0});
-  line.field(std::int64_t{r.status});
+  put_spend_fields(line, r.request_id, r.time, r.key_id, r.team_id, r.model, r.target, r.tokens, r.cost_nano_usd,
+                   r.estimated, r.status);
   line.field(r.latency_ms);
   line.field(r.error);
   line.field(static_cast<std::int64_t>(r.attempts.size()));

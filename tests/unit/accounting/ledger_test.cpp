@@ -394,7 +394,7 @@ TEST_F(LedgerTest, DecodeJournalReadsEveryLineKindAndSkipsTornOnes) {
 
 TEST_F(LedgerTest, DecodeJournalBuildsTheAuditBodyOfRequestLinesAndSkipsMalformedOnes) {
   const std::string t = std::to_string(kJan15);
-  const std::string head = "\t" + t + "\treq\\t10\tk1\tt1\tgpt-4o\teast\t1\t2\t3\t4\t5\t0\t200\t7\t";
+  const std::string head = "\treq\\t10\t" + t + "\tk1\tt1\tgpt-4o\teast\t1\t2\t3\t4\t5\t0\t200\t7\t";
   const std::string good = "R3\t10\t1\tid-10" + head +
                            "\t2\teast\tupstream_5xx\t3\tfailed\t40\t1\twest\tok\t4\t\t0\t0"  // attempts
                            "\t1\tinput:flagged injection"                                      // policy
