@@ -12,6 +12,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -84,6 +85,7 @@ struct WorkerCtx {
   std::uint64_t generation = 0;
   std::unordered_set<Conn*> conns;
   std::shared_ptr<ssl::context> tls;  // set: every connection starts with a TLS handshake
+  asio::any_io_executor admin;         // the admin thread: governance admin calls run there
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Proto::count_)> accepted{};
   std::array<std::atomic<std::int64_t>, static_cast<std::size_t>(Proto::count_)> open{};
   std::atomic<std::uint64_t> h2_streams{0};
@@ -254,6 +256,14 @@ asio::awaitable<void> send_json(pipeline::Downstream& ds, const std::string& req
   co_await ds.send(status, h, type, std::move(body));
 }
 
+// A governance admin call as a coroutine of its own, for the admin thread: its parameters
+// are copied into its frame. A lambda coroutine keeps its captures in the closure, not the
+// frame, and given to co_spawn here (g++ 12, Boost 1.81) its captured runtime lost one
+// reference per call until the runtime was freed under the workers.
+asio::awaitable<pipeline::AdminReply> admin_call(std::shared_ptr<const pipeline::Runtime> runtime, pipeline::AdminCall call) {
+  co_return pipeline::admin_governance(*runtime, call);
+}
+
 // Routes one request. Everything under /v1 speaks OpenAI's error shape.
 asio::awaitable<void> dispatch(WorkerCtx& wc, http::request<http::string_body>& req, pipeline::Downstream& ds,
                                Clock::time_point received) {
@@ -304,8 +314,11 @@ asio::awaitable<void> dispatch(WorkerCtx& wc, http::request<http::string_body>& 
     auto [status, body] = pipeline::admin_target_action(*rt, req[http::field::authorization], target, id);
     co_await send_json(ds, id, status, std::move(body));
   } else if (pipeline::is_governance_admin_path(req.target())) {
+    // On the admin thread, not this worker: a spend report over a large ledger may take
+    // long, and every connection this worker serves would wait for it. The runtime is
+    // held by value: a reload may replace this worker's while the call runs.
     const pipeline::AdminCall call{req.method_string(), req.target(), req.body(), req[http::field::authorization]};
-    auto answer = pipeline::admin_governance(*rt, call);
+    auto answer = co_await asio::co_spawn(wc.admin, admin_call(rt, call), asio::use_awaitable);
     co_await send_json(ds, wc.worker.next_request_id(), answer.status, std::move(answer.body), answer.content_type);
   } else if (target == "/metrics" && only(http::verb::get)) {
     co_await send_json(ds, wc.worker.next_request_id(), 200, wc.registry.render(), "text/plain; version=0.0.4; charset=utf-8");
@@ -678,6 +691,11 @@ int serve(const ServeOptions& options) {
   telemetry::Registry registry(n);
   pipeline::install_health_metrics(registry);
   if (governance) governance->install_metrics(registry);
+  // One thread for governance admin calls (SQLite reads and writes an operator asks for),
+  // so they never hold up a worker's requests. Declared before the workers: it must
+  // outlive them.
+  asio::thread_pool admin_pool(1);
+  asio::post(admin_pool, [] { name_this_thread("bw-admin"); });
   std::vector<std::unique_ptr<WorkerCtx>> workers;
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
@@ -689,6 +707,7 @@ int serve(const ServeOptions& options) {
     for (unsigned i = 0; i < n; ++i) {
       workers.push_back(std::make_unique<WorkerCtx>(i, holder, registry));
       workers.back()->tls = tls;
+      workers.back()->admin = admin_pool.get_executor();
       workers.back()->acceptor.emplace(open_listener(workers.back()->io, tcp::endpoint(address, port)));
       port = workers.back()->acceptor->local_endpoint().port();  // with port 0, the others join the one picked
     }
@@ -771,6 +790,8 @@ int serve(const ServeOptions& options) {
 
   main_io.run();
   for (auto& w : workers) w->thread.join();
+  // An admin call still running (its worker stopped waiting) ends before the store closes.
+  admin_pool.join();
   // Every request has ended: commit what the ledger still holds.
   if (governance) governance->close();
   log::info("shutdown_complete", {});

@@ -615,3 +615,46 @@ models:
     assert.deepEqual(rec.attempts[0].overhead, { reason: 'discarded', cost_nano_usd: overhead, estimated: false });
   });
 });
+
+// Admin calls run on the admin thread, not on a worker: a spend report over a large ledger
+// takes a while, and with one worker every request would otherwise wait for it.
+describe('admin calls off the workers', () => {
+  let mock, gw, config;
+  const ROWS = 300000;
+  before(async () => {
+    mock = await h.startMock();
+    config = h.writeConfig(h.gatewayConfig(mock.port, { governance: `governance:\n  auth: keyless\nadmin:\n  master_key: ${MASTER}\n` }));
+    gw = await h.startGateway(config, { workers: 1 });
+    await h.stopProcess(gw);  // the store exists now, with its schema
+    const db = path.join(path.dirname(config), 'bulwark-data', 'bulwark.db');
+    const sql = spawnSync('sqlite3', [db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS})
+      INSERT INTO spend(entry_id, request_id, time, key_id, team_id, model, target, input_tokens, output_tokens,
+                        cached_input_tokens, cache_write_tokens, cost_nano_usd, estimated, status)
+      SELECT 'e' || i, 'r' || i, ${Date.now()} - i, 'key-' || (i % 3000), 'team-' || (i % 10), 'mock-fast', 'mock',
+             10, 20, 0, 0, 1000, 0, 200 FROM n;`], { encoding: 'utf8' });
+    assert.equal(sql.status, 0, sql.stderr);
+    gw = await h.startGateway(config, { workers: 1 });
+  });
+  after(async () => {
+    await h.stopProcess(gw);
+    await h.stopProcess(mock);
+  });
+
+  it('keeps answering chat requests while a long spend report runs', async () => {
+    const t0 = performance.now();
+    let reportDone = 0;
+    const report = admin(gw, 'GET', '/admin/spend?by=key').then((r) => {
+      reportDone = performance.now();
+      return r;
+    });
+    await h.sleep(20);  // the report is under way on the gateway's one worker
+    const answer = await sdk(gw, 'unused').chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] });
+    const answered = performance.now();
+    assert.ok(answer.choices[0].message.content.length > 0);
+    const r = await report;
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.data.length, 3000);
+    assert.equal(r.json.data.reduce((n, row) => n + row.requests, 0), ROWS);  // begun before the chat request
+    assert.ok(answered < reportDone, `chat answered after ${Math.round(answered - t0)} ms, report after ${Math.round(reportDone - t0)} ms`);
+  });
+});
