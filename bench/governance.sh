@@ -2,6 +2,7 @@
 # What governance adds to a request's latency, measured A/B in one run.
 #
 #   bench/governance.sh [--rounds 8] [--duration 3s] [--workers 1] [--build-dir DIR] [--out FILE] [--aa]
+#                       [--no-pin]
 #
 # Starts bulwark-mock and two gateways in front of it, the same but for governance:
 #   f  plain     governance off
@@ -13,6 +14,11 @@
 # and mean, and of the gateway's own overhead histogram (request time minus upstream
 # time); the result is the median of the per-round differences, with its spread.
 # Prints a Markdown report and writes it to --out (default bench/results/governance-latest.md).
+# With two CPUs or more, the gateways' workers are pinned to CPU 0 and everything else (wrk,
+# the mock, the gateways' other threads such as the ledger's writer) to CPU 1, so that both
+# gateways see the same placement: on two shared CPUs, which thread the scheduler puts
+# beside the worker moves a one-connection p50 by tens of µs (an unpinned A/A run differs by
+# up to ±30 µs). --no-pin leaves placement to the scheduler.
 # --aa starts g with governance off too (an A/A run): what it reports is the difference
 # between two identical gateway processes, i.e. how far this machine lets the A/B be trusted.
 set -euo pipefail
@@ -24,15 +30,17 @@ WORKERS=1
 BUILD_DIR=""
 OUT="$BENCH_DIR/results/governance-latest.md"
 AA=0
+PIN=1
 while (($#)); do
   case "$1" in
     --aa) AA=1; shift ;;
+    --no-pin) PIN=0; shift ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --duration) DURATION="${2%s}"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
     --build-dir) BUILD_DIR="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -66,6 +74,25 @@ KEY="$("$BULWARK_BIN" keys create --config "$BENCH_TMP/governed.yaml" --name ben
 sleep 1.5  # the gateway picks up keys made by other processes within governance.key_refresh
 fi
 
+((PIN)) && { (($(nproc) >= 2)) && command -v taskset >/dev/null || PIN=0; }
+# pin_gateway PID: its workers on CPU 0, its other threads on CPU 1
+pin_gateway() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    case "$(cat "$t/comm")" in
+      bw-worker-*) taskset -p -c 0 "${t##*/}" >/dev/null ;;
+      *) taskset -p -c 1 "${t##*/}" >/dev/null ;;
+    esac
+  done
+}
+WRK=(wrk)
+if ((PIN)); then
+  taskset -a -p -c 1 "$MOCK_PID" >/dev/null
+  pin_gateway "$F_PID"
+  pin_gateway "$G_PID"
+  WRK=(taskset -c 1 wrk)
+fi
+
 # overhead_stats ADDR -> "SUM_SECONDS COUNT" of the gateway's overhead histogram
 overhead_stats() {
   curl -fsS "http://$1/metrics" | awk '
@@ -94,7 +121,7 @@ measure() {
   [[ -n "${3:-}" ]] && hdr=(-H "$3")
   cpu0="$(thread_cpu "$pid")"
   before="$(overhead_stats "$addr")"
-  line="$(wrk -t1 -c1 -d"${DURATION}s" --timeout 5s --latency "${hdr[@]}" -s "$LUA" "http://$addr/v1/chat/completions" |
+  line="$("${WRK[@]}" -t1 -c1 -d"${DURATION}s" --timeout 5s --latency "${hdr[@]}" -s "$LUA" "http://$addr/v1/chat/completions" |
           grep '^BENCH_RESULT')" || die "wrk failed against $addr"
   after="$(overhead_stats "$addr")"
   cpu1="$(thread_cpu "$pid")"
@@ -154,7 +181,7 @@ mkdir -p "$(dirname "$OUT")"
   echo
   echo "bench/governance.sh --rounds $ROUNDS --duration ${DURATION}s --workers $WORKERS: wrk -t1 -c1 against bulwark with"
   echo "governance off (f) and on (g: key, team, limits, budget, PII profile, ledger, audit) in front of one"
-  echo "bulwark-mock, alternating, the order swapped every round. Machine: $(nproc) CPUs"
+  echo "bulwark-mock, alternating, the order swapped every round$( ((PIN)) && echo "; workers pinned to CPU 0, wrk, mock and other threads to CPU 1"). Machine: $(nproc) CPUs"
   echo "($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), load average at the end $(cut -d' ' -f1-3 /proc/loadavg);"
   echo "gateway $("$BULWARK_BIN" --version 2>/dev/null)."
   echo
