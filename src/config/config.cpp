@@ -1020,6 +1020,11 @@ PolicySettings read_policy(Ctx& ctx, const std::string& id, const YAML::Node& no
     if (!is_action(*v, false)) ctx.error(r.get("injection"), where + ".injection must be off, flag or block");
     p.injection = *v;
   }
+  if (auto v = r.string("uninspectable_documents")) {
+    if (*v != "block" && *v != "flag" && *v != "allow")
+      ctx.error(r.get("uninspectable_documents"), where + ".uninspectable_documents must be block, flag or allow");
+    p.uninspectable_documents = *v;
+  }
   return p;
 }
 

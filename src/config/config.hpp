@@ -303,6 +303,9 @@ struct PolicySettings {
   std::optional<std::uint64_t> max_input_tokens, max_tokens;
   std::vector<std::string> models;  // model globs; empty: all
   std::string injection = "off";    // off | flag | block
+  // block | flag | allow: documents whose text the gateway cannot read (PDFs). Empty: the
+  // default, block when the profile has a content rule (pii, deny, injection), else allow.
+  std::string uninspectable_documents;
   int line = 0, column = 0;
 };
 

@@ -571,16 +571,18 @@ Status guard_input(Request& r) {
     log::info("policy_blocked", {{"request_id", r.in.request_id}, {"policy", quick->policy_id}, {"reason", quick->reason_code}, {"detector", quick->detector}});
     return std::unexpected(policy::block_error(*quick, false));
   }
+  // Message texts and documents' texts; documents it cannot read are named for the
+  // profile's uninspectable_documents rule.
   auto texts = api::openai::request_texts(r.chat.body);
   if (!texts) return std::unexpected(texts.error());
-  const policy::PolicyDecision d = policy::evaluate_input(*profile, *texts, facts);
+  const policy::PolicyDecision d = policy::evaluate_input(*profile, texts->texts, facts, texts->uninspectable);
   if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "input"));
   if (d.blocked()) {
     log::info("policy_blocked", {{"request_id", r.in.request_id}, {"policy", d.policy_id}, {"reason", d.reason_code}, {"detector", d.detector}});
     return std::unexpected(policy::block_error(d, false));
   }
   if (d.verdict == policy::Verdict::redacted) {
-    auto body = api::openai::with_request_texts(r.chat.body, *texts);
+    auto body = api::openai::with_request_texts(r.chat.body, texts->texts);
     if (!body) return std::unexpected(body.error());
     const bool include_usage = r.chat.include_usage;
     auto chat = api::openai::decode_chat_request(std::move(*body));
@@ -591,7 +593,8 @@ Status guard_input(Request& r) {
   return {};
 }
 
-// The policy on a complete answer; rewrites it when redacting.
+// The policy on a complete answer (its content, and the text blocks with their citations'
+// cited_text when it has them); rewrites it when redacting.
 Status guard_answer(Request& r, std::string& body) {
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!guards_output(profile)) return {};
@@ -1013,6 +1016,30 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     rebuilt = "data: " + *rewritten + "\n\n";
     return rebuilt;
   };
+  // A citation (the gateway's delta `citation`) quotes a document: the output rules on its
+  // cited_text. It arrives whole in one chunk, so it is scanned whole, not through the
+  // stream redactors. Returns the event to relay.
+  std::string rebuilt_citation;
+  auto redact_citations = [&](std::string_view event) -> std::string_view {
+    const std::string_view payload = data_payload(event);
+    auto cited = api::openai::delta_cited_texts(payload);
+    if (!cited || cited->empty()) return event;
+    bool redacted = false;
+    for (api::openai::DeltaText& c : *cited) {
+      const policy::PolicyDecision d = policy::evaluate_output(*r.caller.policy, c.text);
+      if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "output"));
+      if (d.blocked()) {
+        blocked = policy::block_error(d, true);
+        return {};
+      }
+      redacted = redacted || d.verdict == policy::Verdict::redacted;
+    }
+    if (!redacted) return event;
+    auto rewritten = api::openai::with_delta_cited_texts(payload, *cited);
+    if (!rewritten) return event;
+    rebuilt_citation = "data: " + *rewritten + "\n\n";
+    return rebuilt_citation;
+  };
   const bool keep_text = r.gov && r.runtime->config().governance.audit_content != "off";
   constexpr std::size_t kMaxAuditedAnswer = 1 << 20;
   // Until its first token an attempt's events are its own (another attempt may be racing
@@ -1087,6 +1114,9 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
           (saw_token ? r.output_bytes : pre_bytes) += event.size();
           if (r.track_text && ev.content_deltas > 0) track_answer_text(r, event);
           if (guard && ev.content_deltas > 0) event = redact_event(event);
+          if (blocked) return;
+          // Only a chunk that names the key is parsed again (citations are rare).
+          if (guard && event.find("\"citation\"") != std::string_view::npos) event = redact_citations(event);
           if (blocked) return;
           if (guard && ev.has_finish) flush_redactors();
           if (blocked) return;

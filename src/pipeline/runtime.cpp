@@ -79,6 +79,8 @@ Result<std::shared_ptr<const Runtime>> Runtime::build(std::shared_ptr<const conf
     spec.max_tokens = ps.max_tokens;
     spec.model_allow = ps.models;
     spec.injection = action_of(ps.injection);
+    if (!ps.uninspectable_documents.empty())  // "allow" is Action::off; empty keeps the default
+      spec.uninspectable_documents = action_of(ps.uninspectable_documents);
     auto profile = policy::PolicyProfile::create(std::move(spec));
     if (!profile) return std::unexpected(Error::gateway(ErrorKind::internal, where + ": " + profile.error()));
     rt->policies_.emplace(id, std::move(*profile));

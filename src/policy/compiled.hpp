@@ -27,6 +27,7 @@ struct CompiledPolicy {
   };
   std::vector<Deny> deny;               // active patterns only
   std::unique_ptr<RE2::Set> deny_set;   // one pass to learn whether any matches
+  Action documents = Action::off;       // spec.uninspectable_documents, default applied
 };
 
 // Drops findings an allow pattern exempts, records the rest in `d`; keeps only the

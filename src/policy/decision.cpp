@@ -29,6 +29,7 @@ std::string_view name_of(Rule rule) noexcept {
     case Rule::model_not_allowed: return "model_not_allowed";
     case Rule::input_tokens_exceeded: return "input_tokens_exceeded";
     case Rule::max_tokens_exceeded: return "max_tokens_exceeded";
+    case Rule::document_not_inspectable: return "document_not_inspectable";
   }
   return "unknown";
 }

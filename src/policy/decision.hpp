@@ -25,6 +25,7 @@ enum class Rule : std::uint8_t {
   model_not_allowed,
   input_tokens_exceeded,
   max_tokens_exceeded,
+  document_not_inspectable,  // a document whose text the gateway cannot read (a PDF, say)
 };
 // Also the reason code of a block: "pii", "deny_pattern", "prompt_injection", ...
 std::string_view name_of(Rule rule) noexcept;

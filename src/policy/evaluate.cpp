@@ -81,7 +81,13 @@ bool text_clean(std::string_view raw, bool escaped, PiiMask mask) {
   return scratch.empty();
 }
 
-bool is_text_key(std::string_view key) noexcept { return key == "content" || key == "text"; }
+bool is_text_key(std::string_view key) noexcept { return key == "content" || key == "text" || key == "cited_text"; }
+
+// A request's document (a part of type "file", what request_texts reads as one): its text
+// is base64 or unreadable, so only the exact path can judge it. The key "file_data" too,
+// should a part's type come after it; not the key "file", which tools' schemas often use.
+bool is_document_key(std::string_view key) noexcept { return key == "file_data"; }
+bool is_document_type(std::string_view key, std::string_view value) noexcept { return value == "file" && key == "type"; }
 
 const char* after_ws(const char* q, const char* end) noexcept {
   while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
@@ -89,7 +95,7 @@ const char* after_ws(const char* q, const char* end) noexcept {
 }
 
 // Any JSON: walks its strings one by one, telling keys (a ':' follows) from values.
-bool text_values_clean_escaped(std::string_view json, PiiMask mask) {
+bool text_values_clean_escaped(std::string_view json, PiiMask mask, bool documents) {
   std::string_view key;
   const char* const end = json.data() + json.size();
   const char* p = json.data();
@@ -112,19 +118,23 @@ bool text_values_clean_escaped(std::string_view json, PiiMask mask) {
     const char* q = after_ws(p, end);
     if (q < end && *q == ':') {  // a key
       if (escaped) return false;
+      if (documents && is_document_key(str)) return false;
       key = str;
       continue;
     }
+    // A type spelled with escapes could be "file" to a parser: the exact path decides.
+    if (documents && key == "type" && (escaped || is_document_type(key, str))) return false;
     if (is_text_key(key) && !text_clean(str, escaped, mask)) return false;
   }
 }
 
-// No PII finding in any string value keyed "content" or "text" of the JSON, each scanned
-// on its own as the exact path scans each part. False also when it cannot tell: a \u
-// escape in such a value or any escape in a key ("cont\u0065nt" is "content" to a
-// parser), a string that does not end. Most bodies have no backslash at all: then every
-// quote delimits a string, and one SSE2 pass finds them all.
-bool text_values_clean(std::string_view json, PiiMask mask) {
+// No PII finding in any string value keyed "content", "text" or "cited_text" of the JSON,
+// each scanned on its own as the exact path scans each part. False also when it cannot
+// tell: a \u escape in such a value or any escape in a key ("cont\u0065nt" is "content"
+// to a parser), a string that does not end, and with `documents` (a request) a document.
+// Most bodies have no backslash at all: then every quote delimits a string, and one SSE2
+// pass finds them all.
+bool text_values_clean(std::string_view json, PiiMask mask, bool documents) {
   thread_local std::vector<std::uint32_t> quotes;
   quotes.clear();
   const std::size_t n = json.size();
@@ -135,7 +145,7 @@ bool text_values_clean(std::string_view json, PiiMask mask) {
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, slash)) != 0) return text_values_clean_escaped(json, mask);
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, slash)) != 0) return text_values_clean_escaped(json, mask, documents);
     auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
     while (m != 0) {
       quotes.push_back(static_cast<std::uint32_t>(i + static_cast<std::size_t>(__builtin_ctz(m))));
@@ -143,7 +153,7 @@ bool text_values_clean(std::string_view json, PiiMask mask) {
     }
   }
   for (; i < n; ++i) {
-    if (d[i] == '\\') return text_values_clean_escaped(json, mask);
+    if (d[i] == '\\') return text_values_clean_escaped(json, mask, documents);
     if (d[i] == '"') quotes.push_back(static_cast<std::uint32_t>(i));
   }
   if (quotes.size() % 2 != 0) return false;  // a string that does not end
@@ -153,9 +163,11 @@ bool text_values_clean(std::string_view json, PiiMask mask) {
     const std::string_view str(d + quotes[k] + 1, quotes[k + 1] - quotes[k] - 1);
     const char* q = after_ws(d + quotes[k + 1] + 1, end);
     if (q < end && *q == ':') {
+      if (documents && is_document_key(str)) return false;
       key = str;
       continue;
     }
+    if (documents && is_document_type(key, str)) return false;
     if (is_text_key(key) && !text_clean(str, false, mask)) return false;
   }
   return true;
@@ -170,7 +182,10 @@ std::optional<PolicyDecision> evaluate_input_raw(const PolicyProfile& profile, s
   // The model and token caps come first, as in evaluate_input.
   PolicyDecision d = evaluate_input(profile, {}, facts);
   if (d.blocked()) return d;
-  if (c.pii_mask != 0 && !text_values_clean(body_json, c.pii_mask)) return std::nullopt;
+  // A profile with PII detectors reads documents' text; one that acts on documents it
+  // cannot read must see them: either way a document takes the exact path.
+  if ((c.pii_mask != 0 || c.documents != Action::off) && !text_values_clean(body_json, c.pii_mask, true))
+    return std::nullopt;
   return d;
 }
 
@@ -179,12 +194,12 @@ std::optional<PolicyDecision> evaluate_output_raw(const PolicyProfile& profile, 
   if (!c.deny.empty()) return std::nullopt;
   PolicyDecision d;
   d.policy_id = c.spec.id;
-  if (c.pii_mask != 0 && !text_values_clean(answer_json, c.pii_mask)) return std::nullopt;
+  if (c.pii_mask != 0 && !text_values_clean(answer_json, c.pii_mask, false)) return std::nullopt;
   return d;
 }
 
 PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::string> parts,
-                              const RequestFacts& facts) {
+                              const RequestFacts& facts, std::span<const std::string_view> uninspectable_documents) {
   const detail::CompiledPolicy& c = profile.compiled();
   PolicyDecision d;
   d.policy_id = c.spec.id;
@@ -199,6 +214,15 @@ PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::strin
   if (c.spec.max_tokens && facts.max_tokens && *facts.max_tokens > *c.spec.max_tokens) {
     block_on(d, Rule::max_tokens_exceeded, "max_tokens");
     return d;
+  }
+  // Before any text: a document that blocks ends the request with nothing else scanned.
+  if (c.documents != Action::off && !uninspectable_documents.empty()) {
+    if (c.documents == Action::block) {
+      block_on(d, Rule::document_not_inspectable, std::string(uninspectable_documents.front()));
+      return d;
+    }
+    d.record(Rule::document_not_inspectable, c.documents, 0, 0,
+             static_cast<std::uint32_t>(uninspectable_documents.size()));
   }
 
   thread_local std::vector<Finding> scratch;

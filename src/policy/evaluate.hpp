@@ -19,22 +19,29 @@ struct RequestFacts {
   std::optional<std::uint64_t> max_tokens;  // as the caller asked; nullopt when absent
 };
 
-// Checks model allow-list, token caps, deny patterns, injection heuristics (when enabled)
-// and PII on every part. When the verdict is `redacted` the parts have been rewritten in
-// place; when `blocked` they are untouched. Each part is scanned on its own.
+// Checks model allow-list, token caps, the documents it cannot read, deny patterns,
+// injection heuristics (when enabled) and PII on every part. When the verdict is
+// `redacted` the parts have been rewritten in place; when `blocked` they are untouched.
+// Each part is scanned on its own (a plain-text document's decoded text is a part).
+// `uninspectable_documents` names each document whose text the caller's body does not
+// let the gateway read ("pdf", "file_id", ...): the profile's uninspectable_documents
+// action applies to each (a block names the first as its detector).
 PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::string> text_parts,
-                              const RequestFacts& facts);
+                              const RequestFacts& facts,
+                              std::span<const std::string_view> uninspectable_documents = {});
 
 // Deny patterns and PII on a complete answer; rewrites `text` when redacting.
 PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text);
 
 // Fast paths on the raw JSON, without parsing it into a document: when the profile has
 // no deny patterns and no injection heuristics, and no PII detector finds anything in any
-// string value keyed "content" or "text" (a superset of what request_texts / answer_texts
-// extract; each decoded and scanned on its own, as the exact path does), the verdict is
-// the exact path's: no hits (for a request, after the same model and token-cap checks).
-// nullopt when that cannot be shown (a rule to run, a finding to redact or block, a \u
-// escape in a text value, any escape in a key, malformed JSON): run the exact path.
+// string value keyed "content", "text" or "cited_text" (a superset of what request_texts
+// / answer_texts extract; each decoded and scanned on its own, as the exact path does),
+// the verdict is the exact path's: no hits (for a request, after the same model and
+// token-cap checks). nullopt when that cannot be shown (a rule to run, a finding to
+// redact or block, a \u escape in a text value, any escape in a key, malformed JSON, or
+// a request with a document, i.e. a value "file" keyed "type" or a key "file_data": its
+// text is base64 or unreadable): run the exact path.
 std::optional<PolicyDecision> evaluate_input_raw(const PolicyProfile& profile, std::string_view body_json,
                                                  const RequestFacts& facts);
 std::optional<PolicyDecision> evaluate_output_raw(const PolicyProfile& profile, std::string_view answer_json);

@@ -57,6 +57,11 @@ std::expected<PolicyProfile, std::string> PolicyProfile::create(PolicySpec spec)
     if (!set.Compile()) return std::unexpected("deny patterns: out of memory compiling the set");
     c->deny_set = std::make_unique<RE2::Set>(std::move(set));
   }
+  if (spec.uninspectable_documents == Action::redact)
+    return std::unexpected("uninspectable_documents must be block, flag or allow");
+  // Fail closed: a document nobody can read would carry anything past the content rules.
+  const bool content_rules = c->pii_mask != 0 || !c->deny.empty() || spec.injection != Action::off;
+  c->documents = spec.uninspectable_documents.value_or(content_rules ? Action::block : Action::off);
   c->spec = std::move(spec);
   return PolicyProfile(std::move(c));
 }
@@ -65,6 +70,7 @@ const std::string& PolicyProfile::id() const noexcept { return compiled_->spec.i
 const PolicySpec& PolicyProfile::spec() const noexcept { return compiled_->spec; }
 Action PolicyProfile::action(PiiKind kind) const noexcept { return compiled_->spec.detectors[kind]; }
 PiiMask PolicyProfile::enabled_pii() const noexcept { return compiled_->pii_mask; }
+Action PolicyProfile::uninspectable_documents() const noexcept { return compiled_->documents; }
 
 bool PolicyProfile::model_allowed(std::string_view model) const noexcept {
   const auto& globs = compiled_->spec.model_allow;

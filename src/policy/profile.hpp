@@ -39,6 +39,12 @@ struct PolicySpec {
   std::optional<std::uint64_t> max_tokens;        // on the caller's max_tokens
   std::vector<std::string> model_allow;           // globs (glob.hpp); empty allows every model
   Action injection = Action::off;                 // off, flag or block
+  // A document whose text the gateway cannot read (a PDF, an uploaded file's id, plain
+  // text that is not valid base64): block, flag (let through, recorded) or off (let
+  // through). nullopt fails closed: block when the profile has a content rule (a PII
+  // detector, an active deny pattern, injection heuristics), since such a document would
+  // carry past them what they exist to stop; off for a profile without one.
+  std::optional<Action> uninspectable_documents;
 };
 
 namespace detail {
@@ -55,6 +61,8 @@ class PolicyProfile {
   Action action(PiiKind kind) const noexcept;
   PiiMask enabled_pii() const noexcept;
   bool model_allowed(std::string_view model) const noexcept;
+  // The spec's uninspectable_documents with its default applied: off, flag or block.
+  Action uninspectable_documents() const noexcept;
   const detail::CompiledPolicy& compiled() const noexcept { return *compiled_; }
 
  private:

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <functional>
 
+#include "api/detail/support.hpp"
 #include "core/json_write.hpp"
 
 namespace bulwark::api::openai {
@@ -19,19 +20,56 @@ Result<bj::value> parse(std::string_view body) {
   return v;
 }
 
-// Calls `visit` on each string that holds written text, in document order.
-using Visit = std::function<void(bj::string&)>;
+// A file part's file_data: the text of a plain-text document, or why the gateway cannot
+// read it (a static string). The classification the reading and the rewriting walks share,
+// so both see the same texts in the same order.
+std::expected<std::string, std::string_view> document_text(std::string_view file_data) {
+  const auto url = detail::parse_data_url(file_data);
+  if (!url) return std::unexpected("file");
+  std::string type(url->media_type.substr(0, url->media_type.find(';')));
+  for (char& ch : type) ch = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  if (type == "application/pdf") return std::unexpected("pdf");
+  if (!type.starts_with("text/")) return std::unexpected("binary");
+  auto text = detail::base64_decode(url->data);
+  if (!text) return std::unexpected("invalid_base64");
+  return std::move(*text);
+}
+
+// The data: URL prefix of a file_data ("data:text/plain;base64,"), kept on a rewrite.
+std::string_view data_url_prefix(std::string_view file_data) {
+  constexpr std::string_view kBase64 = ";base64,";
+  return file_data.substr(0, file_data.find(kBase64) + kBase64.size());
+}
+
+// Calls `visit` on each string that holds written text, in document order. For a
+// plain-text document the string is its file_data and `decoded` its current text;
+// otherwise `decoded` is null.
+using Visit = std::function<void(bj::string& slot, const std::string* decoded)>;
+
+void visit_file(bj::object& part, const Visit& visit) {
+  bj::value* file = part.if_contains("file");
+  if (!file || !file->is_object()) return;
+  bj::object& f = file->as_object();
+  if (bj::value* data = f.if_contains("file_data"); data && data->is_string())
+    if (auto text = document_text(data->as_string())) visit(data->as_string(), &*text);
+  if (bj::value* context = f.if_contains("context"); context && context->is_string()) visit(context->as_string(), nullptr);
+  if (bj::value* name = f.if_contains("filename"); name && name->is_string()) visit(name->as_string(), nullptr);
+}
 
 void visit_content(bj::value& content, const Visit& visit) {
   if (content.is_string()) {
-    visit(content.as_string());
+    visit(content.as_string(), nullptr);
   } else if (content.is_array()) {
     for (bj::value& part : content.as_array()) {
       if (!part.is_object()) continue;
       bj::object& o = part.as_object();
       const bj::value* type = o.if_contains("type");
-      if (type && type->is_string() && type->as_string() == "text")
-        if (bj::value* text = o.if_contains("text"); text && text->is_string()) visit(text->as_string());
+      if (!type || !type->is_string()) continue;
+      if (type->as_string() == "text") {
+        if (bj::value* text = o.if_contains("text"); text && text->is_string()) visit(text->as_string(), nullptr);
+      } else if (type->as_string() == "file") {
+        visit_file(o, visit);
+      }
     }
   }
 }
@@ -45,15 +83,33 @@ void visit_request(bj::value& doc, const Visit& visit) {
       if (bj::value* c = m.as_object().if_contains("content")) visit_content(*c, visit);
 }
 
-void visit_answer(bj::value& doc, const char* member, const Visit& visit) {
+// The gateway's text_blocks beside an answer's content: each block's text, then the
+// cited_text of each of its citations.
+void visit_text_blocks(bj::object& message, const Visit& visit) {
+  bj::value* blocks = message.if_contains("text_blocks");
+  if (!blocks || !blocks->is_array()) return;
+  for (bj::value& b : blocks->as_array()) {
+    if (!b.is_object()) continue;
+    if (bj::value* text = b.as_object().if_contains("text"); text && text->is_string()) visit(text->as_string(), nullptr);
+    bj::value* citations = b.as_object().if_contains("citations");
+    if (!citations || !citations->is_array()) continue;
+    for (bj::value& c : citations->as_array())
+      if (c.is_object())
+        if (bj::value* cited = c.as_object().if_contains("cited_text"); cited && cited->is_string())
+          visit(cited->as_string(), nullptr);
+  }
+}
+
+void visit_answer(bj::value& doc, const Visit& visit) {
   if (!doc.is_object()) return;
   bj::value* choices = doc.as_object().if_contains("choices");
   if (!choices || !choices->is_array()) return;
   for (bj::value& c : choices->as_array()) {
     if (!c.is_object()) continue;
-    bj::value* msg = c.as_object().if_contains(member);
+    bj::value* msg = c.as_object().if_contains("message");
     if (!msg || !msg->is_object()) continue;
     if (bj::value* content = msg->as_object().if_contains("content")) visit_content(*content, visit);
+    visit_text_blocks(msg->as_object(), visit);
   }
 }
 
@@ -62,8 +118,16 @@ Result<std::string> replace(std::string_view body, std::span<const std::string> 
   auto doc = parse(body);
   if (!doc) return std::unexpected(doc.error());
   std::size_t i = 0;
-  walk(*doc, [&](bj::string& s) {
-    if (i < texts.size()) s = texts[i];
+  walk(*doc, [&](bj::string& s, const std::string* decoded) {
+    if (i < texts.size()) {
+      if (!decoded) {
+        s = texts[i];
+      } else if (*decoded != texts[i]) {  // an unchanged document keeps its bytes
+        std::string url(data_url_prefix(s));
+        url += detail::base64_encode(texts[i]);
+        s = url;
+      }
+    }
     ++i;
   });
   if (i != texts.size())
@@ -87,27 +151,114 @@ Result<sj::element> read(std::string_view body) {
   return doc;
 }
 
-void read_content(sj::element content, std::vector<std::string>& out) {
+// The same walks as visit_request and visit_answer, reading.
+void read_file(sj::element part, RequestTexts& out) {
+  sj::object file;
+  if (part["file"].get(file)) {
+    out.uninspectable.push_back("file");
+    return;
+  }
+  std::string_view data;
+  if (!file["file_data"].get(data)) {
+    auto text = document_text(data);
+    if (text) out.texts.push_back(std::move(*text));
+    else out.uninspectable.push_back(text.error());
+  } else {
+    out.uninspectable.push_back(file["file_id"].error() ? "file" : "file_id");
+  }
+  std::string_view s;
+  if (!file["context"].get(s)) out.texts.emplace_back(s);
+  if (!file["filename"].get(s)) out.texts.emplace_back(s);
+}
+
+void read_content(sj::element content, RequestTexts& out) {
   std::string_view text;
   if (!content.get(text)) {
-    out.emplace_back(text);
+    out.texts.emplace_back(text);
     return;
   }
   sj::array parts;
   if (content.get(parts)) return;
   for (sj::element part : parts) {
     std::string_view type;
-    if (part["type"].get(type) || type != "text") continue;
-    if (!part["text"].get(text)) out.emplace_back(text);
+    if (part["type"].get(type)) continue;
+    if (type == "text") {
+      if (!part["text"].get(text)) out.texts.emplace_back(text);
+    } else if (type == "file") {
+      read_file(part, out);
+    }
   }
+}
+
+void read_text_blocks(sj::element message, std::vector<std::string>& out) {
+  sj::array blocks;
+  if (message["text_blocks"].get(blocks)) return;
+  for (sj::element b : blocks) {
+    std::string_view text;
+    if (!b["text"].get(text)) out.emplace_back(text);
+    sj::array citations;
+    if (b["citations"].get(citations)) continue;
+    for (sj::element c : citations)
+      if (!c["cited_text"].get(text)) out.emplace_back(text);
+  }
+}
+
+// Stream chunks: the string a check reads in one choice's delta, and the walks over a
+// chunk's choices that read or replace it.
+using DeltaField = bj::value* (*)(bj::object& delta);
+
+bj::value* delta_content(bj::object& delta) { return delta.if_contains("content"); }
+
+bj::value* delta_cited_text(bj::object& delta) {
+  bj::value* citation = delta.if_contains("citation");
+  return citation && citation->is_object() ? citation->as_object().if_contains("cited_text") : nullptr;
+}
+
+// Calls `on(choice index, the field's string)` for each choice whose delta has it.
+template <typename On>
+void each_delta(bj::value& doc, DeltaField field, On&& on) {
+  if (!doc.is_object()) return;
+  bj::value* choices = doc.as_object().if_contains("choices");
+  if (!choices || !choices->is_array()) return;
+  std::size_t position = 0;
+  for (bj::value& c : choices->as_array()) {
+    const std::size_t at = position++;
+    if (!c.is_object()) continue;
+    bj::object& o = c.as_object();
+    std::size_t index = at;
+    if (const bj::value* i = o.if_contains("index"); i && i->is_int64() && i->as_int64() >= 0)
+      index = static_cast<std::size_t>(i->as_int64());
+    bj::value* delta = o.if_contains("delta");
+    if (!delta || !delta->is_object()) continue;
+    bj::value* v = field(delta->as_object());
+    if (v && v->is_string()) on(index, *v);
+  }
+}
+
+Result<std::vector<DeltaText>> read_deltas(std::string_view chunk_json, DeltaField field) {
+  auto doc = parse(chunk_json);
+  if (!doc) return std::unexpected(doc.error());
+  std::vector<DeltaText> out;
+  each_delta(*doc, field, [&](std::size_t index, bj::value& v) { out.push_back({index, std::string(v.as_string())}); });
+  return out;
+}
+
+Result<std::string> write_deltas(std::string_view chunk_json, std::span<const DeltaText> texts, DeltaField field) {
+  auto doc = parse(chunk_json);
+  if (!doc) return std::unexpected(doc.error());
+  std::size_t next = 0;
+  each_delta(*doc, field, [&](std::size_t index, bj::value& v) {
+    if (next < texts.size() && texts[next].choice == index) v = bj::string(texts[next++].text);
+  });
+  return bj::serialize(*doc);
 }
 
 }  // namespace
 
-Result<std::vector<std::string>> request_texts(std::string_view body) {
+Result<RequestTexts> request_texts(std::string_view body) {
   auto doc = read(body);
   if (!doc) return std::unexpected(doc.error());
-  std::vector<std::string> out;
+  RequestTexts out;
   sj::array messages;
   if ((*doc)["messages"].get(messages)) return out;
   for (sj::element m : messages) {
@@ -124,64 +275,35 @@ Result<std::string> with_request_texts(std::string_view body, std::span<const st
 Result<std::vector<std::string>> answer_texts(std::string_view body) {
   auto doc = read(body);
   if (!doc) return std::unexpected(doc.error());
-  std::vector<std::string> out;
+  RequestTexts out;
   sj::array choices;
-  if ((*doc)["choices"].get(choices)) return out;
+  if ((*doc)["choices"].get(choices)) return std::move(out.texts);
   for (sj::element c : choices) {
+    sj::element message;
+    if (c["message"].get(message)) continue;
     sj::element content;
-    if (!c.at_pointer("/message/content").get(content)) read_content(content, out);
+    if (!message["content"].get(content)) read_content(content, out);
+    read_text_blocks(message, out.texts);
   }
-  return out;
+  return std::move(out.texts);
 }
 
 Result<std::string> with_answer_texts(std::string_view body, std::span<const std::string> texts) {
-  return replace(body, texts, [](bj::value& d, const Visit& v) { visit_answer(d, "message", v); });
+  return replace(body, texts, visit_answer);
 }
 
-Result<std::vector<DeltaText>> delta_texts(std::string_view chunk_json) {
-  auto doc = parse(chunk_json);
-  if (!doc) return std::unexpected(doc.error());
-  std::vector<DeltaText> out;
-  if (!doc->is_object()) return out;
-  const bj::value* choices = doc->as_object().if_contains("choices");
-  if (!choices || !choices->is_array()) return out;
-  std::size_t position = 0;
-  for (const bj::value& c : choices->as_array()) {
-    const std::size_t at = position++;
-    if (!c.is_object()) continue;
-    const bj::object& o = c.as_object();
-    std::size_t index = at;
-    if (const bj::value* i = o.if_contains("index"); i && i->is_int64() && i->as_int64() >= 0)
-      index = static_cast<std::size_t>(i->as_int64());
-    const bj::value* delta = o.if_contains("delta");
-    if (!delta || !delta->is_object()) continue;
-    const bj::value* content = delta->as_object().if_contains("content");
-    if (content && content->is_string()) out.push_back({index, std::string(content->as_string())});
-  }
-  return out;
-}
+Result<std::vector<DeltaText>> delta_texts(std::string_view chunk_json) { return read_deltas(chunk_json, delta_content); }
 
 Result<std::string> with_delta_texts(std::string_view chunk_json, std::span<const DeltaText> texts) {
-  auto doc = parse(chunk_json);
-  if (!doc) return std::unexpected(doc.error());
-  if (!doc->is_object()) return bj::serialize(*doc);
-  bj::value* choices = doc->as_object().if_contains("choices");
-  if (!choices || !choices->is_array()) return bj::serialize(*doc);
-  std::size_t position = 0, next = 0;
-  for (bj::value& c : choices->as_array()) {
-    const std::size_t at = position++;
-    if (!c.is_object()) continue;
-    bj::object& o = c.as_object();
-    bj::value* delta = o.if_contains("delta");
-    if (!delta || !delta->is_object()) continue;
-    bj::value* content = delta->as_object().if_contains("content");
-    if (!content || !content->is_string()) continue;
-    std::size_t index = at;
-    if (const bj::value* i = o.if_contains("index"); i && i->is_int64() && i->as_int64() >= 0)
-      index = static_cast<std::size_t>(i->as_int64());
-    if (next < texts.size() && texts[next].choice == index) *content = bj::string(texts[next++].text);
-  }
-  return bj::serialize(*doc);
+  return write_deltas(chunk_json, texts, delta_content);
+}
+
+Result<std::vector<DeltaText>> delta_cited_texts(std::string_view chunk_json) {
+  return read_deltas(chunk_json, delta_cited_text);
+}
+
+Result<std::string> with_delta_cited_texts(std::string_view chunk_json, std::span<const DeltaText> texts) {
+  return write_deltas(chunk_json, texts, delta_cited_text);
 }
 
 std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {

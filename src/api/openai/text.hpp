@@ -12,12 +12,25 @@
 
 namespace bulwark::api::openai {
 
-// Request: each message's content, a string or its `text` parts, in document order.
-Result<std::vector<std::string>> request_texts(std::string_view body);
-// The body with those texts replaced (same count and order as request_texts returned).
+// Request: what a policy reads, in document order. Each message's content (a string or
+// its `text` parts) and, for each document (a `file` part, the form every ingress format
+// decodes documents to), the decoded text of a plain-text (`text/*`) document, then its
+// `context` and its `filename`. A document whose text cannot be read is listed in
+// `uninspectable` by what it is: "pdf" (or another binary media type: "binary"),
+// "file_id" (an uploaded file), "invalid_base64" (text that does not decode), "file" (a
+// file part without data).
+struct RequestTexts {
+  std::vector<std::string> texts;
+  std::vector<std::string_view> uninspectable;  // static strings
+};
+Result<RequestTexts> request_texts(std::string_view body);
+// The body with those texts replaced (same count and order as request_texts returned); a
+// changed document text is written back as base64 under its original data: URL prefix.
 Result<std::string> with_request_texts(std::string_view body, std::span<const std::string> texts);
 
-// Non-streamed answer: choices[i].message.content, in order (null content: skipped).
+// Non-streamed answer, in order: choices[i].message.content (null content: skipped) and
+// the gateway's text_blocks with each block's text and each of its citations' cited_text
+// (the words quoted from a document; see docs/formats.md, citations).
 Result<std::vector<std::string>> answer_texts(std::string_view body);
 Result<std::string> with_answer_texts(std::string_view body, std::span<const std::string> texts);
 
@@ -28,6 +41,10 @@ struct DeltaText {
 };
 Result<std::vector<DeltaText>> delta_texts(std::string_view chunk_json);
 Result<std::string> with_delta_texts(std::string_view chunk_json, std::span<const DeltaText> texts);
+// The same for a chunk's citation (the gateway's delta `citation`, one whole Anthropic
+// citation object): its cited_text, per choice.
+Result<std::vector<DeltaText>> delta_cited_texts(std::string_view chunk_json);
+Result<std::string> with_delta_cited_texts(std::string_view chunk_json, std::span<const DeltaText> texts);
 // A chunk carrying only `text` as choice `choice`'s content (to flush held-back text).
 std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text);
 

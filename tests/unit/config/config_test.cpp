@@ -183,6 +183,23 @@ TEST(Config, JournalSegmentIsASizeWithinBounds) {
   }
 }
 
+TEST(Config, PolicyUninspectableDocuments) {
+  const std::string base = "providers: {p: {kind: openai, base_url: \"http://h\"}}\nmodels: {m: {targets: [{provider: p, model: x}]}}\n";
+  auto r = cfg::load_string(base + "governance:\n  policies:\n    strict: {pii: {email: redact}}\n    pdfs: {pii: {email: redact}, uninspectable_documents: flag}\n"
+                                   "    open: {uninspectable_documents: allow}\n",
+                            env({}));
+  ASSERT_TRUE(r.has_value());
+  const auto& policies = (*r)->governance.policies;
+  EXPECT_EQ(policies.at("strict").uninspectable_documents, "");  // the default: decided when compiled
+  EXPECT_EQ(policies.at("pdfs").uninspectable_documents, "flag");
+  EXPECT_EQ(policies.at("open").uninspectable_documents, "allow");
+  for (const char* bad : {"redact", "off", "maybe"}) {
+    auto e = cfg::load_string(base + "governance:\n  policies:\n    p: {uninspectable_documents: " + bad + "}\n", env({}));
+    ASSERT_FALSE(e.has_value()) << bad;
+    EXPECT_NE(find_error(e.error(), "uninspectable_documents must be block, flag or allow"), nullptr) << bad;
+  }
+}
+
 TEST(Config, SecretsDoNotAppearInErrors) {
   auto r = cfg::load_string("providers:\n  p:\n    kind: openai\n    base_url: http://h\n    api_key: sk-live-SECRET\n    verify_tls: maybe\nmodels:\n  m: {targets: [{provider: p, model: x}]}\n",
                             env({}));
