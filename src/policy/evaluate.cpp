@@ -133,44 +133,47 @@ bool text_values_clean_escaped(std::string_view json, PiiMask mask, bool documen
 // tell: a \u escape in such a value or any escape in a key ("cont\u0065nt" is "content"
 // to a parser), a string that does not end, and with `documents` (a request) a document.
 // Most bodies have no backslash at all: then every quote delimits a string, and one SSE2
-// pass finds them all.
+// pass finds and judges them all.
 bool text_values_clean(std::string_view json, PiiMask mask, bool documents) {
-  thread_local std::vector<std::uint32_t> quotes;
-  quotes.clear();
   const std::size_t n = json.size();
-  if (n >= (std::size_t{1} << 31)) return false;
   const char* const d = json.data();
+  const char* const end = d + n;
+  std::string_view key;
+  const char* open = nullptr;  // the opening quote of the string being read
+  // One quote: opens a string, or closes one and judges it. False: not shown clean.
+  const auto at_quote = [&](const char* q) {
+    if (open == nullptr) {
+      open = q;
+      return true;
+    }
+    const std::string_view str(open + 1, static_cast<std::size_t>(q - open - 1));
+    open = nullptr;
+    const char* after = after_ws(q + 1, end);
+    if (after < end && *after == ':') {
+      if (documents && is_document_key(str)) return false;
+      key = str;
+      return true;
+    }
+    if (documents && is_document_type(key, str)) return false;
+    return !is_text_key(key) || text_clean(str, false, mask);
+  };
+  // Strings are judged as their closing quote is found, block by block. A backslash sends
+  // the whole body to the escaped walker; every quote before it, in blocks without one,
+  // delimited a string, so what was judged on the way stands.
   const __m128i quote = _mm_set1_epi8('"');
   const __m128i slash = _mm_set1_epi8('\\');
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
     if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, slash)) != 0) return text_values_clean_escaped(json, mask, documents);
-    auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
-    while (m != 0) {
-      quotes.push_back(static_cast<std::uint32_t>(i + static_cast<std::size_t>(__builtin_ctz(m))));
-      m &= m - 1;
-    }
+    for (auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote))); m != 0; m &= m - 1)
+      if (!at_quote(d + i + static_cast<std::size_t>(__builtin_ctz(m)))) return false;
   }
   for (; i < n; ++i) {
     if (d[i] == '\\') return text_values_clean_escaped(json, mask, documents);
-    if (d[i] == '"') quotes.push_back(static_cast<std::uint32_t>(i));
+    if (d[i] == '"' && !at_quote(d + i)) return false;
   }
-  if (quotes.size() % 2 != 0) return false;  // a string that does not end
-  const char* const end = d + n;
-  std::string_view key;
-  for (std::size_t k = 0; k < quotes.size(); k += 2) {
-    const std::string_view str(d + quotes[k] + 1, quotes[k + 1] - quotes[k] - 1);
-    const char* q = after_ws(d + quotes[k + 1] + 1, end);
-    if (q < end && *q == ':') {
-      if (documents && is_document_key(str)) return false;
-      key = str;
-      continue;
-    }
-    if (documents && is_document_type(key, str)) return false;
-    if (is_text_key(key) && !text_clean(str, false, mask)) return false;
-  }
-  return true;
+  return open == nullptr;  // else a string that does not end
 }
 
 }  // namespace

@@ -762,23 +762,28 @@ bool pii_may_match(std::string_view text, PiiMask enabled) noexcept {
   using detail::kSep;
   constexpr std::uint8_t kNeeded = seg_trait::digit | seg_trait::at | seg_trait::colon;
   const std::size_t long_run = (enabled & mask_of(PiiKind::secret)) ? 15 : std::string_view::npos;
+  const auto* const p = reinterpret_cast<const unsigned char*>(text.data());
   const std::size_t n = text.size();
   std::size_t len = 0;  // of the segment so far, joined spaces included
-  bool needed = false;
+  // The length at which the segment may hold a finding: 5 once it has a digit, '@' or ':',
+  // long_run before. One comparison a byte instead of two conditions (this loop runs over
+  // every byte of every prompt and answer a PII profile guards).
+  std::size_t limit = long_run;
   for (std::size_t i = 0; i < n; ++i) {
-    const std::uint8_t t = kByteTable[static_cast<unsigned char>(text[i])];
+    const std::uint8_t t = kByteTable[p[i]];
     if (t & kSep) {
-      if (text[i] == ' ' && len > 0 && i + 1 < n && detail::soft_left(text[i - 1]) && detail::soft_right(text[i + 1])) {
+      if (p[i] == ' ' && len > 0 && i + 1 < n && detail::soft_left(static_cast<char>(p[i - 1])) &&
+          detail::soft_right(static_cast<char>(p[i + 1]))) {
         ++len;
         continue;
       }
       len = 0;
-      needed = false;
+      limit = long_run;
       continue;
     }
     ++len;
-    needed = needed || (t & kNeeded) != 0;
-    if ((needed && len >= 5) || len >= long_run) return true;
+    if (t & kNeeded) limit = std::min<std::size_t>(limit, 5);
+    if (len >= limit) return true;
   }
   return false;
 }
