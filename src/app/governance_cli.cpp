@@ -30,6 +30,7 @@ Governance (each takes --config FILE, or $BULWARK_CONFIG; it opens governance.da
   bulwark keys show ID | revoke ID | rotate ID [--grace 1h]
   bulwark keys update ID [the create options to change]
   bulwark teams create --name NAME [--id ID] [--rpm N] [--tpm N] [--budget USD] [--budget-period P]
+                       [--policy PROFILE]
   bulwark teams list | show ID | update ID [options]
   bulwark spend [--by key|team|model|day] [--since 2026-11-01|7d] [--until ...] [--format table|csv|json]
   bulwark audit verify [--expect-last-seq N]     exit 1 when the chain is broken
@@ -126,6 +127,7 @@ std::string options_json(Args& a, bool team) {
   number("tpm", "tpm");
   text("budget", "budget_usd");
   text("budget-period", "budget_period");
+  text("policy", "policy_profile");
   if (team) {
     text("id", "id");
   } else {
@@ -133,10 +135,21 @@ std::string options_json(Args& a, bool team) {
     text("models", "models");
     text("expires", "expires_at");
     number("max-parallel", "max_parallel");
-    text("policy", "policy_profile");
   }
   text("metadata", "metadata");
   return bj::serialize(o);
+}
+
+// A profile a key or team names must be configured (the admin API refuses unknown names
+// the same way): an unknown one would leave its requests to the next level's profile.
+bool profile_known(const Opened& opened, const std::string& body_json) {
+  const bj::object o = bj::parse(body_json).as_object();
+  const bj::value* p = o.if_contains("policy_profile");
+  if (p == nullptr || !p->is_string() || p->as_string().empty()) return true;
+  const std::string name(p->as_string());
+  if (opened.config->governance.policies.contains(name)) return true;
+  fail("--policy '" + name + "' is not a profile under governance.policies");
+  return false;
 }
 
 bool leftovers(const Args& a) {
@@ -162,7 +175,7 @@ int keys_command(Args& a) {
   };
   if (sub == "create") {
     const std::string body = options_json(a, false);
-    if (leftovers(a)) return 2;
+    if (leftovers(a) || !profile_known(*opened, body)) return 2;
     auto spec = pipeline::key_spec_from_json(body);
     if (!spec) return print_error(spec.error());
     auto created = keys.create(*spec);
@@ -203,7 +216,7 @@ int keys_command(Args& a) {
     auto id = need_id();
     if (!id) return 2;
     const std::string body = options_json(a, false);
-    if (leftovers(a)) return 2;
+    if (leftovers(a) || !profile_known(*opened, body)) return 2;
     auto change = pipeline::key_update_from_json(body);
     if (!change) return print_error(change.error());
     if (change->limits) {  // limits not named keep their stored values
@@ -249,7 +262,7 @@ int teams_command(Args& a) {
   auth::KeyService keys(*opened->store, SteadyClock::instance());
   if (sub == "create") {
     const std::string body = options_json(a, true);
-    if (leftovers(a)) return 2;
+    if (leftovers(a) || !profile_known(*opened, body)) return 2;
     auto spec = pipeline::team_spec_from_json(body);
     if (!spec) return print_error(spec.error());
     auto t = keys.create_team(*spec);
@@ -273,7 +286,7 @@ int teams_command(Args& a) {
       return 0;
     }
     bj::object given = bj::parse(options_json(a, true)).as_object();
-    if (leftovers(a)) return 2;
+    if (leftovers(a) || !profile_known(*opened, bj::serialize(given))) return 2;
     given["id"] = current->id;
     if (!given.contains("name")) given["name"] = current->name;
     auto spec = pipeline::team_spec_from_json(bj::serialize(given));
@@ -285,6 +298,7 @@ int teams_command(Args& a) {
     if (given.contains("budget_period")) merged.budget_period = spec->limits.budget_period;
     spec->limits = merged;
     if (!given.contains("metadata")) spec->metadata_json = current->metadata_json;
+    if (!given.contains("policy_profile")) spec->policy_profile = current->policy_profile;
     auto t = keys.update_team(current->id, *spec);
     if (!t) return print_error(t.error());
     std::printf("%s\n", pipeline::team_json(*t).c_str());

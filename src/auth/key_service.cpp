@@ -158,6 +158,7 @@ Result<storage::TeamRecord> KeyService::create_team(const TeamSpec& spec) {
   t.name = spec.name;
   t.limits = spec.limits;
   t.metadata_json = spec.metadata_json;
+  t.policy_profile = spec.policy_profile;
   t.created_at = t.updated_at = now();
   if (auto s = store_.upsert_team(t); !s) return std::unexpected(s.error());
   changed();
@@ -174,6 +175,7 @@ Result<storage::TeamRecord> KeyService::update_team(std::string_view id, const T
   }
   t->limits = spec.limits;
   t->metadata_json = spec.metadata_json;
+  t->policy_profile = spec.policy_profile;
   t->updated_at = now();
   if (auto s = store_.upsert_team(*t); !s) return std::unexpected(s.error());
   changed();

@@ -48,6 +48,7 @@ struct TeamSpec {
   std::string name;
   storage::Limits limits;
   std::string metadata_json = "{}";
+  std::string policy_profile;  // for the team's keys that name none; empty: none
 };
 
 class KeyService {

@@ -935,6 +935,11 @@ void read_model(Ctx& ctx, const std::string& name, const YAML::Node& node, Confi
           filter_refs.emplace_back(item, *s);
         }
   }
+  if (auto v = r.string("policy")) {
+    if (!v->empty() && !cfg.governance.policies.contains(*v))
+      ctx.error(r.get("policy"), "models." + name + ".policy '" + *v + "' is not in governance.policies");
+    m.policy = *v;
+  }
   m.timeouts = read_timeouts(ctx, r.get("timeouts"), "models." + name + ".timeouts");
   m.resilience = read_resilience(ctx, r.get("resilience"), "models." + name + ".resilience", cfg.resilience);
   if (routed) m.router = read_router(ctx, router, "models." + name + ".router");

@@ -231,6 +231,8 @@ struct Model {
   ResilienceSettings resilience;  // resolved: top-level `resilience:` <- the model's own
   std::optional<RouterSettings> router;  // a routed model: no targets, its tiers serve it
   LoadBalancing load_balancing;          // how the first target is chosen
+  // governance.policies profile for requests to this model whose key and team name none.
+  std::string policy;
 };
 
 struct Listen {

@@ -322,9 +322,9 @@ AdminReply teams_route(Governance& g, const AdminCall& call, std::string_view re
     if (!current) return error_reply(current.error());
     auto o = parse_object(call.body);
     if (!o) return error_reply(o.error());
-    constexpr std::string_view kFields[] = {"name", "rpm", "tpm", "budget_usd", "budget_period", "metadata"};
+    constexpr std::string_view kFields[] = {"name", "rpm", "tpm", "budget_usd", "budget_period", "metadata", "policy_profile"};
     if (auto ok = no_unknown(*o, kFields); !ok) return error_reply(ok.error());
-    auth::TeamSpec spec{current->id, current->name, current->limits, current->metadata_json};
+    auth::TeamSpec spec{current->id, current->name, current->limits, current->metadata_json, current->policy_profile};
     if (const bj::value* v = o->if_contains("name")) {
       auto s = string_of(*v, "name");
       if (!s) return error_reply(s.error());
@@ -335,6 +335,11 @@ AdminReply teams_route(Governance& g, const AdminCall& call, std::string_view re
       auto m = metadata_of(*v);
       if (!m) return error_reply(m.error());
       spec.metadata_json = *m;
+    }
+    if (const bj::value* v = o->if_contains("policy_profile")) {
+      auto s = string_of(*v, "policy_profile");
+      if (!s) return error_reply(s.error());
+      spec.policy_profile = *s;
     }
     auto t = keys.update_team(id, spec);
     if (!t) return error_reply(t.error());
@@ -415,6 +420,22 @@ bool is_governance_admin_path(std::string_view target) noexcept {
   return false;
 }
 
+namespace {
+// A profile a key or team names must be configured: an unknown name would leave its
+// requests to the next level's profile (team, model, default) without a word.
+std::optional<Error> unknown_profile(const Runtime& runtime, const AdminCall& call) {
+  if (call.method != "POST" && call.method != "PATCH") return std::nullopt;
+  boost::system::error_code ec;
+  const bj::value v = bj::parse(call.body, ec);
+  if (ec || !v.is_object()) return std::nullopt;  // the route answers that
+  const bj::value* p = v.as_object().if_contains("policy_profile");
+  if (p == nullptr || !p->is_string() || p->as_string().empty()) return std::nullopt;
+  const std::string_view name(p->as_string());
+  if (runtime.policy(name) != nullptr) return std::nullopt;
+  return bad("policy_profile '" + std::string(name) + "' is not a profile under governance.policies", "policy_profile");
+}
+}  // namespace
+
 AdminReply admin_governance(const Runtime& runtime, const AdminCall& call) {
   if (!admin_authorized(runtime, call.authorization))
     return error_reply(Error::client(ErrorKind::unauthenticated, "The admin API needs the master key as `Authorization: Bearer <key>`."));
@@ -427,6 +448,8 @@ AdminReply admin_governance(const Runtime& runtime, const AdminCall& call) {
     if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
     return rest;
   };
+  if (path.starts_with("/admin/keys") || path.starts_with("/admin/teams"))
+    if (auto e = unknown_profile(runtime, call)) return error_reply(*e);
   if (path.starts_with("/admin/keys")) return keys_route(*g, call, sub("/admin/keys"), query);
   if (path.starts_with("/admin/teams")) return teams_route(*g, call, sub("/admin/teams"));
   if (path == "/admin/spend") {
@@ -511,7 +534,7 @@ Result<auth::KeyUpdate> key_update_from_json(std::string_view body) {
 Result<auth::TeamSpec> team_spec_from_json(std::string_view body) {
   auto o = parse_object(body);
   if (!o) return std::unexpected(o.error());
-  constexpr std::string_view kFields[] = {"id", "name", "rpm", "tpm", "budget_usd", "budget_period", "metadata"};
+  constexpr std::string_view kFields[] = {"id", "name", "rpm", "tpm", "budget_usd", "budget_period", "metadata", "policy_profile"};
   if (auto ok = no_unknown(*o, kFields); !ok) return std::unexpected(ok.error());
   auth::TeamSpec spec;
   if (const bj::value* v = o->if_contains("id")) {
@@ -529,6 +552,11 @@ Result<auth::TeamSpec> team_spec_from_json(std::string_view body) {
     auto m = metadata_of(*v);
     if (!m) return std::unexpected(m.error());
     spec.metadata_json = *m;
+  }
+  if (const bj::value* v = o->if_contains("policy_profile")) {
+    auto s = string_of(*v, "policy_profile");
+    if (!s) return std::unexpected(s.error());
+    spec.policy_profile = *s;
   }
   return spec;
 }
@@ -572,6 +600,7 @@ std::string team_json(const storage::TeamRecord& t) {
   const bj::value limits = limits_value(t.limits);
   for (const auto& kv : limits.as_object()) o[kv.key()] = kv.value();
   o["metadata"] = metadata_value(t.metadata_json);
+  o["policy_profile"] = t.policy_profile;
   o["created_at"] = rfc3339(t.created_at);
   o["updated_at"] = rfc3339(t.updated_at);
   return bj::serialize(o);

@@ -390,15 +390,6 @@ Status authenticate(Request& r) {
       }
     }
   }
-  // The key's policy profile, else the configured default.
-  if (r.caller.key && !r.caller.key->key.policy_profile.empty()) {
-    r.caller.policy = r.runtime->policy(r.caller.key->key.policy_profile);
-    if (!r.caller.policy)
-      log::warn("policy_profile_unknown", {{"request_id", r.in.request_id},
-                                           {"key_id", r.caller.key->key.id},
-                                           {"profile", r.caller.key->key.policy_profile}});
-  }
-  if (!r.caller.policy) r.caller.policy = r.runtime->default_policy();
   return {};
 }
 
@@ -472,6 +463,7 @@ Status route_request(Request& r, Worker& w) {
   };
   for (std::size_t t : rp->policy.failover_tiers(d))
     if (rp->tiers[t]) append(*rp->tiers[t]);
+  plan.profile = rp->profile;  // the routed model's, not the tier's
   r.routed = std::move(plan);
   r.route = &*r.routed;
   r.route_header = std::move(d.header);
@@ -557,8 +549,30 @@ bool guards_output(const policy::PolicyProfile* p) {
   return p && (p->enabled_pii() != 0 || !p->spec().deny.empty());
 }
 
+// The request's policy profile: its key's, else its team's, else the requested model's
+// (models.X.policy), else governance.default_policy. The most specific level that names a
+// profile decides; profiles are not combined. A name no longer configured (a key made
+// before a reload removed its profile) is logged and passed over.
+const policy::PolicyProfile* choose_policy(const Request& r) {
+  const auto named = [&r](const std::string& name, std::string_view level) -> const policy::PolicyProfile* {
+    if (name.empty()) return nullptr;
+    const policy::PolicyProfile* p = r.runtime->policy(name);
+    if (!p)
+      log::warn("policy_profile_unknown", {{"request_id", r.in.request_id}, {"level", level}, {"profile", name}});
+    return p;
+  };
+  const policy::PolicyProfile* p = nullptr;
+  if (r.caller.key) {
+    p = named(r.caller.key->key.policy_profile, "key");
+    if (!p && r.caller.key->team) p = named(r.caller.key->team->policy_profile, "team");
+  }
+  if (!p && r.route) p = r.route->profile;
+  return p ? p : r.runtime->default_policy();
+}
+
 // 5. guard: the policy on the prompt. A redaction rewrites the body sent upstream.
 Status guard_input(Request& r) {
+  r.caller.policy = choose_policy(r);
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!profile) return {};
   policy::RequestFacts facts{r.chat.model, static_cast<std::uint64_t>(estimate_input_tokens(r)), {}};

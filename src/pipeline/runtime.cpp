@@ -149,7 +149,7 @@ Result<std::shared_ptr<const Runtime>> Runtime::build(std::shared_ptr<const conf
     if (m.router) {  // routed: its tiers are ordinary models; see below
       auto policy = router::RoutingPolicy::build(m);
       if (!policy) return std::unexpected(policy.error());
-      rt->routers_.emplace(m.name, RouterPlan{&m, std::move(*policy), {}});
+      rt->routers_.emplace(m.name, RouterPlan{&m, std::move(*policy), {}, rt->policy(m.policy)});
       if (!first) models += ',';
       first = false;
       models += "{\"id\":";
@@ -158,6 +158,7 @@ Result<std::shared_ptr<const Runtime>> Runtime::build(std::shared_ptr<const conf
       continue;
     }
     RoutePlan route;
+    route.profile = rt->policy(m.policy);
     route.timeouts = cfg.timeouts.with(m.timeouts);
     route.retry = retry_policy(m.resilience.retry);
     // Depth-first over fallbacks, each model once: A -> [B, C], B -> [D] gives A, B, D, C.

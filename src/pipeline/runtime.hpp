@@ -51,6 +51,9 @@ struct RoutePlan {
   // The dearest price of any target in the chain, per rate: what a budget reserves
   // against, since any of them may end up answering.
   accounting::ModelPrice dearest;
+  // The requested model's policy profile (models.X.policy), for callers whose key and team
+  // name none; null when it names none.
+  const policy::PolicyProfile* profile = nullptr;
 };
 
 // A routed model (`router:` in config): its policy and, per tier, that tier's own plan.
@@ -58,6 +61,7 @@ struct RouterPlan {
   const config::Model* model;
   router::RoutingPolicy policy;
   std::vector<const RoutePlan*> tiers;  // by tier index
+  const policy::PolicyProfile* profile = nullptr;  // as RoutePlan::profile, of the routed model
 };
 
 class Runtime {

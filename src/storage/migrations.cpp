@@ -88,9 +88,15 @@ constexpr std::string_view kV2 = R"sql(
 ALTER TABLE spend ADD COLUMN overhead TEXT NOT NULL DEFAULT '';
 )sql";
 
+// A team's policy profile: its keys that name none use it ('' : none).
+constexpr std::string_view kV3 = R"sql(
+ALTER TABLE teams ADD COLUMN policy_profile TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr std::array kBuiltin{
     Migration{1, "governance tables", kV1},
     Migration{2, "spend overhead column", kV2},
+    Migration{3, "team policy profile", kV3},
 };
 
 Error db_error(sqlite3* db, std::string_view what) {

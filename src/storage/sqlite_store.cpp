@@ -100,13 +100,14 @@ constexpr char kBumpVersion[] = "UPDATE meta SET value = value + 1 WHERE name = 
 constexpr char kKeysVersion[] = "SELECT value FROM meta WHERE name = 'keys_version'";
 constexpr char kUpsertTeam[] =
     "INSERT INTO teams(id, name, rpm, tpm, budget_nano_usd, budget_period, metadata, created_at, "
-    "updated_at) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET name=excluded.name, "
-    "rpm=excluded.rpm, tpm=excluded.tpm, budget_nano_usd=excluded.budget_nano_usd, "
-    "budget_period=excluded.budget_period, metadata=excluded.metadata, "
-    "updated_at=excluded.updated_at";
+    "updated_at, policy_profile) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+    "name=excluded.name, rpm=excluded.rpm, tpm=excluded.tpm, "
+    "budget_nano_usd=excluded.budget_nano_usd, budget_period=excluded.budget_period, "
+    "metadata=excluded.metadata, updated_at=excluded.updated_at, "
+    "policy_profile=excluded.policy_profile";
 constexpr char kTeamColumns[] =
-    "SELECT id, name, rpm, tpm, budget_nano_usd, budget_period, metadata, created_at, updated_at "
-    "FROM teams";
+    "SELECT id, name, rpm, tpm, budget_nano_usd, budget_period, metadata, created_at, updated_at, "
+    "policy_profile FROM teams";
 const std::string kSelectTeam = std::string(kTeamColumns) + " WHERE id = ?";
 const std::string kSelectTeams = std::string(kTeamColumns) + " ORDER BY id";
 // Batch inserts: many rows per statement cut the per-statement work (step, reset, the
@@ -377,6 +378,7 @@ TeamRecord read_team(const auto& st) {
   t.metadata_json = st.col_text(6);
   t.created_at = st.col_i64(7);
   t.updated_at = st.col_i64(8);
+  t.policy_profile = st.col_text(9);
   return t;
 }
 
@@ -445,6 +447,7 @@ Status SqliteStore::upsert_team(const TeamRecord& t) {
     st.text(7, t.metadata_json);
     st.i64(8, t.created_at);
     st.i64(9, t.updated_at);
+    st.text(10, t.policy_profile);
     if (st.step() != SQLITE_DONE) return std::unexpected(error("writing team"));
     return bump_keys_version();
   });

@@ -60,6 +60,7 @@ struct TeamRecord {
   std::string name;
   Limits limits;
   std::string metadata_json = "{}";
+  std::string policy_profile;  // for its keys that name none; empty: none
   UnixMillis created_at = 0;
   UnixMillis updated_at = 0;
 };

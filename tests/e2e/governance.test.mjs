@@ -31,6 +31,8 @@ const GOVERNANCE = `governance:
       pii: {email: redact, card: block}
     no-w7:
       deny: [{id: no-w7, pattern: "w7 ", action: block}]
+    email-only:
+      pii: {email: redact}
 admin:
   master_key: ${MASTER}
 `;
@@ -70,7 +72,9 @@ describe('governance', () => {
   let mock, gw, config;
   before(async () => {
     mock = await h.startMock();
-    config = h.writeConfig(h.gatewayConfig(mock.port, { governance: GOVERNANCE }));
+    // `guarded` carries a model-level policy profile.
+    const models = '  guarded:\n    policy: strict\n    targets:\n      - provider: mock\n        model: mock-fast\n';
+    config = h.writeConfig(h.gatewayConfig(mock.port, { governance: GOVERNANCE, models }));
     writeFileSync(path.join(path.dirname(config), 'prices.yaml'), PRICES);
     gw = await h.startGateway(config);
   });
@@ -200,6 +204,37 @@ describe('governance', () => {
     assert.ok(record, 'the request is in the audit log');
     assert.ok(!JSON.stringify(record).includes('bob.smith@example.com'));
     assert.match(JSON.stringify(record), /REDACTED:EMAIL/);
+  });
+
+  it('chooses the policy profile by key, then team, then model', async () => {
+    const card = (client, model = 'gpt-4o-mini') =>
+      client.chat.completions.create({ model, max_tokens: 8, messages: [{ role: 'user', content: 'my card is 4111 1111 1111 1111' }] });
+    const blocked = (e) => e.status === 403 && e.code === 'policy_violation' && /policy 'strict'/.test(e.message);
+    // A team's profile holds for its keys that name none.
+    const team = await admin(gw, 'POST', '/admin/teams', { name: 'careful', policy_profile: 'strict' });
+    assert.equal(team.status, 201, JSON.stringify(team.json));
+    assert.equal(team.json.policy_profile, 'strict');
+    const member = await admin(gw, 'POST', '/admin/keys', { name: 'member', team_id: team.json.id });
+    await assert.rejects(card(sdk(gw, member.json.secret)), blocked);
+    // A key's own profile comes first: email-only has no card rule.
+    const own = await admin(gw, 'POST', '/admin/keys', { name: 'own', team_id: team.json.id, policy_profile: 'email-only' });
+    const answered = await card(sdk(gw, own.json.secret));
+    assert.ok(answered.choices[0].message.content.length > 0);
+    // Without either, the requested model's profile: `guarded` has one, gpt-4o-mini none.
+    const loose = await admin(gw, 'POST', '/admin/keys', { name: 'loose' });
+    await assert.rejects(card(sdk(gw, loose.json.secret), 'guarded'), blocked);
+    assert.ok((await card(sdk(gw, loose.json.secret))).choices[0].message.content.length > 0);
+    // The team's profile can be changed and cleared; a name no profile has is refused.
+    const unknown = await admin(gw, 'PATCH', `/admin/teams/${team.json.id}`, { policy_profile: 'nope' });
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.json.error.message, /policy_profile 'nope'/);
+    const badKey = await admin(gw, 'POST', '/admin/keys', { name: 'typo', policy_profile: 'strikt' });
+    assert.equal(badKey.status, 400);
+    const cleared = await admin(gw, 'PATCH', `/admin/teams/${team.json.id}`, { policy_profile: '' });
+    assert.equal(cleared.status, 200);
+    assert.equal(cleared.json.policy_profile, '');
+    await h.sleep(400);  // key_refresh: 200ms
+    assert.ok((await card(sdk(gw, member.json.secret))).choices[0].message.content.length > 0);
   });
 
   it('applies output rules to answers, streamed or not', async () => {

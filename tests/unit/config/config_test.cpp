@@ -200,6 +200,21 @@ TEST(Config, PolicyUninspectableDocuments) {
   }
 }
 
+TEST(Config, ModelPolicyNamesAConfiguredProfile) {
+  const std::string providers = "providers: {p: {kind: openai, base_url: \"http://h\"}}\n";
+  const std::string governance = "governance:\n  policies:\n    strict: {pii: {email: redact}}\n";
+  auto r = cfg::load_string(providers + governance +
+                                "models:\n  ext: {policy: strict, targets: [{provider: p, model: x}]}\n"
+                                "  local: {targets: [{provider: p, model: y}]}\n",
+                            env({}));
+  ASSERT_TRUE(r.has_value()) << r.error().front().message;
+  EXPECT_EQ((*r)->find_model("ext")->policy, "strict");
+  EXPECT_EQ((*r)->find_model("local")->policy, "");
+  auto bad = cfg::load_string(providers + governance + "models:\n  ext: {policy: lax, targets: [{provider: p, model: x}]}\n", env({}));
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(find_error(bad.error(), "models.ext.policy 'lax' is not in governance.policies"), nullptr);
+}
+
 TEST(Config, SecretsDoNotAppearInErrors) {
   auto r = cfg::load_string("providers:\n  p:\n    kind: openai\n    base_url: http://h\n    api_key: sk-live-SECRET\n    verify_tls: maybe\nmodels:\n  m: {targets: [{provider: p, model: x}]}\n",
                             env({}));

@@ -106,6 +106,26 @@ TEST(Migrations, V2KeepsOldSpendAsTheCallersOwn) {
   EXPECT_EQ((*rows)[0].overhead_nano_usd, 0);
 }
 
+// A database from before team policy profiles (schema v2): its teams upgrade to none.
+TEST(Migrations, V3GivesOldTeamsNoPolicyProfile) {
+  TempDir dir;
+  {
+    auto s = SqliteStore::open({.path = dir / "gov.db", .migrations = builtin_migrations().first(2)});
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ((*s)->schema_version(), 2);
+  }
+  query(dir / "gov.db",
+        "INSERT INTO teams(id, name, rpm, tpm, budget_nano_usd, budget_period, metadata, created_at, updated_at) "
+        "VALUES('t1','One',0,0,NULL,'month','{}',1,1)");
+  auto s = SqliteStore::open({.path = dir / "gov.db"});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_GE((*s)->schema_version(), 3);
+  auto t = (*s)->get_team("t1");
+  ASSERT_TRUE(t && *t);
+  EXPECT_EQ((**t).name, "One");
+  EXPECT_EQ((**t).policy_profile, "");
+}
+
 constexpr std::array kStepOne{Migration{1, "a", "CREATE TABLE a(x INTEGER)"}};
 constexpr std::array kStepTwo{Migration{1, "a", "CREATE TABLE a(x INTEGER)"},
                               Migration{2, "b", "CREATE TABLE b(y INTEGER); INSERT INTO a VALUES(7)"}};

@@ -145,6 +145,10 @@ TEST_F(SqliteStoreTest, ListsKeysByTeamAndTeams) {
   auto teams = store_->list_teams();
   ASSERT_EQ(teams->size(), 1u);
   EXPECT_EQ((*teams)[0].name, "Uno");
+  EXPECT_EQ((*teams)[0].policy_profile, "");
+  t.policy_profile = "strict";
+  ASSERT_TRUE(store_->upsert_team(t));
+  EXPECT_EQ((*store_->get_team("t1"))->policy_profile, "strict");
   EXPECT_EQ((*teams)[0].limits.budget_nano_usd, 10);
   EXPECT_EQ((*teams)[0].limits.budget_period, BudgetPeriod::day);
 }
