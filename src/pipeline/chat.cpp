@@ -9,7 +9,8 @@
 //   4. admit         the key's model allow-list, parallel-request cap, requests and tokens
 //                    per minute (key and team), then a budget reservation of the request's
 //                    maximum cost, so concurrent requests cannot overrun a budget
-//   5. guard         the key's policy profile on the prompt: PII redaction, deny rules,
+//   5. guard         the policy profile (key's, else team's, else the model's, else the
+//                    default) on the prompt and its documents: PII redaction, deny rules,
 //                    size caps; a block ends the request, a redaction rewrites the body
 //   6. pick upstream order the model's targets (weighted), then its fallbacks' targets
 //   7. send          one attempt: connection from the worker's pool, request, response head.
