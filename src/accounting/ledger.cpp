@@ -57,6 +57,7 @@ class Line : detail::RawAppender {
   void field(std::string_view v) {
     room(2 * v.size() + 1);  // every byte escaped, at worst
     *p_++ = '\t';
+    if (v.empty()) return;  // a default view's data() is null: no memcpy from it
     // Copy runs between special characters in one go; most fields have none.
     std::size_t run = 0;
     for (std::size_t i = 0; i < v.size(); ++i) {

@@ -36,6 +36,7 @@ class RawAppender {
     *p_++ = c;
   }
   void put(std::string_view v) {
+    if (v.empty()) return;  // a default view's data() is null: no memcpy from it
     room(v.size());
     std::memcpy(p_, v.data(), v.size());
     p_ += v.size();
