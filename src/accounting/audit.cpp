@@ -76,7 +76,8 @@ std::string AuditTrail::canonical(std::int64_t seq, storage::UnixMillis time, co
     if (r.prompt) r.prompt = prompt = content(*r.prompt);
     if (r.completion) r.completion = completion = content(*r.completion);
   }
-  std::string body = "{\"seq\":" + std::to_string(seq);
+  std::string body;
+  start_audit_body(body, seq);
   write_audit_tail(body, r);
   return body;
 }

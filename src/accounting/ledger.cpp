@@ -162,10 +162,18 @@ bool to_i64(std::string_view s, std::int64_t& v) {
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
 }
 
-bool decode_spend(std::string_view& rest, storage::SpendEntry& e) {
+bool to_flag(std::string_view s, bool& v) {
+  if (s != "0" && s != "1") return false;
+  v = s == "1";
+  return true;
+}
+
+// The 14 fields of a spend entry, S1's and R3's alike; entry_id may be empty (an R3 line's
+// refusal has none).
+bool decode_spend_fields(std::string_view& rest, storage::SpendEntry& e) {
   std::string_view f[14];
   if (!next_fields(rest, f)) return false;
-  std::int64_t est = 0, status = 0;
+  std::int64_t status = 0;
   unescape(f[0], e.entry_id);
   unescape(f[1], e.request_id);
   unescape(f[3], e.key_id);
@@ -174,11 +182,14 @@ bool decode_spend(std::string_view& rest, storage::SpendEntry& e) {
   unescape(f[6], e.target);
   const bool ok = to_i64(f[2], e.time) && to_i64(f[7], e.input_tokens) && to_i64(f[8], e.output_tokens) &&
                   to_i64(f[9], e.cached_input_tokens) && to_i64(f[10], e.cache_write_tokens) &&
-                  to_i64(f[11], e.cost_nano_usd) && to_i64(f[12], est) && to_i64(f[13], status);
-  e.estimated = est != 0;
+                  to_i64(f[11], e.cost_nano_usd) && to_flag(f[12], e.estimated) && to_i64(f[13], status);
   e.status = static_cast<int>(status);
   e.overhead.clear();  // the slot is reused: only S2 sets it
-  return ok && !e.entry_id.empty();
+  return ok;
+}
+
+bool decode_spend(std::string_view& rest, storage::SpendEntry& e) {
+  return decode_spend_fields(rest, e) && !e.entry_id.empty();
 }
 
 template <class T>
@@ -206,37 +217,36 @@ class FieldTexts {
   std::size_t used_ = 0;
 };
 
-bool to_flag(std::string_view s, bool& v) {
-  if (s != "0" && s != "1") return false;
-  v = s == "1";
-  return true;
-}
-
 // An R3 line after its tag: the request's fields back into a RequestRecord, then the
 // caller's spend entry (when billed) and the audit row with its canonical body.
 bool decode_request(std::string_view rest, Ledger::Batch& b) {
   thread_local FieldTexts text;
   thread_local std::vector<AttemptView> attempts;
   thread_local std::vector<std::string> policy;
+  thread_local storage::SpendEntry unbilled;  // a refusal's fields: no spend row
   text.reset();
   RequestRecord r;
-  std::int64_t seq = 0, status = 0, n = 0;
-  std::string_view f[18];
-  if (!next_fields(rest, f)) return false;
-  if (!to_i64(f[0], seq) || !to_flag(f[1], r.billed) || !to_i64(f[4], r.time) || !to_i64(f[9], r.tokens.input_tokens) ||
-      !to_i64(f[10], r.tokens.output_tokens) || !to_i64(f[11], r.tokens.cached_input_tokens) ||
-      !to_i64(f[12], r.tokens.cache_write_tokens) || !to_i64(f[13], r.cost_nano_usd) || !to_flag(f[14], r.estimated) ||
-      !to_i64(f[15], status) || !to_i64(f[16], r.latency_ms))
-    return false;
-  r.status = static_cast<int>(status);
-  r.entry_id = text(f[2]);
-  r.request_id = text(f[3]);
-  r.key_id = text(f[5]);
-  r.team_id = text(f[6]);
-  r.model = text(f[7]);
-  r.target = text(f[8]);
-  r.error = text(f[17]);
-  if (r.billed == r.entry_id.empty()) return false;  // a billed record names its entry, no other does
+  std::int64_t seq = 0, n = 0;
+  std::string_view head[2];
+  if (!next_fields(rest, head) || !to_i64(head[0], seq) || !to_flag(head[1], r.billed)) return false;
+  // The spend fields go straight into the batch's next spend row when billed (counted
+  // only once the whole line has decoded); the record's views point into that entry.
+  storage::SpendEntry& e = r.billed ? slot(b.spend, b.spend_n) : unbilled;
+  if (!decode_spend_fields(rest, e)) return false;
+  if (r.billed == e.entry_id.empty()) return false;  // a billed record names its entry, no other does
+  r.request_id = e.request_id;
+  r.time = e.time;
+  r.key_id = e.key_id;
+  r.team_id = e.team_id;
+  r.model = e.model;
+  r.target = e.target;
+  r.tokens = Usage{e.input_tokens, e.output_tokens, e.cached_input_tokens, e.cache_write_tokens};
+  r.cost_nano_usd = e.cost_nano_usd;
+  r.estimated = e.estimated;
+  r.status = e.status;
+  std::string_view tail[2];
+  if (!next_fields(rest, tail) || !to_i64(tail[0], r.latency_ms)) return false;
+  r.error = text(tail[1]);
   // A count larger than the fields left is a corrupt line, not an allocation to make.
   const auto count = [&](std::size_t fields_each) {
     return rest.data() != nullptr && to_i64(next_field(rest), n) && n >= 0 &&
@@ -272,36 +282,14 @@ bool decode_request(std::string_view rest, Ledger::Batch& b) {
     if (has_completion) r.completion = text(cf[3]);
   }
   if (rest.data() != nullptr) return false;  // fields left over: not a line this version wrote
-  if (r.billed) {
-    storage::SpendEntry& e = slot(b.spend, b.spend_n);
-    e.entry_id.assign(r.entry_id);
-    e.request_id.assign(r.request_id);
-    e.time = r.time;
-    e.key_id.assign(r.key_id);
-    e.team_id.assign(r.team_id);
-    e.model.assign(r.model);
-    e.target.assign(r.target);
-    e.input_tokens = r.tokens.input_tokens;
-    e.output_tokens = r.tokens.output_tokens;
-    e.cached_input_tokens = r.tokens.cached_input_tokens;
-    e.cache_write_tokens = r.tokens.cache_write_tokens;
-    e.cost_nano_usd = r.cost_nano_usd;
-    e.estimated = r.estimated;
-    e.status = r.status;
-    e.overhead.clear();
-    ++b.spend_n;
-  }
+  if (r.billed) ++b.spend_n;
   storage::AuditRow& row = slot(b.audit, b.audit_n);
   row.seq = seq;
   row.time = r.time;
   row.request_id.assign(r.request_id);
   row.key_id.assign(r.key_id);
   row.team_id.assign(r.team_id);
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, seq);
-  (void)ec;
-  row.body.assign("{\"seq\":");
-  row.body.append(buf, end);
+  start_audit_body(row.body, seq);
   write_audit_tail(row.body, r);
   row.prev_hash.clear();
   row.hash.clear();
@@ -339,11 +327,7 @@ bool decode_line(std::string_view line, Ledger::Batch& b) {
     unescape(f[2], r.key_id);
     unescape(f[3], r.team_id);
     // The body as hashed: {"seq":N followed by the tail.
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, r.seq);
-    (void)ec;
-    r.body.assign("{\"seq\":");
-    r.body.append(buf, end);
+    start_audit_body(r.body, r.seq);
     r.body.append(rest);
     r.prev_hash.clear();
     r.hash.clear();

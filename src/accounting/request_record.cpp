@@ -134,6 +134,14 @@ class JsonOut : detail::RawAppender {
 
 }  // namespace
 
+void start_audit_body(std::string& out, std::int64_t seq) {
+  char buf[24];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, seq);
+  (void)ec;
+  out.assign("{\"seq\":");
+  out.append(buf, end);
+}
+
 void write_audit_tail(std::string& out, const RequestRecord& r) {
   JsonOut j(out, /*first=*/false);  // continues {"seq":N
   j.field("time", r.time);

@@ -57,6 +57,9 @@ struct RequestRecord {
   std::string_view entry_id;
 };
 
+// Sets out to the start of a canonical audit body, `{"seq":N`; the tail continues it.
+void start_audit_body(std::string& out, std::int64_t seq);
+
 // The canonical audit body after `{"seq":N`: JSON with a fixed key order and no
 // whitespace, every control character escaped, bytes that are not UTF-8 replaced by
 // U+FFFD (so the body parses back and holds no raw newline). Appends to out.
