@@ -66,37 +66,36 @@ void trim(std::string& s) {
 }
 }  // namespace
 
-std::string AuditTrail::canonical(std::int64_t seq, storage::UnixMillis time, const AuditEvent& e) const {
-  std::vector<AttemptView> attempts;
-  RequestRecord r = e.view(attempts, time);
-  r.time = time;
-  std::string prompt, completion;
-  r.content = options_.content;
-  if (r.content != ContentMode::off) {
-    if (r.prompt) r.prompt = prompt = content(*r.prompt);
-    if (r.completion) r.completion = completion = content(*r.completion);
-  }
-  std::string body;
-  start_audit_body(body, seq);
-  write_audit_tail(body, r);
-  return body;
-}
-
-Result<std::int64_t> AuditTrail::append(const RequestRecord& record) {
+RequestRecord AuditTrail::with_content(const RequestRecord& record, std::string& prompt,
+                                       std::string& completion) const {
   RequestRecord r = record;  // views: a copy costs nothing
   r.content = options_.content;
   if (r.content == ContentMode::off) {
     r.prompt.reset();
     r.completion.reset();
+  } else if (r.content != ContentMode::full) {
+    if (r.prompt) r.prompt = prompt = content(*r.prompt);
+    if (r.completion) r.completion = completion = content(*r.completion);
   }
-  if (r.content == ContentMode::off || r.content == ContentMode::full || (!r.prompt && !r.completion))
-    return ledger_.record_request(r);
+  return r;
+}
+
+std::string AuditTrail::canonical(std::int64_t seq, storage::UnixMillis time, const AuditEvent& e) const {
+  std::vector<AttemptView> attempts;
+  RequestRecord r = e.view(attempts, time);
+  r.time = time;
+  std::string prompt, completion;
+  std::string body;
+  start_audit_body(body, seq);
+  write_audit_tail(body, with_content(r, prompt, completion));
+  return body;
+}
+
+Result<std::int64_t> AuditTrail::append(const RequestRecord& record) {
   // Hashed or redacted here, on the request's thread: the raw text must not reach the
   // journal's file unless the mode keeps it whole.
   thread_local std::string prompt, completion;
-  if (r.prompt) r.prompt = prompt = content(*r.prompt);
-  if (r.completion) r.completion = completion = content(*r.completion);
-  auto seq = ledger_.record_request(r);
+  auto seq = ledger_.record_request(with_content(record, prompt, completion));
   trim(prompt);
   trim(completion);
   return seq;

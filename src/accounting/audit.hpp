@@ -109,6 +109,10 @@ class AuditTrail {
   AuditTrail(Ledger& ledger, const Clock& clock, AuditOptions options)
       : ledger_(ledger), clock_(clock), options_(std::move(options)) {}
   std::string content(std::string_view text) const;
+  // The record as the configured ContentMode keeps it: content dropped (off), kept whole
+  // (full), or hashed or redacted into `prompt` and `completion`, which the result's views
+  // then point into.
+  RequestRecord with_content(const RequestRecord& record, std::string& prompt, std::string& completion) const;
 
   Ledger& ledger_;
   const Clock& clock_;
