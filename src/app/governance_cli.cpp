@@ -140,16 +140,12 @@ std::string options_json(Args& a, bool team) {
   return bj::serialize(o);
 }
 
-// A profile a key or team names must be configured (the admin API refuses unknown names
-// the same way): an unknown one would leave its requests to the next level's profile.
+// A profile a key or team names must be configured, as the admin API checks it.
 bool profile_known(const Opened& opened, const std::string& body_json) {
-  const bj::object o = bj::parse(body_json).as_object();
-  const bj::value* p = o.if_contains("policy_profile");
-  if (p == nullptr || !p->is_string() || p->as_string().empty()) return true;
-  const std::string name(p->as_string());
-  if (opened.config->governance.policies.contains(name)) return true;
-  fail("--policy '" + name + "' is not a profile under governance.policies");
-  return false;
+  const auto& policies = opened.config->governance.policies;
+  const auto e = pipeline::unknown_policy_profile(body_json, [&](std::string_view name) { return policies.contains(std::string(name)); });
+  if (e) fail(e->message);
+  return !e;
 }
 
 bool leftovers(const Args& a) {
@@ -287,18 +283,9 @@ int teams_command(Args& a) {
     }
     bj::object given = bj::parse(options_json(a, true)).as_object();
     if (leftovers(a) || !profile_known(*opened, bj::serialize(given))) return 2;
-    given["id"] = current->id;
-    if (!given.contains("name")) given["name"] = current->name;
-    auto spec = pipeline::team_spec_from_json(bj::serialize(given));
+    given.erase("id");  // the team is the one named by ID; --id names only a new team
+    auto spec = pipeline::team_update_from_json(bj::serialize(given), *current);
     if (!spec) return print_error(spec.error());
-    storage::Limits merged = current->limits;
-    if (given.contains("rpm")) merged.rpm = spec->limits.rpm;
-    if (given.contains("tpm")) merged.tpm = spec->limits.tpm;
-    if (given.contains("budget_usd")) merged.budget_nano_usd = spec->limits.budget_nano_usd;
-    if (given.contains("budget_period")) merged.budget_period = spec->limits.budget_period;
-    spec->limits = merged;
-    if (!given.contains("metadata")) spec->metadata_json = current->metadata_json;
-    if (!given.contains("policy_profile")) spec->policy_profile = current->policy_profile;
     auto t = keys.update_team(current->id, *spec);
     if (!t) return print_error(t.error());
     std::printf("%s\n", pipeline::team_json(*t).c_str());

@@ -147,6 +147,28 @@ Result<bool> read_limits(const bj::object& o, storage::Limits& l) {
   return touched;
 }
 
+// Overlays the team fields the object names onto spec: name, limits, metadata, policy
+// profile; those it does not name keep their values.
+Status read_team_fields(const bj::object& o, auth::TeamSpec& spec) {
+  if (const bj::value* v = o.if_contains("name")) {
+    auto s = string_of(*v, "name");
+    if (!s) return std::unexpected(s.error());
+    spec.name = *s;
+  }
+  if (auto l = read_limits(o, spec.limits); !l) return std::unexpected(l.error());
+  if (const bj::value* v = o.if_contains("metadata")) {
+    auto m = metadata_of(*v);
+    if (!m) return std::unexpected(m.error());
+    spec.metadata_json = *m;
+  }
+  if (const bj::value* v = o.if_contains("policy_profile")) {
+    auto s = string_of(*v, "policy_profile");
+    if (!s) return std::unexpected(s.error());
+    spec.policy_profile = *s;
+  }
+  return {};
+}
+
 Status no_unknown(const bj::object& o, std::span<const std::string_view> known) {
   for (const auto& kv : o) {
     bool ok = false;
@@ -320,28 +342,9 @@ AdminReply teams_route(Governance& g, const AdminCall& call, std::string_view re
   if (call.method == "PATCH") {
     auto current = keys.show_team(id);
     if (!current) return error_reply(current.error());
-    auto o = parse_object(call.body);
-    if (!o) return error_reply(o.error());
-    constexpr std::string_view kFields[] = {"name", "rpm", "tpm", "budget_usd", "budget_period", "metadata", "policy_profile"};
-    if (auto ok = no_unknown(*o, kFields); !ok) return error_reply(ok.error());
-    auth::TeamSpec spec{current->id, current->name, current->limits, current->metadata_json, current->policy_profile};
-    if (const bj::value* v = o->if_contains("name")) {
-      auto s = string_of(*v, "name");
-      if (!s) return error_reply(s.error());
-      spec.name = *s;
-    }
-    if (auto l = read_limits(*o, spec.limits); !l) return error_reply(l.error());
-    if (const bj::value* v = o->if_contains("metadata")) {
-      auto m = metadata_of(*v);
-      if (!m) return error_reply(m.error());
-      spec.metadata_json = *m;
-    }
-    if (const bj::value* v = o->if_contains("policy_profile")) {
-      auto s = string_of(*v, "policy_profile");
-      if (!s) return error_reply(s.error());
-      spec.policy_profile = *s;
-    }
-    auto t = keys.update_team(id, spec);
+    auto spec = team_update_from_json(call.body, *current);
+    if (!spec) return error_reply(spec.error());
+    auto t = keys.update_team(id, *spec);
     if (!t) return error_reply(t.error());
     log::info("admin_team_updated", {{"team_id", t->id}});
     return reply(200, team_json(*t));
@@ -420,22 +423,6 @@ bool is_governance_admin_path(std::string_view target) noexcept {
   return false;
 }
 
-namespace {
-// A profile a key or team names must be configured: an unknown name would leave its
-// requests to the next level's profile (team, model, default) without a word.
-std::optional<Error> unknown_profile(const Runtime& runtime, const AdminCall& call) {
-  if (call.method != "POST" && call.method != "PATCH") return std::nullopt;
-  boost::system::error_code ec;
-  const bj::value v = bj::parse(call.body, ec);
-  if (ec || !v.is_object()) return std::nullopt;  // the route answers that
-  const bj::value* p = v.as_object().if_contains("policy_profile");
-  if (p == nullptr || !p->is_string() || p->as_string().empty()) return std::nullopt;
-  const std::string_view name(p->as_string());
-  if (runtime.policy(name) != nullptr) return std::nullopt;
-  return bad("policy_profile '" + std::string(name) + "' is not a profile under governance.policies", "policy_profile");
-}
-}  // namespace
-
 AdminReply admin_governance(const Runtime& runtime, const AdminCall& call) {
   if (!admin_authorized(runtime, call.authorization))
     return error_reply(Error::client(ErrorKind::unauthenticated, "The admin API needs the master key as `Authorization: Bearer <key>`."));
@@ -448,8 +435,9 @@ AdminReply admin_governance(const Runtime& runtime, const AdminCall& call) {
     if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
     return rest;
   };
-  if (path.starts_with("/admin/keys") || path.starts_with("/admin/teams"))
-    if (auto e = unknown_profile(runtime, call)) return error_reply(*e);
+  if ((path.starts_with("/admin/keys") || path.starts_with("/admin/teams")) && (call.method == "POST" || call.method == "PATCH"))
+    if (auto e = unknown_policy_profile(call.body, [&runtime](std::string_view name) { return runtime.policy(name) != nullptr; }))
+      return error_reply(*e);
   if (path.starts_with("/admin/keys")) return keys_route(*g, call, sub("/admin/keys"), query);
   if (path.starts_with("/admin/teams")) return teams_route(*g, call, sub("/admin/teams"));
   if (path == "/admin/spend") {
@@ -542,23 +530,30 @@ Result<auth::TeamSpec> team_spec_from_json(std::string_view body) {
     if (!s) return std::unexpected(s.error());
     spec.id = *s;
   }
-  const bj::value* name = o->if_contains("name");
-  if (!name) return std::unexpected(bad("name is required", "name"));
-  auto n = string_of(*name, "name");
-  if (!n) return std::unexpected(n.error());
-  spec.name = *n;
-  if (auto l = read_limits(*o, spec.limits); !l) return std::unexpected(l.error());
-  if (const bj::value* v = o->if_contains("metadata")) {
-    auto m = metadata_of(*v);
-    if (!m) return std::unexpected(m.error());
-    spec.metadata_json = *m;
-  }
-  if (const bj::value* v = o->if_contains("policy_profile")) {
-    auto s = string_of(*v, "policy_profile");
-    if (!s) return std::unexpected(s.error());
-    spec.policy_profile = *s;
-  }
+  if (!o->if_contains("name")) return std::unexpected(bad("name is required", "name"));
+  if (auto s = read_team_fields(*o, spec); !s) return std::unexpected(s.error());
   return spec;
+}
+
+Result<auth::TeamSpec> team_update_from_json(std::string_view body, const storage::TeamRecord& current) {
+  auto o = parse_object(body);
+  if (!o) return std::unexpected(o.error());
+  constexpr std::string_view kFields[] = {"name", "rpm", "tpm", "budget_usd", "budget_period", "metadata", "policy_profile"};
+  if (auto ok = no_unknown(*o, kFields); !ok) return std::unexpected(ok.error());
+  auth::TeamSpec spec{current.id, current.name, current.limits, current.metadata_json, current.policy_profile};
+  if (auto s = read_team_fields(*o, spec); !s) return std::unexpected(s.error());
+  return spec;
+}
+
+std::optional<Error> unknown_policy_profile(std::string_view body, const std::function<bool(std::string_view)>& known) {
+  boost::system::error_code ec;
+  const bj::value v = bj::parse(body, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const bj::value* p = v.as_object().if_contains("policy_profile");
+  if (p == nullptr || !p->is_string() || p->as_string().empty()) return std::nullopt;
+  const std::string_view name(p->as_string());
+  if (known(name)) return std::nullopt;
+  return bad("policy_profile '" + std::string(name) + "' is not a profile under governance.policies", "policy_profile");
 }
 
 std::string key_json(const storage::KeyRecord& k, const std::optional<accounting::BudgetUsage>& usage) {

@@ -14,6 +14,8 @@
 //   GET    /admin/audit?from_seq=N&limit=M   JSON lines
 //   GET    /admin/audit/verify[?expect_last_seq=N]
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +52,12 @@ AdminReply admin_governance(const Runtime& runtime, const AdminCall& call);
 Result<auth::KeySpec> key_spec_from_json(std::string_view body);
 Result<auth::KeyUpdate> key_update_from_json(std::string_view body);
 Result<auth::TeamSpec> team_spec_from_json(std::string_view body);
+// A change to `current`: the fields the body names replace its values, the others keep them.
+Result<auth::TeamSpec> team_update_from_json(std::string_view body, const storage::TeamRecord& current);
+// The error for a key or team body naming a policy_profile `known` does not accept: an
+// unknown name would leave its requests to the next level's profile without a word.
+// nullopt when it names none or a known one (or is not a JSON object: its route says so).
+std::optional<Error> unknown_policy_profile(std::string_view body, const std::function<bool(std::string_view)>& known);
 
 std::string key_json(const storage::KeyRecord& key, const std::optional<accounting::BudgetUsage>& usage = std::nullopt);
 std::string team_json(const storage::TeamRecord& team);
