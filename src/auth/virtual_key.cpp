@@ -12,13 +12,10 @@ namespace {
 constexpr std::string_view kBase62 =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-constexpr bool is_base62(char c) noexcept {
-  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
+// The bytes a key's body may hold: exactly the alphabet keys are generated from.
 constexpr std::array<bool, 256> kIsBase62 = [] {
   std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = is_base62(static_cast<char>(c));
+  for (const char c : kBase62) t[static_cast<unsigned char>(c)] = true;
   return t;
 }();
 
