@@ -2,7 +2,7 @@
 # What governance adds to a request's latency, measured A/B in one run.
 #
 #   bench/governance.sh [--rounds 8] [--duration 3s] [--workers 1] [--build-dir DIR] [--out FILE] [--aa]
-#                       [--no-pin]
+#                       [--no-pin] [--no-restart]
 #
 # Starts bulwark-mock and two gateways in front of it, the same but for governance:
 #   f  plain     governance off
@@ -21,6 +21,11 @@
 # up to ±30 µs). --no-pin leaves placement to the scheduler.
 # --aa starts g with governance off too (an A/A run): what it reports is the difference
 # between two identical gateway processes, i.e. how far this machine lets the A/B be trusted.
+# Both gateways are restarted before every round (and warmed up again): a process keeps
+# its memory layout, and with it a bias of several µs at p50 that two identical processes
+# showed round after round (A/A medians of -9.5 µs with one pair of processes for the whole
+# run). New processes each round turn that bias into noise the median can average out.
+# --no-restart keeps one pair of processes for the whole run.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -31,16 +36,18 @@ BUILD_DIR=""
 OUT="$BENCH_DIR/results/governance-latest.md"
 AA=0
 PIN=1
+RESTART=1
 while (($#)); do
   case "$1" in
     --aa) AA=1; shift ;;
     --no-pin) PIN=0; shift ;;
+    --no-restart) RESTART=0; shift ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --duration) DURATION="${2%s}"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
     --build-dir) BUILD_DIR="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -93,6 +100,25 @@ if ((PIN)); then
   WRK=(taskset -c 1 wrk)
 fi
 
+# restart_gateway NAME PID -> a new process on the same config (and, for g, the same
+# database, so the key stays valid); sets GW_PID and GW_ADDR, pinned like the first.
+restart_gateway() {
+  local name="$1" pid="$2" out="$BENCH_TMP/$1.out"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  "$BULWARK_BIN" serve --config "$BENCH_TMP/$name.yaml" --workers "$WORKERS" >"$out" 2>>"$BENCH_TMP/$name.err" &
+  GW_PID=$!
+  BENCH_PIDS+=("$GW_PID")
+  GW_ADDR="$(wait_listening "$out" "$GW_PID")"
+  if ((PIN)); then
+    # the worker threads are named as they start: wait for them before pinning
+    for _ in $(seq 1 100); do grep -qs '^bw-worker' /proc/"$GW_PID"/task/*/comm && break; sleep 0.02; done
+    pin_gateway "$GW_PID"
+  fi
+}
+
 # overhead_stats ADDR -> "SUM_SECONDS COUNT" of the gateway's overhead histogram
 overhead_stats() {
   curl -fsS "http://$1/metrics" | awk '
@@ -137,11 +163,20 @@ measure() {
 }
 
 # warm-up: connections, caches, the ledger's first batches
-measure "$F_ADDR" "$F_PID" >/dev/null
-measure "$G_ADDR" "$G_PID" "authorization: Bearer $KEY" >/dev/null
+warm_up() {
+  local DURATION=1
+  measure "$F_ADDR" "$F_PID" >/dev/null
+  measure "$G_ADDR" "$G_PID" "authorization: Bearer $KEY" >/dev/null
+}
+warm_up
 
 ROWS=()
 for r in $(seq 1 "$ROUNDS"); do
+  if ((RESTART && r > 1)); then
+    restart_gateway plain "$F_PID"; F_ADDR="$GW_ADDR"; F_PID="$GW_PID"
+    restart_gateway governed "$G_PID"; G_ADDR="$GW_ADDR"; G_PID="$GW_PID"
+    warm_up
+  fi
   if ((r % 2)); then
     f="$(measure "$F_ADDR" "$F_PID")"; g="$(measure "$G_ADDR" "$G_PID" "authorization: Bearer $KEY")"
   else
@@ -181,7 +216,7 @@ mkdir -p "$(dirname "$OUT")"
   echo
   echo "bench/governance.sh --rounds $ROUNDS --duration ${DURATION}s --workers $WORKERS: wrk -t1 -c1 against bulwark with"
   echo "governance off (f) and on (g: key, team, limits, budget, PII profile, ledger, audit) in front of one"
-  echo "bulwark-mock, alternating, the order swapped every round$( ((PIN)) && echo "; workers pinned to CPU 0, wrk, mock and other threads to CPU 1"). Machine: $(nproc) CPUs"
+  echo "bulwark-mock, alternating, the order swapped every round$( ((RESTART)) && echo ", both gateways restarted before each round")$( ((PIN)) && echo "; workers pinned to CPU 0, wrk, mock and other threads to CPU 1"). Machine: $(nproc) CPUs"
   echo "($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), load average at the end $(cut -d' ' -f1-3 /proc/loadavg);"
   echo "gateway $("$BULWARK_BIN" --version 2>/dev/null)."
   echo

@@ -35,15 +35,19 @@ storage::UnixMillis period_start(storage::BudgetPeriod period,
   return 0;
 }
 
-Reservation::Reservation(Reservation&& o) noexcept
-    : tracker_(std::exchange(o.tracker_, nullptr)), amount_(o.amount_), states_(std::move(o.states_)) {}
+void Reservation::take(Reservation& o) noexcept {
+  tracker_ = std::exchange(o.tracker_, nullptr);
+  amount_ = o.amount_;
+  n_states_ = std::exchange(o.n_states_, 0);
+  for (std::size_t i = 0; i < n_states_; ++i) states_[i] = std::move(o.states_[i]);
+}
+
+Reservation::Reservation(Reservation&& o) noexcept { take(o); }
 
 Reservation& Reservation::operator=(Reservation&& o) noexcept {
   if (this != &o) {
     if (tracker_ != nullptr) tracker_->release(*this, 0, false);
-    tracker_ = std::exchange(o.tracker_, nullptr);
-    amount_ = o.amount_;
-    states_ = std::move(o.states_);
+    take(o);
   }
   return *this;
 }
@@ -90,9 +94,10 @@ Result<std::shared_ptr<BudgetTracker::State>> BudgetTracker::state_for(const Bud
 Result<Reservation> BudgetTracker::reserve(std::span<const BudgetSubject> subjects,
                                            std::int64_t amount) {
   amount = std::max<std::int64_t>(amount, 0);
+  if (subjects.size() > Reservation::kMaxSubjects)
+    return std::unexpected(Error::gateway(ErrorKind::internal, "a budget reservation names more subjects than it can hold"));
   Reservation r;
   r.amount_ = amount;
-  r.states_.reserve(subjects.size());
   const auto now = clock_.wall();
   for (const auto& s : subjects) {
     auto st = state_for(s);
@@ -112,7 +117,7 @@ Result<Reservation> BudgetTracker::reserve(std::span<const BudgetSubject> subjec
       return std::unexpected(std::move(e));
     }
     state.reserved += amount;
-    r.states_.push_back(std::move(*st));
+    r.states_[r.n_states_++] = std::move(*st);
   }
   r.tracker_ = this;
   return r;
@@ -120,13 +125,15 @@ Result<Reservation> BudgetTracker::reserve(std::span<const BudgetSubject> subjec
 
 void BudgetTracker::release(Reservation& r, std::int64_t actual, bool add_spend) noexcept {
   const auto now = clock_.wall();
-  for (auto& st : r.states_) {
-    std::lock_guard lock(st->mu);
-    roll(*st, period_start(st->period, now));
-    st->reserved -= r.amount_;
-    if (add_spend) st->spent += actual;
+  for (std::size_t i = 0; i < r.n_states_; ++i) {
+    State& st = *r.states_[i];
+    std::lock_guard lock(st.mu);
+    roll(st, period_start(st.period, now));
+    st.reserved -= r.amount_;
+    if (add_spend) st.spent += actual;
+    r.states_[i].reset();
   }
-  r.states_.clear();
+  r.n_states_ = 0;
   r.tracker_ = nullptr;
 }
 

@@ -63,12 +63,18 @@ class Reservation {
   std::int64_t amount() const noexcept { return amount_; }
   bool active() const noexcept { return tracker_ != nullptr; }
 
+  // Subjects one reservation holds at most (a request has a key and a team): held inline,
+  // so reserving allocates nothing.
+  static constexpr std::size_t kMaxSubjects = 4;
+
  private:
   friend class BudgetTracker;
   struct State;
+  void take(Reservation& o) noexcept;
   BudgetTracker* tracker_ = nullptr;
   std::int64_t amount_ = 0;
-  std::vector<std::shared_ptr<State>> states_;
+  std::size_t n_states_ = 0;
+  std::array<std::shared_ptr<State>, kMaxSubjects> states_{};
 };
 
 class BudgetTracker {
@@ -79,7 +85,8 @@ class BudgetTracker {
   explicit BudgetTracker(const Clock& clock, storage::Store* store = nullptr) noexcept
       : clock_(clock), store_(store) {}
 
-  // Fails with budget_exceeded (naming the subject) if any subject cannot take amount.
+  // Fails with budget_exceeded (naming the subject) if any subject cannot take amount;
+  // with internal for more than Reservation::kMaxSubjects subjects.
   Result<Reservation> reserve(std::span<const BudgetSubject> subjects, std::int64_t amount_nano_usd);
   // Releases the reservation and adds the true cost to each subject's spend.
   void settle(Reservation& r, std::int64_t actual_nano_usd);

@@ -1,5 +1,6 @@
 #include "accounting/ledger.hpp"
 
+#include <emmintrin.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -58,9 +59,20 @@ class Line : detail::RawAppender {
     room(2 * v.size() + 1);  // every byte escaped, at worst
     *p_++ = '\t';
     if (v.empty()) return;  // a default view's data() is null: no memcpy from it
-    // Copy runs between special characters in one go; most fields have none.
+    // Copy runs between special characters in one go. Most fields have none: blocks of
+    // 16 bytes without one are passed over at once, bytes from the first such block on
+    // one by one.
     std::size_t run = 0;
-    for (std::size_t i = 0; i < v.size(); ++i) {
+    std::size_t i = 0;
+    for (; i + 16 <= v.size(); i += 16) {
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v.data() + i));
+      const __m128i special = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(b, _mm_set1_epi8('\\')), _mm_cmpeq_epi8(b, _mm_set1_epi8('\t'))),
+          _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(b, _mm_set1_epi8('\r'))),
+                       _mm_cmpeq_epi8(b, _mm_setzero_si128())));
+      if (_mm_movemask_epi8(special) != 0) break;  // the byte loop below handles this block
+    }
+    for (; i < v.size(); ++i) {
       const char c = v[i];
       if (!kSpecial[static_cast<unsigned char>(c)]) continue;
       std::memcpy(p_, v.data() + run, i - run);

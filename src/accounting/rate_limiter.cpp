@@ -82,25 +82,30 @@ void Gcra::adjust(std::int64_t delta) noexcept {
   }
 }
 
-RateLimiter::Buckets RateLimiter::buckets_for(const RateSubject& s) {
-  auto fits = [&](const Buckets& b) {
-    const std::int64_t r = b.requests ? b.requests->limit() : 0;
-    const std::int64_t t = b.tokens ? b.tokens->limit() : 0;
-    return r == s.rpm && t == s.tpm;
-  };
-  {
-    std::shared_lock lock(mu_);
-    if (auto it = buckets_.find(s.id); it != buckets_.end() && fits(it->second)) return it->second;
-  }
+namespace {
+bool fits(const RateLimiter::Buckets& b, const RateSubject& s) noexcept {
+  const std::int64_t r = b.requests ? b.requests->limit() : 0;
+  const std::int64_t t = b.tokens ? b.tokens->limit() : 0;
+  return r == s.rpm && t == s.tpm;
+}
+}  // namespace
+
+// Called with mu_ held shared. Null when the subject has no buckets yet or they were made
+// for other limits.
+const RateLimiter::Buckets* RateLimiter::find_buckets(const RateSubject& s) const {
+  auto it = buckets_.find(s.id);
+  return it != buckets_.end() && fits(it->second, s) ? &it->second : nullptr;
+}
+
+void RateLimiter::make_buckets(const RateSubject& s) {
   std::unique_lock lock(mu_);
   auto it = buckets_.find(s.id);
-  if (it != buckets_.end() && fits(it->second)) return it->second;
+  if (it != buckets_.end() && fits(it->second, s)) return;  // another thread made them
   // New subject, or its limits changed: start from a full bucket under the new limits.
   Buckets b;
   if (s.rpm > 0) b.requests = std::make_shared<Gcra>(s.rpm, window_);
   if (s.tpm > 0) b.tokens = std::make_shared<Gcra>(s.tpm, window_);
-  buckets_.insert_or_assign(std::string(s.id), b);
-  return b;
+  buckets_.insert_or_assign(std::string(s.id), std::move(b));
 }
 
 namespace {
@@ -119,22 +124,34 @@ RateLimiter::Admission RateLimiter::admit(std::span<const RateSubject> subjects,
   const TimePoint now = clock_.now();
   estimated_tokens = std::max<std::int64_t>(estimated_tokens, 0);
   const std::size_t n = std::min(subjects.size(), kMaxSubjects);
-  std::array<Buckets, kMaxSubjects> b{};
-  for (std::size_t i = 0; i < n; ++i) b[i] = buckets_for(subjects[i]);
+  // The buckets are used under the map's shared lock (the charges are compare-and-swap, so
+  // no request waits on another), which keeps them alive without a reference count each.
+  // Entries are never erased and a node-based map's elements keep their address, so a
+  // pointer found before the lock was dropped to make another subject's buckets stays good.
+  std::array<const Buckets*, kMaxSubjects> b{};
+  std::shared_lock lock(mu_);
+  for (std::size_t i = 0; i < n; ++i) {
+    b[i] = find_buckets(subjects[i]);
+    if (b[i] != nullptr) continue;
+    lock.unlock();
+    make_buckets(subjects[i]);
+    lock.lock();
+    b[i] = &buckets_.find(subjects[i].id)->second;  // as made, or as a racing change left them
+  }
 
   bool have_r = false, have_t = false;
   std::size_t req_charged = 0, tok_charged = 0;
   auto rollback = [&] {
     for (std::size_t i = 0; i < req_charged; ++i) {
-      if (b[i].requests) b[i].requests->adjust(-1);
+      if (b[i]->requests) b[i]->requests->adjust(-1);
     }
     for (std::size_t i = 0; i < tok_charged; ++i) {
-      if (b[i].tokens) b[i].tokens->adjust(-estimated_tokens);
+      if (b[i]->tokens) b[i]->tokens->adjust(-estimated_tokens);
     }
   };
   for (std::size_t i = 0; i < n; ++i, ++req_charged) {
-    if (!b[i].requests) continue;
-    const RateDecision d = b[i].requests->acquire(now, 1);
+    if (!b[i]->requests) continue;
+    const RateDecision d = b[i]->requests->acquire(now, 1);
     keep_tightest(a.requests, d, have_r);
     if (!d.allowed) {
       rollback();
@@ -144,8 +161,8 @@ RateLimiter::Admission RateLimiter::admit(std::span<const RateSubject> subjects,
     }
   }
   for (std::size_t i = 0; i < n; ++i, ++tok_charged) {
-    if (!b[i].tokens) continue;
-    const RateDecision d = b[i].tokens->acquire(now, estimated_tokens);
+    if (!b[i]->tokens) continue;
+    const RateDecision d = b[i]->tokens->acquire(now, estimated_tokens);
     keep_tightest(a.tokens, d, have_t);
     if (!d.allowed) {
       rollback();
@@ -156,7 +173,7 @@ RateLimiter::Admission RateLimiter::admit(std::span<const RateSubject> subjects,
   }
   a.allowed = true;
   a.charged_tokens = estimated_tokens;
-  for (std::size_t i = 0; i < n; ++i) a.token_buckets[i] = b[i].tokens;
+  for (std::size_t i = 0; i < n; ++i) a.token_buckets[i] = b[i]->tokens;
   return a;
 }
 

@@ -87,12 +87,14 @@ class RateLimiter {
   // Idempotent for the same actual count.
   void settle_tokens(Admission& admission, std::int64_t actual_tokens) noexcept;
 
- private:
   struct Buckets {
     std::shared_ptr<Gcra> requests;
     std::shared_ptr<Gcra> tokens;
   };
-  Buckets buckets_for(const RateSubject& s);
+
+ private:
+  const Buckets* find_buckets(const RateSubject& s) const;
+  void make_buckets(const RateSubject& s);
 
   struct StringHash {
     using is_transparent = void;

@@ -80,6 +80,23 @@ TEST(BudgetTracker, TeamRefusalReleasesTheKeyReservation) {
   EXPECT_EQ(b.usage(SpendScope::key, "k")->reserved_nano_usd, 0);
 }
 
+TEST(BudgetTracker, MoreSubjectsThanAReservationHoldsIsRefusedWithoutHoldingAny) {
+  ManualClock clock(steady_at(kJan15));
+  BudgetTracker b(clock);
+  std::vector<std::string> ids;
+  std::vector<BudgetSubject> s;
+  for (std::size_t i = 0; i <= Reservation::kMaxSubjects; ++i) ids.push_back("k" + std::to_string(i));
+  for (const std::string& id : ids) s.push_back({SpendScope::key, id, 1000, BudgetPeriod::month});
+  auto r = b.reserve(s, 10);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, bulwark::ErrorKind::internal);
+  EXPECT_FALSE(b.usage(SpendScope::key, "k0"));  // nothing was reserved, nothing was even looked up
+  s.pop_back();
+  auto ok = b.reserve(s, 10);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(b.usage(SpendScope::key, ids[Reservation::kMaxSubjects - 1])->reserved_nano_usd, 10);
+}
+
 // 50 threads race for a budget worth exactly 10 requests at their maximum cost, each
 // settling at that maximum: exactly 10 get through and spend never passes the budget.
 TEST(BudgetTracker, ConcurrentBurstCannotOverrun) {

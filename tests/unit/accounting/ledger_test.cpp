@@ -360,6 +360,36 @@ TEST_F(LedgerTest, RequestFieldsWithSeparatorsSurviveTheJournal) {
   EXPECT_EQ((*by_key)[0].estimated_requests, 1);
 }
 
+// Fields are scanned 16 bytes at a time for bytes to escape: a special byte at every
+// position of a long field, and specials in a later block than the first, survive.
+TEST_F(LedgerTest, SpecialBytesAnywhereInALongFieldSurviveTheJournal) {
+  auto store = open_store();
+  auto ledger = Ledger::open(*store, options());
+  ASSERT_TRUE(ledger);
+  constexpr std::string_view kSpecials("\t\n\r\\\0", 5);
+  std::vector<std::string> ids;
+  for (std::size_t at = 0; at < 48; ++at) {
+    std::string id(48, 'a');
+    for (std::size_t i = 0; i < id.size(); ++i) id[i] = static_cast<char>('a' + (i + at) % 26);
+    id[at] = kSpecials[at % kSpecials.size()];
+    if (at + 17 < id.size()) id[at + 17] = kSpecials[(at + 1) % kSpecials.size()];  // a second, a block later
+    ids.push_back(std::move(id));
+  }
+  ids.emplace_back(16, 'x');  // exactly one block, nothing to escape
+  ids.emplace_back(std::string(32, 'y') + "\n");
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    SpendEntry e = entry(static_cast<int>(i + 1));
+    e.request_id = ids[i];
+    RequestRecord r = record_of(e);
+    ASSERT_TRUE((*ledger)->record_request(r));
+  }
+  ASSERT_TRUE((*ledger)->flush());
+  auto rows = store->audit_rows(1, 100);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ((*rows)[i].request_id, ids[i]) << "record " << i;
+}
+
 TEST_F(LedgerTest, DecodeJournalReadsEveryLineKindAndSkipsTornOnes) {
   const std::string journal =
       "R2\t7\t1\tid-7\treq\\t7\t" + std::to_string(kJan15) + "\tk1\tt1\tgpt-4o\teast\t1\t2\t3\t4\t5\t1\t200\t" +

@@ -156,6 +156,17 @@ TEST(RateLimiter, ChangedLimitStartsAFreshBucket) {
   EXPECT_TRUE(rl.admit(bigger, 0).allowed);
 }
 
+// One id named twice with other limits: each lookup finds the other's buckets unfit and
+// remakes them; admission must still end, charging the buckets as last made.
+TEST(RateLimiter, OneSubjectNamedTwiceWithOtherLimitsStillAdmits) {
+  ManualClock clock;
+  RateLimiter rl(clock);
+  const RateSubject twice[] = {{"key:a", 1, 0}, {"key:a", 5, 0}};
+  const auto a = rl.admit(twice, 0);
+  EXPECT_TRUE(a.allowed);
+  EXPECT_EQ(a.requests.limit, 5);
+}
+
 TEST(ParallelLimiter, SlotsAreRaiiAndCapped) {
   ParallelLimiter pl;
   std::vector<ParallelLimiter::Slot> held;
