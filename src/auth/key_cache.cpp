@@ -119,7 +119,9 @@ std::size_t KeyCache::size() const noexcept { return current()->keys; }
 
 Result<std::shared_ptr<const ResolvedKey>> KeyCache::resolve(std::string_view presented) const {
   if (!looks_like_key(presented)) return std::unexpected(unauthenticated("invalid API key"));
-  const std::string digest = sha256(presented);
+  Digest d;
+  sha256_into(presented, d);
+  const std::string_view digest(d.data(), d.size());
   const auto snap = current();
   const Snapshot::Entry* found = nullptr;
   auto [it, end] = snap->by_hash.equal_range(bucket_of(digest));

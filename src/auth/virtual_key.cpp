@@ -65,6 +65,10 @@ void sha256_into(std::string_view a, std::string_view b, unsigned char* out) {
 }
 }  // namespace
 
+void sha256_into(std::string_view data, Digest& out) noexcept {
+  sha256_into(data, {}, reinterpret_cast<unsigned char*>(out.data()));
+}
+
 std::string sha256(std::string_view data) {
   std::string out(SHA256_DIGEST_LENGTH, '\0');
   sha256_into(data, {}, reinterpret_cast<unsigned char*>(out.data()));

@@ -3,6 +3,7 @@
 // (40 * log2(62) ~= 238 bits of entropy). Only SHA-256(secret) is stored: with that much
 // entropy a fast hash is enough, since no dictionary or brute force can reach the
 // preimage; a slow KDF would add cost to every request for no gain.
+#include <array>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -25,6 +26,9 @@ Result<GeneratedSecret> generate_secret();
 
 // Raw 32-byte SHA-256.
 std::string sha256(std::string_view data);
+// The same digest into a caller's buffer: no allocation, for the request path.
+using Digest = std::array<char, 32>;
+void sha256_into(std::string_view data, Digest& out) noexcept;
 std::string to_hex(std::string_view bytes);
 // Lower-case hex SHA-256 of a || b written over out (64 characters): the audit chain's
 // link, computed without concatenating or allocating once out has capacity.
