@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -122,11 +123,18 @@ Result<std::int64_t> parse_usd(std::string_view s) {
 }
 
 std::string format_usd(std::int64_t nano) {
+  // Digits into a stack buffer, one string at the end: it runs for every priced answer
+  // (the x-bulwark-cost-usd header).
   const bool neg = nano < 0;
   const unsigned long long v = neg ? 0ULL - static_cast<unsigned long long>(nano) : static_cast<unsigned long long>(nano);
-  std::string frac = std::to_string(v % 1'000'000'000ULL);
-  frac.insert(0, 9 - frac.size(), '0');
-  return (neg ? "-" : "") + std::to_string(v / 1'000'000'000ULL) + "." + frac;
+  char buf[32];
+  char* p = buf;
+  if (neg) *p++ = '-';
+  p = std::to_chars(p, buf + sizeof buf, v / 1'000'000'000ULL).ptr;
+  *p++ = '.';
+  unsigned long long frac = v % 1'000'000'000ULL;
+  for (int i = 8; i >= 0; --i, frac /= 10) p[i] = static_cast<char>('0' + frac % 10);
+  return std::string(buf, p + 9);
 }
 
 void PriceTable::set(std::string model, const ModelPrice& price) {

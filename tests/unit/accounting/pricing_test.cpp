@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace bulwark::accounting {
 namespace {
 
@@ -21,6 +23,10 @@ TEST(ParseUsd, ExactDecimals) {
   EXPECT_FALSE(parse_usd(""));
   EXPECT_EQ(format_usd(12'600'000), "0.012600000");
   EXPECT_EQ(format_usd(-1), "-0.000000001");
+  EXPECT_EQ(format_usd(0), "0.000000000");
+  EXPECT_EQ(format_usd(1'000'000'000), "1.000000000");
+  EXPECT_EQ(format_usd(std::numeric_limits<std::int64_t>::max()), "9223372036.854775807");
+  EXPECT_EQ(format_usd(std::numeric_limits<std::int64_t>::min()), "-9223372036.854775808");
 }
 
 TEST(CostOf, EachTokenCategoryAtItsOwnRate) {
