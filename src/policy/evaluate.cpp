@@ -8,6 +8,7 @@
 
 #include "policy/compiled.hpp"
 #include "policy/injection.hpp"
+#include "policy/json_text.hpp"
 
 namespace bulwark::policy {
 namespace {
@@ -33,11 +34,17 @@ bool apply_injection(const detail::CompiledPolicy& c, std::string_view text, Pol
   return true;
 }
 
-void rewrite(std::string& text, const std::vector<Finding>& findings, std::size_t from, std::size_t to) {
+void rewrite(std::string& text, const std::vector<Finding>& findings, std::size_t from, std::size_t to, TextForm form) {
   if (from == to) return;
   std::string out;
   out.reserve(text.size());
-  detail::append_redacted(text, 0, text.size(), std::span(findings).subspan(from, to - from), out);
+  const auto mine = std::span(findings).subspan(from, to - from);
+  if (form == TextForm::json) {
+    detail::JsonCursor cursor;
+    detail::append_redacted_json(text, 0, text.size(), mine, cursor, out);
+  } else {
+    detail::append_redacted(text, 0, text.size(), mine, out);
+  }
   text.swap(out);
 }
 
@@ -202,7 +209,8 @@ std::optional<PolicyDecision> evaluate_output_raw(const PolicyProfile& profile, 
 }
 
 PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::string> parts,
-                              const RequestFacts& facts, std::span<const std::string_view> uninspectable_documents) {
+                              const RequestFacts& facts, std::span<const std::string_view> uninspectable_documents,
+                              std::span<const std::size_t> json_parts) {
   const detail::CompiledPolicy& c = profile.compiled();
   PolicyDecision d;
   d.policy_id = c.spec.id;
@@ -246,12 +254,17 @@ PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::strin
   }
   bounds.push_back(redact.size());
   if (redact.empty()) return d;
-  for (std::size_t i = 0; i < parts.size(); ++i) rewrite(parts[i], redact, bounds[i], bounds[i + 1]);
+  std::size_t next_json = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    while (next_json < json_parts.size() && json_parts[next_json] < i) ++next_json;
+    const bool json = next_json < json_parts.size() && json_parts[next_json] == i;
+    rewrite(parts[i], redact, bounds[i], bounds[i + 1], json ? TextForm::json : TextForm::plain);
+  }
   d.verdict = Verdict::redacted;
   return d;
 }
 
-PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text) {
+PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text, TextForm form) {
   const detail::CompiledPolicy& c = profile.compiled();
   PolicyDecision d;
   d.policy_id = c.spec.id;
@@ -263,7 +276,7 @@ PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text) 
   if (scratch.empty()) return d;
   if (!detail::apply_findings(c, text, scratch, d)) return d;
   if (scratch.empty()) return d;
-  rewrite(text, scratch, 0, scratch.size());
+  rewrite(text, scratch, 0, scratch.size(), form);
   d.verdict = Verdict::redacted;
   return d;
 }
