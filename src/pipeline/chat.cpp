@@ -590,7 +590,7 @@ Status guard_input(Request& r) {
   // profile's uninspectable_documents rule.
   auto texts = api::openai::request_texts(r.chat.body);
   if (!texts) return std::unexpected(texts.error());
-  const policy::PolicyDecision d = policy::evaluate_input(*profile, texts->texts, facts, texts->uninspectable);
+  const policy::PolicyDecision d = policy::evaluate_input(*profile, texts->texts, facts, texts->uninspectable, texts->json);
   if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "input"));
   if (d.blocked()) {
     log::info("policy_blocked", {{"request_id", r.in.request_id}, {"policy", d.policy_id}, {"reason", d.reason_code}, {"detector", d.detector}});
@@ -608,24 +608,26 @@ Status guard_input(Request& r) {
   return {};
 }
 
-// The policy on a complete answer (its content, and the text blocks with their citations'
-// cited_text when it has them); rewrites it when redacting.
+// The policy on a complete answer (its content, the text blocks with their citations'
+// cited_text when it has them, its reasoning and its tool calls' arguments); rewrites it
+// when redacting.
 Status guard_answer(Request& r, std::string& body) {
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!guards_output(profile)) return {};
   if (policy::evaluate_output_raw(*profile, body)) return {};  // nothing to act on (see guard_input)
   auto texts = api::openai::answer_texts(body);
   if (!texts) return {};  // not JSON we understand: passed through as the upstream sent it
-  policy::PolicyDecision all;
   bool redacted = false;
-  for (std::string& t : *texts) {
-    const policy::PolicyDecision d = policy::evaluate_output(*profile, t);
+  for (std::size_t i = 0; i < texts->texts.size(); ++i) {
+    const bool json = std::ranges::binary_search(texts->json, i);
+    const policy::PolicyDecision d =
+        policy::evaluate_output(*profile, texts->texts[i], json ? policy::TextForm::json : policy::TextForm::plain);
     if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "output"));
     if (d.blocked()) return std::unexpected(policy::block_error(d, true));
     redacted = redacted || d.verdict == policy::Verdict::redacted;
   }
   if (redacted) {
-    auto rewritten = api::openai::with_answer_texts(body, *texts);
+    auto rewritten = api::openai::with_answer_texts(body, texts->texts);
     if (rewritten) body = std::move(*rewritten);
   }
   return {};

@@ -88,7 +88,14 @@ bool text_clean(std::string_view raw, bool escaped, PiiMask mask) {
   return scratch.empty();
 }
 
-bool is_text_key(std::string_view key) noexcept { return key == "content" || key == "text" || key == "cited_text"; }
+// The keys of the strings the exact path reads: message and part text, citations'
+// cited_text, tool calls' arguments and, in answers, reasoning. An arguments string holds
+// JSON text: both paths scan it as written once the outer string is decoded (the JSON's
+// own escapes inside it are not decoded again by either).
+bool is_text_key(std::string_view key, bool answer) noexcept {
+  return key == "content" || key == "text" || key == "cited_text" || key == "arguments" ||
+         (answer && (key == "reasoning_content" || key == "thinking"));
+}
 
 // A request's document (a part of type "file", what request_texts reads as one): its text
 // is base64 or unreadable, so only the exact path can judge it. The key "file_data" too,
@@ -131,12 +138,12 @@ bool text_values_clean_escaped(std::string_view json, PiiMask mask, bool documen
     }
     // A type spelled with escapes could be "file" to a parser: the exact path decides.
     if (documents && key == "type" && (escaped || is_document_type(key, str))) return false;
-    if (is_text_key(key) && !text_clean(str, escaped, mask)) return false;
+    if (is_text_key(key, !documents) && !text_clean(str, escaped, mask)) return false;
   }
 }
 
-// No PII finding in any string value keyed "content", "text" or "cited_text" of the JSON,
-// each scanned on its own as the exact path scans each part. False also when it cannot
+// No PII finding in any string value of the JSON under a key is_text_key names (`documents`:
+// a request; otherwise an answer), each scanned on its own as the exact path scans each part. False also when it cannot
 // tell: a \u escape in such a value or any escape in a key ("cont\u0065nt" is "content"
 // to a parser), a string that does not end, and with `documents` (a request) a document.
 // Most bodies have no backslash at all: then every quote delimits a string, and one SSE2
@@ -162,7 +169,7 @@ bool text_values_clean(std::string_view json, PiiMask mask, bool documents) {
       return true;
     }
     if (documents && is_document_type(key, str)) return false;
-    return !is_text_key(key) || text_clean(str, false, mask);
+    return !is_text_key(key, !documents) || text_clean(str, false, mask);
   };
   // Strings are judged as their closing quote is found, block by block. A backslash sends
   // the whole body to the escaped walker; every quote before it, in blocks without one,

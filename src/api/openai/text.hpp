@@ -15,23 +15,32 @@ namespace bulwark::api::openai {
 // Request: what a policy reads, in document order. Each message's content (a string or
 // its `text` parts) and, for each document (a `file` part, the form every ingress format
 // decodes documents to), the decoded text of a plain-text (`text/*`) document, then its
-// `context` and its `filename`. A document whose text cannot be read is listed in
+// `context` and its `filename`; then the message's tool calls' `function.arguments` and
+// a legacy `function_call.arguments`. A document whose text cannot be read is listed in
 // `uninspectable` by what it is: "pdf" (or another binary media type: "binary"),
 // "file_id" (an uploaded file), "invalid_base64" (text that does not decode), "file" (a
-// file part without data).
+// file part without data). `json` lists (ascending) the texts that are JSON text, the
+// arguments strings: a redaction must keep them JSON (policy::TextForm::json).
 struct RequestTexts {
   std::vector<std::string> texts;
   std::vector<std::string_view> uninspectable;  // static strings
+  std::vector<std::size_t> json;
 };
 Result<RequestTexts> request_texts(std::string_view body);
 // The body with those texts replaced (same count and order as request_texts returned); a
 // changed document text is written back as base64 under its original data: URL prefix.
 Result<std::string> with_request_texts(std::string_view body, std::span<const std::string> texts);
 
-// Non-streamed answer, in order: choices[i].message.content (null content: skipped) and
+// Non-streamed answer, in order, per choice: message.content (null content: skipped);
 // the gateway's text_blocks with each block's text and each of its citations' cited_text
-// (the words quoted from a document; see docs/formats.md, citations).
-Result<std::vector<std::string>> answer_texts(std::string_view body);
+// (the words quoted from a document; see docs/formats.md, citations); the reasoning, its
+// reasoning_content then each thinking_blocks[].thinking; the tool calls' arguments (and
+// a legacy function_call's), listed in `json` as in RequestTexts.
+struct AnswerTexts {
+  std::vector<std::string> texts;
+  std::vector<std::size_t> json;
+};
+Result<AnswerTexts> answer_texts(std::string_view body);
 Result<std::string> with_answer_texts(std::string_view body, std::span<const std::string> texts);
 
 // One stream chunk's JSON (the part after "data: "): its choices' delta.content.
