@@ -267,6 +267,8 @@ using DeltaField = bj::value* (*)(bj::object& delta);
 
 bj::value* delta_content(bj::object& delta) { return delta.if_contains("content"); }
 
+bj::value* delta_reasoning(bj::object& delta) { return delta.if_contains("reasoning_content"); }
+
 bj::value* delta_cited_text(bj::object& delta) {
   bj::value* citation = delta.if_contains("citation");
   return citation && citation->is_object() ? citation->as_object().if_contains("cited_text") : nullptr;
@@ -309,6 +311,38 @@ Result<std::string> write_deltas(std::string_view chunk_json, std::span<const De
     if (next < texts.size() && texts[next].choice == index) v = bj::string(texts[next++].text);
   });
   return bj::serialize(*doc);
+}
+
+// Calls `on(choice index, tool call index, the arguments string)` for each tool call in a
+// chunk's deltas that carries an arguments fragment. A tool call without `index` takes its
+// position in the array, as a choice without one does.
+template <typename On>
+void each_delta_call(bj::value& doc, On&& on) {
+  if (!doc.is_object()) return;
+  bj::value* choices = doc.as_object().if_contains("choices");
+  if (!choices || !choices->is_array()) return;
+  const auto index_of = [](const bj::object& o, std::size_t position) {
+    if (const bj::value* i = o.if_contains("index"); i && i->is_int64() && i->as_int64() >= 0)
+      return static_cast<std::size_t>(i->as_int64());
+    return position;
+  };
+  std::size_t position = 0;
+  for (bj::value& c : choices->as_array()) {
+    const std::size_t at = position++;
+    if (!c.is_object()) continue;
+    const std::size_t choice = index_of(c.as_object(), at);
+    bj::value* delta = c.as_object().if_contains("delta");
+    if (!delta || !delta->is_object()) continue;
+    bj::value* calls = delta->as_object().if_contains("tool_calls");
+    if (!calls || !calls->is_array()) continue;
+    std::size_t call_position = 0;
+    for (bj::value& call : calls->as_array()) {
+      const std::size_t call_at = call_position++;
+      if (!call.is_object()) continue;
+      if (bj::string* args = arguments_of(call.as_object().if_contains("function")))
+        on(choice, index_of(call.as_object(), call_at), *args);
+    }
+  }
 }
 
 }  // namespace
@@ -369,16 +403,80 @@ Result<std::string> with_delta_cited_texts(std::string_view chunk_json, std::spa
   return write_deltas(chunk_json, texts, delta_cited_text);
 }
 
-std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {
+Result<std::vector<DeltaText>> delta_reasoning_texts(std::string_view chunk_json) {
+  return read_deltas(chunk_json, delta_reasoning);
+}
+
+Result<std::string> with_delta_reasoning_texts(std::string_view chunk_json, std::span<const DeltaText> texts) {
+  return write_deltas(chunk_json, texts, delta_reasoning);
+}
+
+Result<std::vector<DeltaArguments>> delta_tool_arguments(std::string_view chunk_json) {
+  auto doc = parse(chunk_json);
+  if (!doc) return std::unexpected(doc.error());
+  std::vector<DeltaArguments> out;
+  each_delta_call(*doc, [&](std::size_t choice, std::size_t tool, bj::string& args) {
+    out.push_back({choice, tool, std::string(args)});
+  });
+  return out;
+}
+
+Result<std::string> with_delta_tool_arguments(std::string_view chunk_json, std::span<const DeltaArguments> arguments) {
+  auto doc = parse(chunk_json);
+  if (!doc) return std::unexpected(doc.error());
+  std::size_t next = 0;
+  each_delta_call(*doc, [&](std::size_t choice, std::size_t tool, bj::string& args) {
+    if (next < arguments.size() && arguments[next].choice == choice && arguments[next].tool == tool)
+      args = arguments[next++].text;
+  });
+  return bj::serialize(*doc);
+}
+
+namespace {
+
+// {"id":…,"object":"chat.completion.chunk","created":0,"model":…,"choices":[{"index":N,"delta":
+std::string chunk_head(std::string_view id, std::string_view model, std::size_t choice) {
   std::string out = "{\"id\":";
   bulwark::json::append_string(out, id);
   out += ",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":";
   bulwark::json::append_string(out, model);
   out += ",\"choices\":[{\"index\":";
   bulwark::json::append_int(out, static_cast<std::int64_t>(choice));
-  out += ",\"delta\":{\"content\":";
+  out += ",\"delta\":";
+  return out;
+}
+
+constexpr std::string_view kChunkTail = ",\"finish_reason\":null}]}";
+
+}  // namespace
+
+std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {
+  std::string out = chunk_head(id, model, choice);
+  out += "{\"content\":";
   bulwark::json::append_string(out, text);
-  out += "},\"finish_reason\":null}]}";
+  out += '}';
+  out += kChunkTail;
+  return out;
+}
+
+std::string reasoning_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {
+  std::string out = chunk_head(id, model, choice);
+  out += "{\"reasoning_content\":";
+  bulwark::json::append_string(out, text);
+  out += '}';
+  out += kChunkTail;
+  return out;
+}
+
+std::string tool_arguments_chunk(std::string_view id, std::string_view model, std::size_t choice, std::size_t tool,
+                                 std::string_view arguments) {
+  std::string out = chunk_head(id, model, choice);
+  out += "{\"tool_calls\":[{\"index\":";
+  bulwark::json::append_int(out, static_cast<std::int64_t>(tool));
+  out += ",\"function\":{\"arguments\":";
+  bulwark::json::append_string(out, arguments);
+  out += "}}]}";
+  out += kChunkTail;
   return out;
 }
 

@@ -1,7 +1,7 @@
 // api/openai/text: what the policy reads from OpenAI-form chat bodies and writes back, for
-// tool-call arguments and reasoning: the request's history and whole answers; the raw
-// fast path agreeing with the exact path on them; and a redacted arguments string still
-// translating to an Anthropic caller's tool_use input.
+// tool-call arguments and reasoning: the request's history, whole answers and stream
+// chunks; the raw fast path agreeing with the exact path on them; and a redacted
+// arguments string still translating to an Anthropic caller's tool_use input.
 #include "api/openai/text.hpp"
 
 #include <gmock/gmock.h>
@@ -16,6 +16,7 @@
 #include "api/anthropic/messages.hpp"
 #include "api/openai/translate.hpp"
 #include "policy/evaluate.hpp"
+#include "policy/stream_redactor.hpp"
 
 namespace oa = bulwark::api::openai;
 namespace an = bulwark::api::anthropic;
@@ -297,4 +298,87 @@ TEST(OpenAIText, RedactedArgumentsTranslateToAnthropicToolUseInput) {
   ASSERT_NE(tool_use, content.end()) << out;
   EXPECT_EQ(tool_use->at("input"), bj::parse(R"({"to":"[REDACTED:EMAIL]","cc":4111})"));
   EXPECT_EQ(tool_use->at("name"), "send_email");
+}
+
+// ---- stream chunks -----------------------------------------------------------------------
+
+TEST(OpenAIText, DeltaToolArgumentsReadAndWriteBack) {
+  const std::string chunk =
+      R"({"id":"chatcmpl-7","object":"chat.completion.chunk","created":5,"model":"m","choices":[)"
+      R"({"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"send","arguments":"{\"to\":\"jane."}},)"
+      R"({"index":1,"function":{"arguments":"{}"}}]},"finish_reason":null},)"
+      R"({"index":2,"delta":{"content":"hi","tool_calls":[{"function":{"arguments":"x"}},{"function":{"name":"no args"}}]}}]})";
+  auto read = oa::delta_tool_arguments(chunk);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 3U);
+  EXPECT_EQ((*read)[0].choice, 0U);
+  EXPECT_EQ((*read)[0].tool, 0U);
+  EXPECT_EQ((*read)[0].text, R"({"to":"jane.)");
+  EXPECT_EQ((*read)[1].tool, 1U);
+  EXPECT_EQ((*read)[2].choice, 2U);
+  EXPECT_EQ((*read)[2].tool, 0U);  // no index: its position
+  std::vector<oa::DeltaArguments> changed = *read;
+  changed[0].text = R"({"to":")";
+  changed[2].text = "y";
+  auto written = oa::with_delta_tool_arguments(chunk, changed);
+  ASSERT_TRUE(written.has_value());
+  auto again = oa::delta_tool_arguments(*written);
+  ASSERT_TRUE(again.has_value());
+  ASSERT_EQ(again->size(), 3U);
+  EXPECT_EQ((*again)[0].text, R"({"to":")");
+  EXPECT_EQ((*again)[1].text, "{}");
+  EXPECT_EQ((*again)[2].text, "y");
+  const bj::value doc = bj::parse(*written);
+  const bj::value& call = doc.at("choices").at(0).at("delta").at("tool_calls").at(0);
+  EXPECT_EQ(call.at("id"), "call_1");
+  EXPECT_EQ(call.at("function").at("name"), "send");
+  EXPECT_EQ(doc.at("choices").at(1).at("delta").at("content"), "hi");
+  EXPECT_EQ(doc.at("id"), "chatcmpl-7");
+  // Content and reasoning readers do not see arguments, nor the other way round.
+  EXPECT_THAT(*oa::delta_texts(chunk), ElementsAre(::testing::Field(&oa::DeltaText::text, "hi")));
+  EXPECT_TRUE(oa::delta_tool_arguments(R"({"choices":[{"index":0,"delta":{"content":"x"}}]})")->empty());
+}
+
+TEST(OpenAIText, DeltaReasoningReadAndWriteBack) {
+  const std::string chunk = R"({"choices":[{"index":0,"delta":{"reasoning_content":"mail jane.doe@example.com"}}]})";
+  auto read = oa::delta_reasoning_texts(chunk);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 1U);
+  EXPECT_EQ((*read)[0].text, "mail jane.doe@example.com");
+  (*read)[0].text = "mail [REDACTED:EMAIL]";
+  auto written = oa::with_delta_reasoning_texts(chunk, *read);
+  ASSERT_TRUE(written.has_value());
+  EXPECT_EQ(bj::parse(*written).at("choices").at(0).at("delta").at("reasoning_content"), "mail [REDACTED:EMAIL]");
+  EXPECT_TRUE(oa::delta_texts(chunk)->empty());
+}
+
+TEST(OpenAIText, FlushChunksCarryTheirTextWhereTheReadersLook) {
+  const std::string args = oa::tool_arguments_chunk("chatcmpl-x", "m", 1, 2, R"(oe@example.com"})");
+  auto read = oa::delta_tool_arguments(args);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 1U);
+  EXPECT_EQ((*read)[0].choice, 1U);
+  EXPECT_EQ((*read)[0].tool, 2U);
+  EXPECT_EQ((*read)[0].text, R"(oe@example.com"})");
+  const std::string reasoning = oa::reasoning_chunk("chatcmpl-x", "m", 0, "tail");
+  EXPECT_EQ((*oa::delta_reasoning_texts(reasoning))[0].text, "tail");
+  EXPECT_EQ(bj::parse(reasoning).at("object"), "chat.completion.chunk");
+}
+
+// A streamed call's arguments through a JSON-form StreamRedactor: the address split over
+// two fragments is caught, and the fragments relayed add up to the one-shot redaction.
+TEST(OpenAIText, StreamedArgumentsSplitAcrossFragmentsAreRedacted) {
+  const PolicyProfile p = mail_and_card();
+  const std::string whole = R"({"to":"jane.doe@example.com","body":"Hi"})";
+  std::string one_shot = whole;
+  evaluate_output(p, one_shot, TextForm::json);
+  for (std::size_t cut = 1; cut < whole.size(); ++cut) {
+    StreamRedactor r(p, TextForm::json);
+    std::string relayed;
+    ASSERT_EQ(r.feed(std::string_view(whole).substr(0, cut), relayed), StreamStatus::ok);
+    ASSERT_EQ(r.feed(std::string_view(whole).substr(cut), relayed), StreamStatus::ok);
+    ASSERT_EQ(r.finish(relayed), StreamStatus::ok);
+    ASSERT_EQ(relayed, one_shot) << "cut at " << cut;
+  }
+  EXPECT_EQ(bj::parse(one_shot), bj::parse(R"({"to":"[REDACTED:EMAIL]","body":"Hi"})"));
 }
