@@ -227,13 +227,34 @@ Action parse_action(const YAML::Node& node, const std::string& path) {
   return a;
 }
 
+ToolCall parse_tool_call(const YAML::Node& node, const std::string& path) {
+  require_map(node, path);
+  check_keys(node, path, {"name", "arguments"});
+  ToolCall call;
+  if (!node["name"]) fail(path, "missing 'name'");
+  call.name = scalar(node["name"], join(path, "name"), "a string", true);
+  if (call.name.empty()) fail(join(path, "name"), "must not be empty");
+  const auto args = node["arguments"];
+  const auto apath = join(path, "arguments");
+  if (!args) {
+    call.arguments.emplace_back("{}");
+  } else if (args.IsSequence()) {
+    if (args.size() == 0) fail(apath, "expected at least one fragment");
+    for (std::size_t i = 0; i < args.size(); ++i)
+      call.arguments.push_back(scalar(args[i], apath + "[" + std::to_string(i) + "]", "a string", true));
+  } else {
+    call.arguments.push_back(scalar(args, apath, "a string or a list of strings", true));
+  }
+  return call;
+}
+
 Behavior parse_behavior_node(const YAML::Node& node, const std::string& path) {
   Behavior b;
   if (node.IsNull()) return b;
   require_map(node, path);
   check_keys(node, path,
              {"tokens", "latency_ms", "first_token_ms", "token_delay_ms", "context_window",
-              "prefill", "faults"});
+              "prefill", "faults", "tool_call"});
   if (auto n = node["tokens"]) {
     b.tokens = static_cast<std::uint32_t>(get_uint(n, join(path, "tokens"), kMaxTokens));
     if (b.tokens == 0) fail(join(path, "tokens"), "must be at least 1");
@@ -243,6 +264,7 @@ Behavior parse_behavior_node(const YAML::Node& node, const std::string& path) {
   if (auto n = node["token_delay_ms"]) b.token_delay = get_ms(n, join(path, "token_delay_ms"));
   if (auto n = node["context_window"]) b.context_window = get_uint(n, join(path, "context_window"));
   if (auto n = node["prefill"]) b.prefill = get_bool(n, join(path, "prefill"));
+  if (auto n = node["tool_call"]; n && !n.IsNull()) b.tool_call = parse_tool_call(n, join(path, "tool_call"));
   if (auto n = node["faults"]) {
     const auto fpath = join(path, "faults");
     if (!n.IsSequence()) fail(fpath, "expected a list of {when, action}");
@@ -479,7 +501,18 @@ void append_json(std::string& out, const Behavior& b) {
     append_action(out, b.faults[i].action);
     out += '}';
   }
-  out += "]}";
+  out += ']';
+  if (b.tool_call) {
+    out += ",\"tool_call\":{\"name\":";
+    json::append_string(out, b.tool_call->name);
+    out += ",\"arguments\":[";
+    for (std::size_t i = 0; i < b.tool_call->arguments.size(); ++i) {
+      if (i) out += ',';
+      json::append_string(out, b.tool_call->arguments[i]);
+    }
+    out += "]}";
+  }
+  out += '}';
 }
 
 std::string to_json(const Config& c) {

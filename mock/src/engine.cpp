@@ -131,6 +131,7 @@ Plan Engine::plan(const ChatRequest& req, const AuthState& auth) {
           p.completion_tokens = *req.max_tokens;
           p.max_tokens_reached = true;
         }
+        p.tool_call = b.tool_call;
         if (p.kind == ActionKind::omit_done && !req.stream) p.kind = ActionKind::none;
         // A mid-stream error has no stream to happen in: the error is the whole answer.
         if (p.kind == ActionKind::stream_error && !req.stream) p.kind = ActionKind::error;

@@ -72,6 +72,16 @@ void append_chunk_tail(std::string& out, const AnswerMeta& m) {
   out += m.include_usage ? "],\"usage\":null}\n\n" : "]}\n\n";
 }
 
+// A tool call up to its arguments' value: {"index":0,"id":"call_…","type":"function",
+// "function":{"name":…,"arguments":
+void append_tool_call_head(std::string& out, const AnswerMeta& m, const ToolCall& call) {
+  out += "{\"index\":0,\"id\":\"call_";
+  append_hex(out, m.id);
+  out += "\",\"type\":\"function\",\"function\":{\"name\":";
+  json::append_string(out, call.name);
+  out += ",\"arguments\":";
+}
+
 void append_usage(std::string& out, const Plan& p) {
   out += "{\"prompt_tokens\":";
   json::append_int(out, p.prompt_tokens);
@@ -257,15 +267,25 @@ std::size_t OpenAIFormat::append_completion(std::string& out, const Plan& p,
   json::append_int(out, m.created);
   out += ",\"model\":";
   json::append_string(out, m.model);
-  out += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"";
   std::size_t cut_at = 0;
-  append_text(out, p, p.completion_tokens, &cut_at, p.after_tokens);
-  out += "\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":";
+  if (p.tool_call) {
+    // One tool call, its arguments whole; a cut or stall sends the whole body.
+    out += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[";
+    append_tool_call_head(out, m, *p.tool_call);
+    std::string args;
+    for (const std::string& fragment : p.tool_call->arguments) args += fragment;
+    json::append_string(out, args);
+    out += "}}],\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],\"usage\":";
+  } else {
+    out += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"";
+    append_text(out, p, p.completion_tokens, &cut_at, p.after_tokens);
+    out += "\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":";
+  }
   append_usage(out, p);
   out += ",\"system_fingerprint\":\"";
   out += kSystemFingerprint;
   out += "\"}";
-  return cut_at;
+  return p.tool_call ? out.size() : cut_at;
 }
 
 void OpenAIFormat::append_stream_open(std::string&, const Plan&, const AnswerMeta&) const {
@@ -282,10 +302,25 @@ void OpenAIFormat::append_stream_token(std::string& out, const AnswerMeta& m, st
   append_chunk_tail(out, m);
 }
 
+void OpenAIFormat::append_stream_tool_fragment(std::string& out, const AnswerMeta& m, const ToolCall& call,
+                                               std::uint32_t index) const {
+  append_chunk_head(out, m);
+  if (index == 0) {
+    out += "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[";
+    append_tool_call_head(out, m, call);
+  } else {
+    out += "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":";
+  }
+  json::append_string(out, index < call.arguments.size() ? std::string_view(call.arguments[index]) : std::string_view());
+  out += "}}]},\"logprobs\":null,\"finish_reason\":null}";
+  append_chunk_tail(out, m);
+}
+
 void OpenAIFormat::append_stream_close(std::string& out, const Plan& p, const AnswerMeta& m,
                                        bool omit_done) const {
   append_chunk_head(out, m);
-  out += "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}";
+  out += p.tool_call ? "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}"
+                     : "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}";
   append_chunk_tail(out, m);
   if (m.include_usage) {
     append_chunk_head(out, m);

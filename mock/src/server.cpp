@@ -517,8 +517,10 @@ struct Session {
     }
     const bool faulty = plan.kind == ActionKind::cut || plan.kind == ActionKind::stall ||
                         plan.kind == ActionKind::malformed || plan.kind == ActionKind::stream_error;
-    const std::uint32_t count =
-        faulty ? std::min(plan.after_tokens, plan.completion_tokens) : plan.completion_tokens;
+    // A tool call's argument fragments take the place of the tokens.
+    const ToolCall* call = plan.tool_call && wire.answers_tool_calls() ? &*plan.tool_call : nullptr;
+    const std::uint32_t chunks = call ? static_cast<std::uint32_t>(call->arguments.size()) : plan.completion_tokens;
+    const std::uint32_t count = faulty ? std::min(plan.after_tokens, chunks) : chunks;
     for (std::uint32_t k = 0; k < count; ++k) {
       if (k > 0 && plan.token_delay.count() > 0) {
         {
@@ -531,7 +533,8 @@ struct Session {
         }
       }
       event.clear();
-      wire.append_stream_token(event, meta, token_text(plan, k), k == 0, k);
+      if (call) wire.append_stream_tool_fragment(event, meta, *call, k);
+      else wire.append_stream_token(event, meta, token_text(plan, k), k == 0, k);
       append_chunk(out, event);
       // Bound the buffer on long undelayed streams.
       if (out.size() > (64u << 10)) {

@@ -590,7 +590,7 @@ Status guard_input(Request& r) {
   // profile's uninspectable_documents rule.
   auto texts = api::openai::request_texts(r.chat.body);
   if (!texts) return std::unexpected(texts.error());
-  const policy::PolicyDecision d = policy::evaluate_input(*profile, texts->texts, facts, texts->uninspectable);
+  const policy::PolicyDecision d = policy::evaluate_input(*profile, texts->texts, facts, texts->uninspectable, texts->json);
   if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "input"));
   if (d.blocked()) {
     log::info("policy_blocked", {{"request_id", r.in.request_id}, {"policy", d.policy_id}, {"reason", d.reason_code}, {"detector", d.detector}});
@@ -608,24 +608,26 @@ Status guard_input(Request& r) {
   return {};
 }
 
-// The policy on a complete answer (its content, and the text blocks with their citations'
-// cited_text when it has them); rewrites it when redacting.
+// The policy on a complete answer (its content, the text blocks with their citations'
+// cited_text when it has them, its reasoning and its tool calls' arguments); rewrites it
+// when redacting.
 Status guard_answer(Request& r, std::string& body) {
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!guards_output(profile)) return {};
   if (policy::evaluate_output_raw(*profile, body)) return {};  // nothing to act on (see guard_input)
   auto texts = api::openai::answer_texts(body);
   if (!texts) return {};  // not JSON we understand: passed through as the upstream sent it
-  policy::PolicyDecision all;
   bool redacted = false;
-  for (std::string& t : *texts) {
-    const policy::PolicyDecision d = policy::evaluate_output(*profile, t);
+  for (std::size_t i = 0; i < texts->texts.size(); ++i) {
+    const bool json = std::ranges::binary_search(texts->json, i);
+    const policy::PolicyDecision d =
+        policy::evaluate_output(*profile, texts->texts[i], json ? policy::TextForm::json : policy::TextForm::plain);
     if (!d.hits.empty() || d.blocked()) r.caller.policy_decisions.push_back(describe(d, "output"));
     if (d.blocked()) return std::unexpected(policy::block_error(d, true));
     redacted = redacted || d.verdict == policy::Verdict::redacted;
   }
   if (redacted) {
-    auto rewritten = api::openai::with_answer_texts(body, *texts);
+    auto rewritten = api::openai::with_answer_texts(body, texts->texts);
     if (rewritten) body = std::move(*rewritten);
   }
   return {};
@@ -982,53 +984,113 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   std::optional<Error> failure;  // the upstream's fault: may fail over before commit
   std::optional<Error> blocked;  // the policy's verdict on the answer: ends the request
   HeaderFields headers;
-  // The policy's output rules, applied delta by delta with the one-shot result.
+  // The policy's output rules, applied delta by delta with the one-shot result: a
+  // StreamRedactor per channel of a choice, its content, its reasoning and each of its tool
+  // calls' arguments (JSON text). A channel's held-back tail is sent when its choice moves
+  // on to another channel (a signature closes reasoning), at finish_reason and at [DONE],
+  // so a block is complete before the next starts (what Anthropic and Bedrock callers get).
   const bool guard = guards_output(r.caller.policy);
-  std::vector<std::optional<policy::StreamRedactor>> redactors;
+  constexpr std::size_t kContent = SIZE_MAX, kReasoning = SIZE_MAX - 1;  // else a tool call's index
+  struct Channel {
+    std::size_t choice, what;
+    policy::StreamRedactor redactor;
+  };
+  std::vector<Channel> channels;
   std::string rebuilt, last_payload;
   std::size_t last_choice = 0;
-  auto flush_redactors = [&] {
-    for (std::size_t i = 0; i < redactors.size() && !blocked; ++i) {
-      if (!redactors[i]) continue;
-      std::string tail;
-      if (redactors[i]->finish(tail) == policy::StreamStatus::blocked) blocked = policy::block_error(redactors[i]->decision(), true);
-      else if (!tail.empty()) {
+  // Sends what channel `i` holds back and closes it.
+  auto flush_channel = [&](std::size_t i) {
+    Channel& ch = channels[i];
+    std::string tail;
+    if (ch.redactor.finish(tail) == policy::StreamStatus::blocked) blocked = policy::block_error(ch.redactor.decision(), true);
+    else if (!tail.empty()) {
+      const std::string id = "chatcmpl-" + r.in.request_id;
+      out += "data: ";
+      if (ch.what == kContent) {
         // Shaped like the upstream's own chunks (id, created, model) when we have seen one.
-        const api::openai::DeltaText piece[] = {{i, std::move(tail)}};
-        auto chunk = last_payload.empty() || last_choice != i ? Result<std::string>(std::unexpected(Error{})) : api::openai::with_delta_texts(last_payload, piece);
-        out += "data: ";
-        out += chunk ? *chunk : api::openai::text_chunk("chatcmpl-" + r.in.request_id, r.chat.model, i, piece[0].text);
-        out += "\n\n";
+        const api::openai::DeltaText piece[] = {{ch.choice, std::move(tail)}};
+        auto chunk = last_payload.empty() || last_choice != ch.choice ? Result<std::string>(std::unexpected(Error{})) : api::openai::with_delta_texts(last_payload, piece);
+        out += chunk ? *chunk : api::openai::text_chunk(id, r.chat.model, ch.choice, piece[0].text);
+      } else if (ch.what == kReasoning) {
+        out += api::openai::reasoning_chunk(id, r.chat.model, ch.choice, tail);
+      } else {
+        out += api::openai::tool_arguments_chunk(id, r.chat.model, ch.choice, ch.what, tail);
       }
-      if (!redactors[i]->decision().hits.empty() || blocked)
-        r.caller.policy_decisions.push_back(describe(redactors[i]->decision(), "output"));
-      redactors[i].reset();
+      out += "\n\n";
     }
+    if (!ch.redactor.decision().hits.empty() || blocked)
+      r.caller.policy_decisions.push_back(describe(ch.redactor.decision(), "output"));
+    channels.erase(channels.begin() + static_cast<std::ptrdiff_t>(i));
+  };
+  auto flush_redactors = [&] {
+    while (!channels.empty() && !blocked) flush_channel(0);
+  };
+  // Feeds one channel's text to its redactor and puts what may be relayed in its place;
+  // false when the policy blocks.
+  auto redact = [&](std::size_t choice, std::size_t what, std::string& text) {
+    if (choice >= 64) return true;  // no real stream has that many choices; leave it alone
+    auto ch = std::ranges::find_if(channels, [&](const Channel& c) { return c.choice == choice && c.what == what; });
+    if (ch == channels.end()) {
+      const auto form = what == kContent || what == kReasoning ? policy::TextForm::plain : policy::TextForm::json;
+      ch = channels.insert(channels.end(), Channel{choice, what, policy::StreamRedactor(*r.caller.policy, form)});
+    }
+    std::string safe;
+    if (ch->redactor.feed(text, safe) == policy::StreamStatus::blocked) {
+      blocked = policy::block_error(ch->redactor.decision(), true);
+      r.caller.policy_decisions.push_back(describe(ch->redactor.decision(), "output"));
+      return false;
+    }
+    text = std::move(safe);
+    return true;
   };
   // Runs the redactors over one data event; returns the event to relay.
   auto redact_event = [&](std::string_view event) -> std::string_view {
     const std::string_view payload = data_payload(event);
-    auto deltas = api::openai::delta_texts(payload);
-    if (!deltas || deltas->empty()) return event;
-    for (api::openai::DeltaText& d : *deltas) {
-      if (d.choice >= 64) continue;  // no real stream has that many choices; leave it alone
-      if (redactors.size() <= d.choice) redactors.resize(d.choice + 1);
-      if (!redactors[d.choice]) redactors[d.choice].emplace(*r.caller.policy);
-      std::string safe;
-      if (redactors[d.choice]->feed(d.text, safe) == policy::StreamStatus::blocked) {
-        blocked = policy::block_error(redactors[d.choice]->decision(), true);
-        r.caller.policy_decisions.push_back(describe(redactors[d.choice]->decision(), "output"));
-        return {};
-      }
-      d.text = std::move(safe);
+    auto texts = api::openai::delta_texts(payload);
+    if (!texts) return event;
+    // Only a chunk that names the key is parsed again for it.
+    std::vector<api::openai::DeltaText> reasoning;
+    std::vector<api::openai::DeltaArguments> args;
+    if (payload.find("\"reasoning_content\"") != std::string_view::npos)
+      if (auto found = api::openai::delta_reasoning_texts(payload)) reasoning = std::move(*found);
+    if (payload.find("\"tool_calls\"") != std::string_view::npos)
+      if (auto found = api::openai::delta_tool_arguments(payload)) args = std::move(*found);
+    const bool signature = payload.find("\"thinking_blocks\"") != std::string_view::npos;
+    // Channels this chunk's choices have left are flushed before it.
+    const auto carries = [&](std::size_t choice, std::size_t what) {
+      if (what == kContent) return std::ranges::any_of(*texts, [&](const auto& d) { return d.choice == choice; });
+      if (what == kReasoning) return std::ranges::any_of(reasoning, [&](const auto& d) { return d.choice == choice; });
+      return std::ranges::any_of(args, [&](const auto& a) { return a.choice == choice && a.tool == what; });
+    };
+    const auto touches = [&](std::size_t choice) {
+      return carries(choice, kContent) || carries(choice, kReasoning) ||
+             std::ranges::any_of(args, [&](const auto& a) { return a.choice == choice; });
+    };
+    for (std::size_t i = 0; i < channels.size() && !blocked;) {
+      const Channel& ch = channels[i];
+      if ((touches(ch.choice) && !carries(ch.choice, ch.what)) || (signature && ch.what == kReasoning)) flush_channel(i);
+      else ++i;
     }
-    if (deltas->size() == 1) {  // template for a flushed tail
+    if (blocked) return {};
+    if (texts->empty() && reasoning.empty() && args.empty()) return event;
+    for (api::openai::DeltaText& d : *texts)
+      if (!redact(d.choice, kContent, d.text)) return {};
+    for (api::openai::DeltaText& d : reasoning)
+      if (!redact(d.choice, kReasoning, d.text)) return {};
+    for (api::openai::DeltaArguments& a : args)
+      if (!redact(a.choice, a.tool, a.text)) return {};
+    if (texts->size() == 1 && reasoning.empty() && args.empty()) {  // template for a flushed tail
       last_payload.assign(payload);
-      last_choice = (*deltas)[0].choice;
+      last_choice = (*texts)[0].choice;
     }
-    auto rewritten = api::openai::with_delta_texts(payload, *deltas);
-    if (!rewritten) return event;
-    rebuilt = "data: " + *rewritten + "\n\n";
+    std::string rewritten(payload);
+    if (!texts->empty())
+      if (auto next = api::openai::with_delta_texts(rewritten, *texts)) rewritten = std::move(*next);
+    if (!reasoning.empty())
+      if (auto next = api::openai::with_delta_reasoning_texts(rewritten, reasoning)) rewritten = std::move(*next);
+    if (!args.empty())
+      if (auto next = api::openai::with_delta_tool_arguments(rewritten, args)) rewritten = std::move(*next);
+    rebuilt = "data: " + rewritten + "\n\n";
     return rebuilt;
   };
   // A citation (the gateway's delta `citation`) quotes a document: the output rules on its

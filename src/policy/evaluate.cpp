@@ -8,6 +8,7 @@
 
 #include "policy/compiled.hpp"
 #include "policy/injection.hpp"
+#include "policy/json_text.hpp"
 
 namespace bulwark::policy {
 namespace {
@@ -33,11 +34,17 @@ bool apply_injection(const detail::CompiledPolicy& c, std::string_view text, Pol
   return true;
 }
 
-void rewrite(std::string& text, const std::vector<Finding>& findings, std::size_t from, std::size_t to) {
+void rewrite(std::string& text, const std::vector<Finding>& findings, std::size_t from, std::size_t to, TextForm form) {
   if (from == to) return;
   std::string out;
   out.reserve(text.size());
-  detail::append_redacted(text, 0, text.size(), std::span(findings).subspan(from, to - from), out);
+  const auto mine = std::span(findings).subspan(from, to - from);
+  if (form == TextForm::json) {
+    detail::JsonCursor cursor;
+    detail::append_redacted_json(text, 0, text.size(), mine, cursor, out);
+  } else {
+    detail::append_redacted(text, 0, text.size(), mine, out);
+  }
   text.swap(out);
 }
 
@@ -81,7 +88,14 @@ bool text_clean(std::string_view raw, bool escaped, PiiMask mask) {
   return scratch.empty();
 }
 
-bool is_text_key(std::string_view key) noexcept { return key == "content" || key == "text" || key == "cited_text"; }
+// The keys of the strings the exact path reads: message and part text, citations'
+// cited_text, tool calls' arguments and, in answers, reasoning. An arguments string holds
+// JSON text: both paths scan it as written once the outer string is decoded (the JSON's
+// own escapes inside it are not decoded again by either).
+bool is_text_key(std::string_view key, bool answer) noexcept {
+  return key == "content" || key == "text" || key == "cited_text" || key == "arguments" ||
+         (answer && (key == "reasoning_content" || key == "thinking"));
+}
 
 // A request's document (a part of type "file", what request_texts reads as one): its text
 // is base64 or unreadable, so only the exact path can judge it. The key "file_data" too,
@@ -124,12 +138,12 @@ bool text_values_clean_escaped(std::string_view json, PiiMask mask, bool documen
     }
     // A type spelled with escapes could be "file" to a parser: the exact path decides.
     if (documents && key == "type" && (escaped || is_document_type(key, str))) return false;
-    if (is_text_key(key) && !text_clean(str, escaped, mask)) return false;
+    if (is_text_key(key, !documents) && !text_clean(str, escaped, mask)) return false;
   }
 }
 
-// No PII finding in any string value keyed "content", "text" or "cited_text" of the JSON,
-// each scanned on its own as the exact path scans each part. False also when it cannot
+// No PII finding in any string value of the JSON under a key is_text_key names (`documents`:
+// a request; otherwise an answer), each scanned on its own as the exact path scans each part. False also when it cannot
 // tell: a \u escape in such a value or any escape in a key ("cont\u0065nt" is "content"
 // to a parser), a string that does not end, and with `documents` (a request) a document.
 // Most bodies have no backslash at all: then every quote delimits a string, and one SSE2
@@ -155,7 +169,7 @@ bool text_values_clean(std::string_view json, PiiMask mask, bool documents) {
       return true;
     }
     if (documents && is_document_type(key, str)) return false;
-    return !is_text_key(key) || text_clean(str, false, mask);
+    return !is_text_key(key, !documents) || text_clean(str, false, mask);
   };
   // Strings are judged as their closing quote is found, block by block. A backslash sends
   // the whole body to the escaped walker; every quote before it, in blocks without one,
@@ -202,7 +216,8 @@ std::optional<PolicyDecision> evaluate_output_raw(const PolicyProfile& profile, 
 }
 
 PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::string> parts,
-                              const RequestFacts& facts, std::span<const std::string_view> uninspectable_documents) {
+                              const RequestFacts& facts, std::span<const std::string_view> uninspectable_documents,
+                              std::span<const std::size_t> json_parts) {
   const detail::CompiledPolicy& c = profile.compiled();
   PolicyDecision d;
   d.policy_id = c.spec.id;
@@ -246,12 +261,17 @@ PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::strin
   }
   bounds.push_back(redact.size());
   if (redact.empty()) return d;
-  for (std::size_t i = 0; i < parts.size(); ++i) rewrite(parts[i], redact, bounds[i], bounds[i + 1]);
+  std::size_t next_json = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    while (next_json < json_parts.size() && json_parts[next_json] < i) ++next_json;
+    const bool json = next_json < json_parts.size() && json_parts[next_json] == i;
+    rewrite(parts[i], redact, bounds[i], bounds[i + 1], json ? TextForm::json : TextForm::plain);
+  }
   d.verdict = Verdict::redacted;
   return d;
 }
 
-PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text) {
+PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text, TextForm form) {
   const detail::CompiledPolicy& c = profile.compiled();
   PolicyDecision d;
   d.policy_id = c.spec.id;
@@ -263,7 +283,7 @@ PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text) 
   if (scratch.empty()) return d;
   if (!detail::apply_findings(c, text, scratch, d)) return d;
   if (scratch.empty()) return d;
-  rewrite(text, scratch, 0, scratch.size());
+  rewrite(text, scratch, 0, scratch.size(), form);
   d.verdict = Verdict::redacted;
   return d;
 }

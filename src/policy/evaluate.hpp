@@ -25,18 +25,23 @@ struct RequestFacts {
 // Each part is scanned on its own (a plain-text document's decoded text is a part).
 // `uninspectable_documents` names each document whose text the caller's body does not
 // let the gateway read ("pdf", "file_id", ...): the profile's uninspectable_documents
-// action applies to each (a block names the first as its detector).
+// action applies to each (a block names the first as its detector). `json_parts` lists
+// (ascending) the parts that are JSON text (tool-call arguments): they are scanned as
+// written and redacted as TextForm::json.
 PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::string> text_parts,
                               const RequestFacts& facts,
-                              std::span<const std::string_view> uninspectable_documents = {});
+                              std::span<const std::string_view> uninspectable_documents = {},
+                              std::span<const std::size_t> json_parts = {});
 
-// Deny patterns and PII on a complete answer; rewrites `text` when redacting.
-PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text);
+// Deny patterns and PII on a complete answer (or one text of it); rewrites `text` when
+// redacting, keeping JSON text JSON when `form` is TextForm::json.
+PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text, TextForm form = TextForm::plain);
 
 // Fast paths on the raw JSON, without parsing it into a document: when the profile has
 // no deny patterns and no injection heuristics, and no PII detector finds anything in any
-// string value keyed "content", "text" or "cited_text" (a superset of what request_texts
-// / answer_texts extract; each decoded and scanned on its own, as the exact path does),
+// string value keyed "content", "text", "cited_text" or "arguments" (answers: also
+// "reasoning_content" and "thinking") (a superset of what request_texts / answer_texts
+// extract; each decoded and scanned on its own, as the exact path does),
 // the verdict is the exact path's: no hits (for a request, after the same model and
 // token-cap checks). nullopt when that cannot be shown (a rule to run, a finding to
 // redact or block, a \u escape in a text value, any escape in a key, malformed JSON, or

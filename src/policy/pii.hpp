@@ -58,6 +58,12 @@ std::string_view name_of(PiiKind kind) noexcept;
 // The text that replaces a redacted finding: "[REDACTED:EMAIL]".
 std::string_view redaction_label(PiiKind kind) noexcept;
 
+// How a scanned text is written. Detection is the same for both; a redaction of JSON
+// text (a tool call's `arguments`) keeps it valid JSON: a label never cuts an escape
+// sequence, and a finding in a number (a card number written as 4111111111111111)
+// replaces the whole number with the label as a string ("[REDACTED:CARD]").
+enum class TextForm : std::uint8_t { plain, json };
+
 using PiiMask = std::uint16_t;
 constexpr PiiMask mask_of(PiiKind kind) noexcept {
   return static_cast<PiiMask>(1U << static_cast<unsigned>(kind));

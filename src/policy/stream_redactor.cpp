@@ -10,7 +10,7 @@ namespace {
 constexpr std::size_t kKeepBytes = std::max(kLookbehindBytes, StreamRedactor::kDenyWindowBytes);
 }  // namespace
 
-StreamRedactor::StreamRedactor(PolicyProfile profile) : profile_(std::move(profile)) {
+StreamRedactor::StreamRedactor(PolicyProfile profile, TextForm form) : profile_(std::move(profile)), form_(form) {
   decision_.policy_id = profile_.id();
 }
 
@@ -38,6 +38,7 @@ StreamStatus StreamRedactor::process(bool at_eof, std::string& out) {
     if (st.kind == StepKind::gap || c.pii_mask == 0 ||
         !segment_may_match(st.traits, st.end - pos, pem, c.pii_mask)) {
       staged_.append(text.substr(pos, st.end - pos));
+      if (form_ == TextForm::json) json_.advance(text.substr(pos, st.end - pos));
       pos = st.end;
       continue;
     }
@@ -45,7 +46,8 @@ StreamStatus StreamRedactor::process(bool at_eof, std::string& out) {
     scan_segment(text, pos, st.end, pem, st.traits, c.pii_mask, scratch_);
     if (!scratch_.empty() && !detail::apply_findings(c, text, scratch_, decision_))
       return StreamStatus::blocked;
-    detail::append_redacted(text, pos, st.end, scratch_, staged_);
+    if (form_ == TextForm::json) detail::append_redacted_json(text, pos, st.end, scratch_, json_, staged_);
+    else detail::append_redacted(text, pos, st.end, scratch_, staged_);
     pos = st.end;
   }
   if (pos > start && !detail::apply_deny(c, text.substr(0, pos), 0, start, decision_))

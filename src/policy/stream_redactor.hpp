@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "policy/decision.hpp"
+#include "policy/json_text.hpp"
 #include "policy/pii.hpp"
 #include "policy/profile.hpp"
 
@@ -29,7 +30,9 @@ class StreamRedactor {
  public:
   static constexpr std::size_t kDenyWindowBytes = 256;
 
-  explicit StreamRedactor(PolicyProfile profile);
+  // `form` json: the deltas are pieces of JSON text (a tool call's streamed arguments),
+  // redacted as evaluate_output redacts TextForm::json, so what is forwarded stays JSON.
+  explicit StreamRedactor(PolicyProfile profile, TextForm form = TextForm::plain);
 
   // Appends to `out` what is safe to forward after `delta`.
   StreamStatus feed(std::string_view delta, std::string& out);
@@ -44,6 +47,8 @@ class StreamRedactor {
   StreamStatus process(bool at_eof, std::string& out);
 
   PolicyProfile profile_;
+  TextForm form_;
+  detail::JsonCursor json_;  // form_ json: where the text forwarded so far leaves the JSON
   std::string buf_;      // [0, ctx_) already forwarded (kept as lookbehind), then pending
   std::size_t ctx_ = 0;
   PolicyDecision decision_;

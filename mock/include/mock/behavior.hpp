@@ -96,6 +96,15 @@ struct Fault {
   friend bool operator==(const Fault&, const Fault&) = default;
 };
 
+// A healthy answer that is one tool call instead of text (OpenAI format only; the other
+// formats answer with their text): the function's name and its arguments as the
+// fragments a stream sends them in, one chunk each (a whole answer joins them).
+struct ToolCall {
+  std::string name;
+  std::vector<std::string> arguments;
+  friend bool operator==(const ToolCall&, const ToolCall&) = default;
+};
+
 struct Behavior {
   std::uint32_t tokens = 16;
   Millis latency{0};
@@ -104,6 +113,7 @@ struct Behavior {
   std::uint64_t context_window = 0;  // 0: unlimited
   bool prefill = true;
   std::vector<Fault> faults;
+  std::optional<ToolCall> tool_call;
   friend bool operator==(const Behavior&, const Behavior&) = default;
 };
 

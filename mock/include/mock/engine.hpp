@@ -70,6 +70,8 @@ struct Plan {
   std::uint64_t prompt_tokens = 0;
   std::uint32_t after_tokens = 0;  // cut / stall / malformed / stream_error: content chunks sent first
   bool max_tokens_reached = false;  // the answer was cut short by the request's max_tokens
+  // A healthy answer that is this tool call (Behavior::tool_call) instead of text.
+  std::optional<ToolCall> tool_call;
 };
 
 // The last request received on one wire format, as GET /_mock/last-request shows it.

@@ -14,6 +14,9 @@ class OpenAIFormat final : public WireFormat {
                            bool first, std::uint32_t index = 0) const override;
   void append_stream_close(std::string& out, const Plan& plan, const AnswerMeta& meta,
                            bool omit_done) const override;
+  bool answers_tool_calls() const noexcept override { return true; }
+  void append_stream_tool_fragment(std::string& out, const AnswerMeta& meta, const ToolCall& call,
+                                   std::uint32_t index) const override;
   void append_stream_malformed(std::string& out, const AnswerMeta& meta) const override;
   void append_stream_error(std::string& out, const Plan& plan, const AnswerMeta& meta) const override;
   std::string_view family() const noexcept override { return "openai"; }

@@ -69,6 +69,13 @@ class WireFormat {
   // marker unless `omit_done`.
   virtual void append_stream_close(std::string& out, const Plan& plan, const AnswerMeta& meta,
                                    bool omit_done) const = 0;
+  // Whether this format answers a plan's tool_call as a tool call (the others answer with
+  // their text). append_completion then writes it, append_stream_tool_fragment sends
+  // fragment `index` of its arguments (the first one with the call's id and name) in place
+  // of the tokens, and append_stream_close ends the stream for a tool call.
+  virtual bool answers_tool_calls() const noexcept { return false; }
+  virtual void append_stream_tool_fragment(std::string& /*out*/, const AnswerMeta& /*meta*/, const ToolCall& /*call*/,
+                                           std::uint32_t /*index*/) const {}
   // An event whose data is not valid JSON.
   virtual void append_stream_malformed(std::string& out, const AnswerMeta& meta) const = 0;
   // An error inside the stream (plan.error), the last event: a stream_error fault.

@@ -74,13 +74,32 @@ void visit_content(bj::value& content, const Visit& visit) {
   }
 }
 
+// The `arguments` string of a function object ({name, arguments}), if it has one.
+bj::string* arguments_of(bj::value* function) {
+  if (!function || !function->is_object()) return nullptr;
+  bj::value* args = function->as_object().if_contains("arguments");
+  return args && args->is_string() ? &args->as_string() : nullptr;
+}
+
+// A message's (or an answer's message's) tool calls: tool_calls[].function.arguments,
+// then the legacy function_call.arguments.
+void visit_tool_calls(bj::object& message, const Visit& visit) {
+  if (bj::value* calls = message.if_contains("tool_calls"); calls && calls->is_array())
+    for (bj::value& call : calls->as_array())
+      if (call.is_object())
+        if (bj::string* args = arguments_of(call.as_object().if_contains("function"))) visit(*args, nullptr);
+  if (bj::string* args = arguments_of(message.if_contains("function_call"))) visit(*args, nullptr);
+}
+
 void visit_request(bj::value& doc, const Visit& visit) {
   if (!doc.is_object()) return;
   bj::value* messages = doc.as_object().if_contains("messages");
   if (!messages || !messages->is_array()) return;
-  for (bj::value& m : messages->as_array())
-    if (m.is_object())
-      if (bj::value* c = m.as_object().if_contains("content")) visit_content(*c, visit);
+  for (bj::value& m : messages->as_array()) {
+    if (!m.is_object()) continue;
+    if (bj::value* c = m.as_object().if_contains("content")) visit_content(*c, visit);
+    visit_tool_calls(m.as_object(), visit);
+  }
 }
 
 // The gateway's text_blocks beside an answer's content: each block's text, then the
@@ -100,6 +119,17 @@ void visit_text_blocks(bj::object& message, const Visit& visit) {
   }
 }
 
+// An answer's reasoning: reasoning_content, then the text of each of its thinking_blocks
+// (a redacted block's data is opaque, not text).
+void visit_reasoning(bj::object& message, const Visit& visit) {
+  if (bj::value* rc = message.if_contains("reasoning_content"); rc && rc->is_string()) visit(rc->as_string(), nullptr);
+  bj::value* blocks = message.if_contains("thinking_blocks");
+  if (!blocks || !blocks->is_array()) return;
+  for (bj::value& b : blocks->as_array())
+    if (b.is_object())
+      if (bj::value* t = b.as_object().if_contains("thinking"); t && t->is_string()) visit(t->as_string(), nullptr);
+}
+
 void visit_answer(bj::value& doc, const Visit& visit) {
   if (!doc.is_object()) return;
   bj::value* choices = doc.as_object().if_contains("choices");
@@ -110,6 +140,8 @@ void visit_answer(bj::value& doc, const Visit& visit) {
     if (!msg || !msg->is_object()) continue;
     if (bj::value* content = msg->as_object().if_contains("content")) visit_content(*content, visit);
     visit_text_blocks(msg->as_object(), visit);
+    visit_reasoning(msg->as_object(), visit);
+    visit_tool_calls(msg->as_object(), visit);
   }
 }
 
@@ -190,6 +222,32 @@ void read_content(sj::element content, RequestTexts& out) {
   }
 }
 
+// The same walk as visit_tool_calls: each arguments string is JSON text (listed in `json`).
+void read_tool_calls(sj::element message, std::vector<std::string>& texts, std::vector<std::size_t>& json) {
+  std::string_view args;
+  sj::array calls;
+  if (!message["tool_calls"].get(calls))
+    for (sj::element call : calls)
+      if (!call["function"]["arguments"].get(args)) {
+        json.push_back(texts.size());
+        texts.emplace_back(args);
+      }
+  if (!message["function_call"]["arguments"].get(args)) {
+    json.push_back(texts.size());
+    texts.emplace_back(args);
+  }
+}
+
+// The same walk as visit_reasoning.
+void read_reasoning(sj::element message, std::vector<std::string>& out) {
+  std::string_view text;
+  if (!message["reasoning_content"].get(text)) out.emplace_back(text);
+  sj::array blocks;
+  if (message["thinking_blocks"].get(blocks)) return;
+  for (sj::element b : blocks)
+    if (!b["thinking"].get(text)) out.emplace_back(text);
+}
+
 void read_text_blocks(sj::element message, std::vector<std::string>& out) {
   sj::array blocks;
   if (message["text_blocks"].get(blocks)) return;
@@ -208,6 +266,8 @@ void read_text_blocks(sj::element message, std::vector<std::string>& out) {
 using DeltaField = bj::value* (*)(bj::object& delta);
 
 bj::value* delta_content(bj::object& delta) { return delta.if_contains("content"); }
+
+bj::value* delta_reasoning(bj::object& delta) { return delta.if_contains("reasoning_content"); }
 
 bj::value* delta_cited_text(bj::object& delta) {
   bj::value* citation = delta.if_contains("citation");
@@ -253,6 +313,38 @@ Result<std::string> write_deltas(std::string_view chunk_json, std::span<const De
   return bj::serialize(*doc);
 }
 
+// Calls `on(choice index, tool call index, the arguments string)` for each tool call in a
+// chunk's deltas that carries an arguments fragment. A tool call without `index` takes its
+// position in the array, as a choice without one does.
+template <typename On>
+void each_delta_call(bj::value& doc, On&& on) {
+  if (!doc.is_object()) return;
+  bj::value* choices = doc.as_object().if_contains("choices");
+  if (!choices || !choices->is_array()) return;
+  const auto index_of = [](const bj::object& o, std::size_t position) {
+    if (const bj::value* i = o.if_contains("index"); i && i->is_int64() && i->as_int64() >= 0)
+      return static_cast<std::size_t>(i->as_int64());
+    return position;
+  };
+  std::size_t position = 0;
+  for (bj::value& c : choices->as_array()) {
+    const std::size_t at = position++;
+    if (!c.is_object()) continue;
+    const std::size_t choice = index_of(c.as_object(), at);
+    bj::value* delta = c.as_object().if_contains("delta");
+    if (!delta || !delta->is_object()) continue;
+    bj::value* calls = delta->as_object().if_contains("tool_calls");
+    if (!calls || !calls->is_array()) continue;
+    std::size_t call_position = 0;
+    for (bj::value& call : calls->as_array()) {
+      const std::size_t call_at = call_position++;
+      if (!call.is_object()) continue;
+      if (bj::string* args = arguments_of(call.as_object().if_contains("function")))
+        on(choice, index_of(call.as_object(), call_at), *args);
+    }
+  }
+}
+
 }  // namespace
 
 Result<RequestTexts> request_texts(std::string_view body) {
@@ -264,6 +356,7 @@ Result<RequestTexts> request_texts(std::string_view body) {
   for (sj::element m : messages) {
     sj::element content;
     if (!m["content"].get(content)) read_content(content, out);
+    read_tool_calls(m, out.texts, out.json);
   }
   return out;
 }
@@ -272,20 +365,24 @@ Result<std::string> with_request_texts(std::string_view body, std::span<const st
   return replace(body, texts, visit_request);
 }
 
-Result<std::vector<std::string>> answer_texts(std::string_view body) {
+Result<AnswerTexts> answer_texts(std::string_view body) {
   auto doc = read(body);
   if (!doc) return std::unexpected(doc.error());
   RequestTexts out;
+  AnswerTexts answer;
   sj::array choices;
-  if ((*doc)["choices"].get(choices)) return std::move(out.texts);
+  if ((*doc)["choices"].get(choices)) return answer;
   for (sj::element c : choices) {
     sj::element message;
     if (c["message"].get(message)) continue;
     sj::element content;
     if (!message["content"].get(content)) read_content(content, out);
     read_text_blocks(message, out.texts);
+    read_reasoning(message, out.texts);
+    read_tool_calls(message, out.texts, answer.json);
   }
-  return std::move(out.texts);
+  answer.texts = std::move(out.texts);
+  return answer;
 }
 
 Result<std::string> with_answer_texts(std::string_view body, std::span<const std::string> texts) {
@@ -306,16 +403,80 @@ Result<std::string> with_delta_cited_texts(std::string_view chunk_json, std::spa
   return write_deltas(chunk_json, texts, delta_cited_text);
 }
 
-std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {
+Result<std::vector<DeltaText>> delta_reasoning_texts(std::string_view chunk_json) {
+  return read_deltas(chunk_json, delta_reasoning);
+}
+
+Result<std::string> with_delta_reasoning_texts(std::string_view chunk_json, std::span<const DeltaText> texts) {
+  return write_deltas(chunk_json, texts, delta_reasoning);
+}
+
+Result<std::vector<DeltaArguments>> delta_tool_arguments(std::string_view chunk_json) {
+  auto doc = parse(chunk_json);
+  if (!doc) return std::unexpected(doc.error());
+  std::vector<DeltaArguments> out;
+  each_delta_call(*doc, [&](std::size_t choice, std::size_t tool, bj::string& args) {
+    out.push_back({choice, tool, std::string(args)});
+  });
+  return out;
+}
+
+Result<std::string> with_delta_tool_arguments(std::string_view chunk_json, std::span<const DeltaArguments> arguments) {
+  auto doc = parse(chunk_json);
+  if (!doc) return std::unexpected(doc.error());
+  std::size_t next = 0;
+  each_delta_call(*doc, [&](std::size_t choice, std::size_t tool, bj::string& args) {
+    if (next < arguments.size() && arguments[next].choice == choice && arguments[next].tool == tool)
+      args = arguments[next++].text;
+  });
+  return bj::serialize(*doc);
+}
+
+namespace {
+
+// {"id":…,"object":"chat.completion.chunk","created":0,"model":…,"choices":[{"index":N,"delta":
+std::string chunk_head(std::string_view id, std::string_view model, std::size_t choice) {
   std::string out = "{\"id\":";
   bulwark::json::append_string(out, id);
   out += ",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":";
   bulwark::json::append_string(out, model);
   out += ",\"choices\":[{\"index\":";
   bulwark::json::append_int(out, static_cast<std::int64_t>(choice));
-  out += ",\"delta\":{\"content\":";
+  out += ",\"delta\":";
+  return out;
+}
+
+constexpr std::string_view kChunkTail = ",\"finish_reason\":null}]}";
+
+}  // namespace
+
+std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {
+  std::string out = chunk_head(id, model, choice);
+  out += "{\"content\":";
   bulwark::json::append_string(out, text);
-  out += "},\"finish_reason\":null}]}";
+  out += '}';
+  out += kChunkTail;
+  return out;
+}
+
+std::string reasoning_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {
+  std::string out = chunk_head(id, model, choice);
+  out += "{\"reasoning_content\":";
+  bulwark::json::append_string(out, text);
+  out += '}';
+  out += kChunkTail;
+  return out;
+}
+
+std::string tool_arguments_chunk(std::string_view id, std::string_view model, std::size_t choice, std::size_t tool,
+                                 std::string_view arguments) {
+  std::string out = chunk_head(id, model, choice);
+  out += "{\"tool_calls\":[{\"index\":";
+  bulwark::json::append_int(out, static_cast<std::int64_t>(tool));
+  out += ",\"function\":{\"arguments\":";
+  bulwark::json::append_string(out, arguments);
+  out += "}}]}";
+  out += kChunkTail;
   return out;
 }
 

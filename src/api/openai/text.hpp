@@ -15,23 +15,32 @@ namespace bulwark::api::openai {
 // Request: what a policy reads, in document order. Each message's content (a string or
 // its `text` parts) and, for each document (a `file` part, the form every ingress format
 // decodes documents to), the decoded text of a plain-text (`text/*`) document, then its
-// `context` and its `filename`. A document whose text cannot be read is listed in
+// `context` and its `filename`; then the message's tool calls' `function.arguments` and
+// a legacy `function_call.arguments`. A document whose text cannot be read is listed in
 // `uninspectable` by what it is: "pdf" (or another binary media type: "binary"),
 // "file_id" (an uploaded file), "invalid_base64" (text that does not decode), "file" (a
-// file part without data).
+// file part without data). `json` lists (ascending) the texts that are JSON text, the
+// arguments strings: a redaction must keep them JSON (policy::TextForm::json).
 struct RequestTexts {
   std::vector<std::string> texts;
   std::vector<std::string_view> uninspectable;  // static strings
+  std::vector<std::size_t> json;
 };
 Result<RequestTexts> request_texts(std::string_view body);
 // The body with those texts replaced (same count and order as request_texts returned); a
 // changed document text is written back as base64 under its original data: URL prefix.
 Result<std::string> with_request_texts(std::string_view body, std::span<const std::string> texts);
 
-// Non-streamed answer, in order: choices[i].message.content (null content: skipped) and
+// Non-streamed answer, in order, per choice: message.content (null content: skipped);
 // the gateway's text_blocks with each block's text and each of its citations' cited_text
-// (the words quoted from a document; see docs/formats.md, citations).
-Result<std::vector<std::string>> answer_texts(std::string_view body);
+// (the words quoted from a document; see docs/formats.md, citations); the reasoning, its
+// reasoning_content then each thinking_blocks[].thinking; the tool calls' arguments (and
+// a legacy function_call's), listed in `json` as in RequestTexts.
+struct AnswerTexts {
+  std::vector<std::string> texts;
+  std::vector<std::size_t> json;
+};
+Result<AnswerTexts> answer_texts(std::string_view body);
 Result<std::string> with_answer_texts(std::string_view body, std::span<const std::string> texts);
 
 // One stream chunk's JSON (the part after "data: "): its choices' delta.content.
@@ -45,7 +54,24 @@ Result<std::string> with_delta_texts(std::string_view chunk_json, std::span<cons
 // citation object): its cited_text, per choice.
 Result<std::vector<DeltaText>> delta_cited_texts(std::string_view chunk_json);
 Result<std::string> with_delta_cited_texts(std::string_view chunk_json, std::span<const DeltaText> texts);
-// A chunk carrying only `text` as choice `choice`'s content (to flush held-back text).
+// The same for a chunk's reasoning text (delta.reasoning_content), per choice.
+Result<std::vector<DeltaText>> delta_reasoning_texts(std::string_view chunk_json);
+Result<std::string> with_delta_reasoning_texts(std::string_view chunk_json, std::span<const DeltaText> texts);
+// A chunk's tool-call argument fragments: choices[].delta.tool_calls[] {index, function:
+// {arguments}}, in order; `tool` is the call's `index` (its position when absent). The
+// writer takes the list the reader returned (same count and order), texts replaced.
+struct DeltaArguments {
+  std::size_t choice = 0;
+  std::size_t tool = 0;
+  std::string text;
+};
+Result<std::vector<DeltaArguments>> delta_tool_arguments(std::string_view chunk_json);
+Result<std::string> with_delta_tool_arguments(std::string_view chunk_json, std::span<const DeltaArguments> arguments);
+// A chunk carrying only `text` as choice `choice`'s content (to flush held-back text);
+// the same for its reasoning, and for tool call `tool`'s arguments.
 std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text);
+std::string reasoning_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text);
+std::string tool_arguments_chunk(std::string_view id, std::string_view model, std::size_t choice, std::size_t tool,
+                                 std::string_view arguments);
 
 }  // namespace bulwark::api::openai

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <string>
 #include <string_view>
@@ -73,7 +74,7 @@ Guarded guard_input(const PolicyProfile& p, const std::string& body) {
   auto texts = oa::request_texts(body);
   EXPECT_TRUE(texts.has_value());
   if (!texts) return {};
-  Guarded g{evaluate_input(p, texts->texts, kFacts, texts->uninspectable), body};
+  Guarded g{evaluate_input(p, texts->texts, kFacts, texts->uninspectable, texts->json), body};
   if (g.decision.verdict == Verdict::redacted) {
     auto rewritten = oa::with_request_texts(body, texts->texts);
     EXPECT_TRUE(rewritten.has_value());
@@ -91,14 +92,15 @@ Guarded guard_answer(const PolicyProfile& p, const std::string& body) {
   Guarded g{{}, body};
   g.decision.policy_id = p.id();
   bool redacted = false;
-  for (std::string& t : *texts) {
-    PolicyDecision d = evaluate_output(p, t);
+  for (std::size_t i = 0; i < texts->texts.size(); ++i) {
+    const bool json = std::ranges::binary_search(texts->json, i);
+    PolicyDecision d = evaluate_output(p, texts->texts[i], json ? TextForm::json : TextForm::plain);
     if (d.blocked()) return {std::move(d), body};
     redacted = redacted || d.verdict == Verdict::redacted;
   }
   if (redacted) {
     g.decision.verdict = Verdict::redacted;
-    g.body = *oa::with_answer_texts(body, *texts);
+    g.body = *oa::with_answer_texts(body, texts->texts);
   }
   return g;
 }

@@ -230,6 +230,32 @@ models:
   EXPECT_EQ(*again, c) << json;
 }
 
+TEST(Behavior, ToolCallAnswerParsesAndRoundTrips) {
+  const auto c = parse_ok(R"(
+default: {tool_call: {name: lookup}}
+models:
+  tool: {tool_call: {name: send_email, arguments: ['{"to":"jane.d', 'oe@example.com"}']}}
+  whole: {tool_call: {name: f, arguments: '{"a":1}'}}
+)");
+  ASSERT_TRUE(c.default_behavior.tool_call);
+  EXPECT_EQ(c.default_behavior.tool_call->arguments, std::vector<std::string>{"{}"});
+  const auto& tool = c.models.at("tool").tool_call;
+  ASSERT_TRUE(tool);
+  EXPECT_EQ(tool->name, "send_email");
+  EXPECT_EQ(tool->arguments, (std::vector<std::string>{R"({"to":"jane.d)", R"(oe@example.com"})"}));
+  EXPECT_EQ(c.models.at("whole").tool_call->arguments, std::vector<std::string>{R"({"a":1})"});
+  const auto again = parse_config(to_json(c));
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*again, c);
+  // The control API's JSON form.
+  auto b = parse_behavior(R"({"tool_call":{"name":"send","arguments":["{\"to\":","\"x\"}"]}})");
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ(b->tool_call->arguments.size(), 2u);
+  EXPECT_NE(parse_error("default: {tool_call: {arguments: ['{}']}}").find("default.tool_call: missing 'name'"), std::string::npos);
+  EXPECT_NE(parse_error("default: {tool_call: {name: f, arguments: []}}").find("default.tool_call.arguments"), std::string::npos);
+  EXPECT_NE(parse_error("default: {tool_call: {name: f, args: '{}'}}").find("unknown key 'args'"), std::string::npos);
+}
+
 TEST(Behavior, ErrorTypeNamesRoundTrip) {
   for (auto t : {ErrorType::rate_limit, ErrorType::overloaded, ErrorType::server_error,
                  ErrorType::bad_gateway, ErrorType::unavailable, ErrorType::context_length,

@@ -125,6 +125,33 @@ TEST(OpenAIEncode, StreamChunks) {
   EXPECT_NE(no_done.find("\"finish_reason\":\"stop\""), std::string::npos);
 }
 
+TEST(OpenAIEncode, ToolCallAnswerWholeAndStreamed) {
+  const AnswerMeta meta{1, 1700000000, "m", false};
+  Plan p = healthy(3, 1);
+  p.tool_call = ToolCall{"send_email", {R"({"to":"jane.d)", R"(oe@example.com"})"}};
+  std::string body;
+  const std::size_t cut_at = kFormat.append_completion(body, p, meta);
+  EXPECT_EQ(cut_at, body.size());  // a cut or stall sends the whole body
+  EXPECT_NE(body.find(R"("message":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_0000000000000001",)"
+                      R"("type":"function","function":{"name":"send_email","arguments":"{\"to\":\"jane.doe@example.com\"}"}}])"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find(R"("finish_reason":"tool_calls")"), std::string::npos);
+
+  std::string first, second, close;
+  kFormat.append_stream_tool_fragment(first, meta, *p.tool_call, 0);
+  kFormat.append_stream_tool_fragment(second, meta, *p.tool_call, 1);
+  kFormat.append_stream_close(close, p, meta, false);
+  EXPECT_NE(first.find(R"("delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_0000000000000001",)"
+                       R"("type":"function","function":{"name":"send_email","arguments":"{\"to\":\"jane.d"}}]})"),
+            std::string::npos)
+      << first;
+  EXPECT_NE(second.find(R"("delta":{"tool_calls":[{"index":0,"function":{"arguments":"oe@example.com\"}"}}]})"), std::string::npos)
+      << second;
+  EXPECT_NE(close.find(R"("finish_reason":"tool_calls")"), std::string::npos);
+  EXPECT_TRUE(kFormat.answers_tool_calls());
+}
+
 TEST(OpenAIEncode, UsageChunkHasEmptyChoices) {
   const AnswerMeta meta{2, 1700000000, "m", true};
   std::string token;

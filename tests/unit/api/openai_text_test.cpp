@@ -1,0 +1,384 @@
+// api/openai/text: what the policy reads from OpenAI-form chat bodies and writes back, for
+// tool-call arguments and reasoning: the request's history, whole answers and stream
+// chunks; the raw fast path agreeing with the exact path on them; and a redacted
+// arguments string still translating to an Anthropic caller's tool_use input.
+#include "api/openai/text.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/anthropic/messages.hpp"
+#include "api/openai/translate.hpp"
+#include "policy/evaluate.hpp"
+#include "policy/stream_redactor.hpp"
+
+namespace oa = bulwark::api::openai;
+namespace an = bulwark::api::anthropic;
+namespace cn = bulwark::api::canonical;
+namespace bj = boost::json;
+using namespace bulwark::policy;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+namespace {
+
+const RequestFacts kFacts{"gpt-4o-mini", 100, 256};
+
+// e-mail and phone redacted, card blocked.
+PolicyProfile mail_and_card() {
+  PolicySpec spec;
+  spec.id = "tools";
+  spec.detectors[PiiKind::email] = Action::redact;
+  spec.detectors[PiiKind::phone] = Action::redact;
+  spec.detectors[PiiKind::card] = Action::block;
+  return std::move(PolicyProfile::create(std::move(spec)).value());
+}
+
+PolicyProfile redact_all() {
+  PolicySpec spec;
+  spec.id = "all";
+  for (PiiKind k : kAllPiiKinds) spec.detectors[k] = Action::redact;
+  return std::move(PolicyProfile::create(std::move(spec)).value());
+}
+
+// A request whose history has an assistant turn with tool calls (two, plus a legacy
+// function_call, which an OpenAI upstream is passed as sent; the translation to other
+// formats refuses it) and the tool's result.
+std::string history(std::string_view args0, std::string_view args1 = R"({"q":"weather"})", bool legacy = true) {
+  bj::object first{{"role", "user"}, {"content", "Book it."}};
+  bj::array calls;
+  calls.push_back(bj::object{{"id", "call_1"}, {"type", "function"}, {"function", bj::object{{"name", "pay"}, {"arguments", args0}}}});
+  calls.push_back(bj::object{{"id", "call_2"}, {"type", "function"}, {"function", bj::object{{"name", "search"}, {"arguments", args1}}}});
+  bj::object assistant{{"role", "assistant"}, {"content", "On it."}, {"tool_calls", std::move(calls)}};
+  if (legacy) assistant["function_call"] = bj::object{{"name", "legacy"}, {"arguments", R"({"x":1})"}};
+  bj::object tool{{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "done"}};
+  return bj::serialize(bj::object{{"model", "gpt-4o-mini"},
+                                  {"messages", bj::array{std::move(first), std::move(assistant), std::move(tool)}}});
+}
+
+struct Guarded {
+  PolicyDecision decision;
+  std::string body;
+  bool raw = false;
+};
+
+// What pipeline/chat.cpp's guard_input runs.
+Guarded guard_input(const PolicyProfile& p, const std::string& body) {
+  if (auto quick = evaluate_input_raw(p, body, kFacts)) return {*quick, body, true};
+  auto texts = oa::request_texts(body);
+  EXPECT_TRUE(texts.has_value());
+  if (!texts) return {};
+  Guarded g{evaluate_input(p, texts->texts, kFacts, texts->uninspectable, texts->json), body};
+  if (g.decision.verdict == Verdict::redacted) {
+    auto rewritten = oa::with_request_texts(body, texts->texts);
+    EXPECT_TRUE(rewritten.has_value());
+    if (rewritten) g.body = *rewritten;
+  }
+  return g;
+}
+
+// What guard_answer runs.
+Guarded guard_answer(const PolicyProfile& p, const std::string& body) {
+  if (auto quick = evaluate_output_raw(p, body)) return {*quick, body, true};
+  auto texts = oa::answer_texts(body);
+  EXPECT_TRUE(texts.has_value());
+  if (!texts) return {};
+  Guarded g{{}, body};
+  g.decision.policy_id = p.id();
+  for (std::size_t i = 0; i < texts->texts.size(); ++i) {
+    const bool json = std::ranges::binary_search(texts->json, i);
+    PolicyDecision d = evaluate_output(p, texts->texts[i], json ? TextForm::json : TextForm::plain);
+    if (d.blocked()) return {std::move(d), body};
+    if (d.verdict == Verdict::redacted) g.decision.verdict = Verdict::redacted;
+    g.decision.hits.insert(g.decision.hits.end(), d.hits.begin(), d.hits.end());
+  }
+  if (g.decision.verdict == Verdict::redacted) g.body = *oa::with_answer_texts(body, texts->texts);
+  return g;
+}
+
+// The exact path's verdict alone: does any part hold a finding?
+bool exact_finds_input(const PolicyProfile& p, const std::string& body) {
+  auto texts = oa::request_texts(body);
+  EXPECT_TRUE(texts.has_value());
+  return !evaluate_input(p, texts->texts, kFacts, texts->uninspectable, texts->json).hits.empty();
+}
+
+bool exact_finds_output(const PolicyProfile& p, const std::string& body) {
+  auto texts = oa::answer_texts(body);
+  EXPECT_TRUE(texts.has_value());
+  for (std::string t : texts->texts)
+    if (!evaluate_output(p, t).hits.empty()) return true;
+  return false;
+}
+
+// An answer whose message carries content, reasoning and tool calls.
+std::string answer(std::string_view args, std::string_view reasoning = "Think first.", std::string_view content = "Sending.") {
+  bj::object message{{"role", "assistant"}, {"content", content}, {"reasoning_content", reasoning},
+                     {"thinking_blocks", bj::array{bj::object{{"type", "thinking"}, {"thinking", reasoning}, {"signature", "c2ln"}}}},
+                     {"tool_calls", bj::array{bj::object{{"id", "call_9"}, {"type", "function"},
+                                                         {"function", bj::object{{"name", "send_email"}, {"arguments", args}}}}}}};
+  return bj::serialize(bj::object{{"id", "chatcmpl-1"}, {"object", "chat.completion"}, {"model", "m"},
+                                  {"choices", bj::array{bj::object{{"index", 0}, {"message", std::move(message)}, {"finish_reason", "tool_calls"}}}}});
+}
+
+const bj::value& call_arguments(const bj::value& message, std::size_t i = 0) {
+  return message.at("tool_calls").at(i).at("function").at("arguments");
+}
+
+}  // namespace
+
+// ---- requests ----------------------------------------------------------------------------
+
+TEST(OpenAIText, RequestTextsReadToolCallArgumentsInDocumentOrder) {
+  auto texts = oa::request_texts(history(R"({"card":"4111 1111 1111 1111"})"));
+  ASSERT_TRUE(texts.has_value());
+  EXPECT_THAT(texts->texts, ElementsAre("Book it.", "On it.", R"({"card":"4111 1111 1111 1111"})", R"({"q":"weather"})",
+                                        R"({"x":1})", "done"));
+  EXPECT_THAT(texts->json, ElementsAre(2U, 3U, 4U));
+  EXPECT_TRUE(texts->uninspectable.empty());
+  // A message without content (an assistant turn that only calls tools) and calls that
+  // are not objects or carry no arguments string.
+  auto sparse = oa::request_texts(R"({"messages":[{"role":"assistant","content":null,"tool_calls":[7,{"function":{"name":"f"}},)"
+                                  R"({"function":{"arguments":{"not":"a string"}}},{"function":{"arguments":"{\"a\":\"b\"}"}}]}]})");
+  ASSERT_TRUE(sparse.has_value());
+  EXPECT_THAT(sparse->texts, ElementsAre(R"({"a":"b"})"));
+  EXPECT_THAT(sparse->json, ElementsAre(0U));
+}
+
+TEST(OpenAIText, WithRequestTextsWritesEachTextBackInTheSameOrder) {
+  const std::string body = history(R"({"to":"a@b.c"})");
+  auto texts = oa::request_texts(body);
+  ASSERT_TRUE(texts.has_value());
+  std::vector<std::string> marked;
+  for (std::size_t i = 0; i < texts->texts.size(); ++i)
+    marked.push_back(std::ranges::binary_search(texts->json, i) ? R"({"n":)" + std::to_string(i) + "}" : "T" + std::to_string(i));
+  auto rewritten = oa::with_request_texts(body, marked);
+  ASSERT_TRUE(rewritten.has_value());
+  // The reading walk sees exactly what the writing walk wrote.
+  auto again = oa::request_texts(*rewritten);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->texts, marked);
+  const bj::value doc = bj::parse(*rewritten);
+  const bj::value& assistant = doc.at("messages").at(1);
+  EXPECT_EQ(call_arguments(assistant, 0), R"({"n":2})");
+  EXPECT_EQ(call_arguments(assistant, 1), R"({"n":3})");
+  EXPECT_EQ(assistant.at("function_call").at("arguments"), R"({"n":4})");
+  EXPECT_EQ(assistant.at("tool_calls").at(1).at("id"), "call_2");  // the rest is kept
+  EXPECT_EQ(doc.at("messages").at(2).at("content"), "T5");
+  // One text too few is refused.
+  marked.pop_back();
+  EXPECT_FALSE(oa::with_request_texts(body, marked).has_value());
+}
+
+TEST(OpenAIText, CardInAnEarlierToolCallBlocksTheRequest) {
+  const Guarded g = guard_input(mail_and_card(), history(R"({"card":"4111 1111 1111 1111","amount":12})"));
+  ASSERT_TRUE(g.decision.blocked());
+  EXPECT_FALSE(g.raw);
+  EXPECT_EQ(g.decision.detector, "card");
+  EXPECT_THAT(block_error(g.decision, false).message, Not(HasSubstr("4111")));
+  // Written as a JSON number, too.
+  EXPECT_TRUE(guard_input(mail_and_card(), history(R"({"card":4111111111111111})")).decision.blocked());
+}
+
+TEST(OpenAIText, EmailInAnEarlierToolCallIsRedactedAndTheArgumentsStayJson) {
+  const Guarded g = guard_input(mail_and_card(), history(R"({"to":"jane.doe@example.com","body":"Hi,\nCall +1 415-555-2671"})",
+                                                         R"({"q":"weather"})", false));
+  ASSERT_EQ(g.decision.verdict, Verdict::redacted);
+  EXPECT_EQ(g.decision.redactions(PiiKind::email), 1U);
+  EXPECT_EQ(g.decision.redactions(PiiKind::phone), 1U);
+  const bj::value doc = bj::parse(g.body);
+  const std::string_view args = call_arguments(doc.at("messages").at(1)).as_string();
+  const bj::value parsed = bj::parse(args);  // still JSON
+  EXPECT_EQ(parsed.at("to"), "[REDACTED:EMAIL]");
+  EXPECT_EQ(parsed.at("body"), "Hi,\nCall [REDACTED:PHONE]");
+  EXPECT_EQ(g.body.find("jane.doe"), std::string::npos);
+  // The gateway decodes the redacted body again (guard_input), and an Anthropic target
+  // gets the arguments as tool_use input.
+  auto req = oa::decode_request(g.body);
+  ASSERT_TRUE(req.has_value()) << g.body;
+  auto upstream = an::encode_request(*req, "claude");
+  ASSERT_TRUE(upstream.has_value());
+  const bj::value sent = bj::parse(*upstream);
+  const bj::value& tool_use = sent.at("messages").at(1).at("content").at(1);
+  EXPECT_EQ(tool_use.at("type"), "tool_use");
+  EXPECT_EQ(tool_use.at("input").at("to"), "[REDACTED:EMAIL]");
+}
+
+TEST(OpenAIText, AnthropicCallersToolUseInputReachesThePolicy) {
+  // An Anthropic caller's tool_use input becomes arguments in the gateway's OpenAI form.
+  const std::string anthropic =
+      R"({"model":"claude","max_tokens":64,"messages":[{"role":"user","content":"Mail her."},)"
+      R"({"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"send","input":{"to":"jane.doe@example.com","n":[1,2]}}]},)"
+      R"({"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sent"}]}]})";
+  auto req = an::decode_request(anthropic);
+  ASSERT_TRUE(req.has_value());
+  auto body = oa::encode_request(*req, "m", oa::RequestOptions{true});
+  ASSERT_TRUE(body.has_value());
+  const Guarded g = guard_input(mail_and_card(), *body);
+  ASSERT_EQ(g.decision.verdict, Verdict::redacted) << *body;
+  auto back = oa::decode_request(g.body);
+  ASSERT_TRUE(back.has_value());
+  const auto& call = std::get<cn::ToolCallPart>(back->messages.at(1).content.at(0));
+  EXPECT_EQ(bj::parse(call.arguments), bj::parse(R"({"to":"[REDACTED:EMAIL]","n":[1,2]})"));
+}
+
+// ---- the raw fast path agrees with the exact path ---------------------------------------
+
+TEST(OpenAIText, RawPathAndExactPathAgreeOnToolCallArguments) {
+  const PolicyProfile p = redact_all();
+  const char* args[] = {
+      R"({"to":"jane.doe@example.com"})",           // PII
+      R"({"card":4111111111111111})",               // PII in a number
+      R"({"note":"line\nbreak jane.doe@example.com"})",  // PII after an inner escape
+      R"({"ip":"10.0.0.7","q":"\"quoted\""})",      // PII next to escaped quotes
+      R"({"q":"weather in Paris","days":3})",       // clean
+      R"({"path":"C:\\temp\\x","q":"\"hi\""})",     // clean, inner escapes
+      R"({"mail":"jane.doe\u0040example.com"})",    // escaped '@': text as written, both clean
+      R"({"v":"1.2.3.4"})",                         // an address
+  };
+  for (const char* a : args) {
+    const std::string body = history(a, R"({"q":"x"})");
+    const bool raw_clean = evaluate_input_raw(p, body, kFacts).has_value();
+    EXPECT_EQ(raw_clean, !exact_finds_input(p, body)) << a;
+    const std::string ans = answer(a);
+    EXPECT_EQ(evaluate_output_raw(p, ans).has_value(), !exact_finds_output(p, ans)) << a;
+  }
+  // The raw path used to say "clean" on arguments: now it cannot.
+  EXPECT_FALSE(evaluate_input_raw(p, history(R"({"to":"jane.doe@example.com"})"), kFacts).has_value());
+  EXPECT_TRUE(evaluate_input_raw(p, history(R"({"q":"weather"})"), kFacts).has_value());
+  // Reasoning in answers, too.
+  EXPECT_FALSE(evaluate_output_raw(p, answer("{}", "Her address is jane.doe@example.com.")).has_value());
+  EXPECT_TRUE(evaluate_output_raw(p, answer("{}", "Nothing personal here.")).has_value());
+}
+
+// ---- answers -----------------------------------------------------------------------------
+
+TEST(OpenAIText, AnswerTextsReadReasoningAndToolCallArguments) {
+  auto texts = oa::answer_texts(answer(R"({"to":"x"})", "Plan: mail."));
+  ASSERT_TRUE(texts.has_value());
+  EXPECT_THAT(texts->texts, ElementsAre("Sending.", "Plan: mail.", "Plan: mail.", R"({"to":"x"})"));
+  EXPECT_THAT(texts->json, ElementsAre(3U));
+}
+
+TEST(OpenAIText, ToolCallArgumentsAndReasoningInAnAnswerAreRedacted) {
+  const Guarded g = guard_answer(mail_and_card(), answer(R"({"to":"jane.doe@example.com","subject":"Hi"})",
+                                                         "The user is jane.doe@example.com."));
+  ASSERT_EQ(g.decision.verdict, Verdict::redacted);
+  EXPECT_FALSE(g.raw);
+  const bj::value message = bj::parse(g.body).at("choices").at(0).at("message");
+  EXPECT_EQ(bj::parse(call_arguments(message).as_string()), bj::parse(R"({"to":"[REDACTED:EMAIL]","subject":"Hi"})"));
+  EXPECT_EQ(message.at("reasoning_content"), "The user is [REDACTED:EMAIL].");
+  EXPECT_EQ(message.at("thinking_blocks").at(0).at("thinking"), "The user is [REDACTED:EMAIL].");
+  EXPECT_EQ(message.at("thinking_blocks").at(0).at("signature"), "c2ln");
+  EXPECT_EQ(message.at("content"), "Sending.");
+  EXPECT_EQ(g.body.find("jane.doe"), std::string::npos);
+  // A card in the arguments blocks the answer.
+  const Guarded blocked = guard_answer(mail_and_card(), answer(R"({"card":"4111-1111-1111-1111"})"));
+  ASSERT_TRUE(blocked.decision.blocked());
+  EXPECT_EQ(blocked.decision.detector, "card");
+}
+
+TEST(OpenAIText, RedactedArgumentsTranslateToAnthropicToolUseInput) {
+  // The pipeline redacts the OpenAI-form answer; the ingress then writes it for an
+  // Anthropic caller (pipeline/ingress.cpp, Translating::send).
+  const Guarded g = guard_answer(mail_and_card(), answer(R"({"to":"jane.doe@example.com","cc":4111})"));
+  ASSERT_EQ(g.decision.verdict, Verdict::redacted);
+  auto resp = oa::decode_response(g.body);
+  ASSERT_TRUE(resp.has_value());
+  const bj::value out = bj::parse(an::encode_response(*resp, 1));
+  const auto& content = out.at("content").as_array();
+  const auto tool_use = std::ranges::find_if(content, [](const bj::value& b) { return b.at("type") == "tool_use"; });
+  ASSERT_NE(tool_use, content.end()) << out;
+  EXPECT_EQ(tool_use->at("input"), bj::parse(R"({"to":"[REDACTED:EMAIL]","cc":4111})"));
+  EXPECT_EQ(tool_use->at("name"), "send_email");
+}
+
+// ---- stream chunks -----------------------------------------------------------------------
+
+TEST(OpenAIText, DeltaToolArgumentsReadAndWriteBack) {
+  const std::string chunk =
+      R"({"id":"chatcmpl-7","object":"chat.completion.chunk","created":5,"model":"m","choices":[)"
+      R"({"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"send","arguments":"{\"to\":\"jane."}},)"
+      R"({"index":1,"function":{"arguments":"{}"}}]},"finish_reason":null},)"
+      R"({"index":2,"delta":{"content":"hi","tool_calls":[{"function":{"arguments":"x"}},{"function":{"name":"no args"}}]}}]})";
+  auto read = oa::delta_tool_arguments(chunk);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 3U);
+  EXPECT_EQ((*read)[0].choice, 0U);
+  EXPECT_EQ((*read)[0].tool, 0U);
+  EXPECT_EQ((*read)[0].text, R"({"to":"jane.)");
+  EXPECT_EQ((*read)[1].tool, 1U);
+  EXPECT_EQ((*read)[2].choice, 2U);
+  EXPECT_EQ((*read)[2].tool, 0U);  // no index: its position
+  std::vector<oa::DeltaArguments> changed = *read;
+  changed[0].text = R"({"to":")";
+  changed[2].text = "y";
+  auto written = oa::with_delta_tool_arguments(chunk, changed);
+  ASSERT_TRUE(written.has_value());
+  auto again = oa::delta_tool_arguments(*written);
+  ASSERT_TRUE(again.has_value());
+  ASSERT_EQ(again->size(), 3U);
+  EXPECT_EQ((*again)[0].text, R"({"to":")");
+  EXPECT_EQ((*again)[1].text, "{}");
+  EXPECT_EQ((*again)[2].text, "y");
+  const bj::value doc = bj::parse(*written);
+  const bj::value& call = doc.at("choices").at(0).at("delta").at("tool_calls").at(0);
+  EXPECT_EQ(call.at("id"), "call_1");
+  EXPECT_EQ(call.at("function").at("name"), "send");
+  EXPECT_EQ(doc.at("choices").at(1).at("delta").at("content"), "hi");
+  EXPECT_EQ(doc.at("id"), "chatcmpl-7");
+  // Content and reasoning readers do not see arguments, nor the other way round.
+  EXPECT_THAT(*oa::delta_texts(chunk), ElementsAre(::testing::Field(&oa::DeltaText::text, "hi")));
+  EXPECT_TRUE(oa::delta_tool_arguments(R"({"choices":[{"index":0,"delta":{"content":"x"}}]})")->empty());
+}
+
+TEST(OpenAIText, DeltaReasoningReadAndWriteBack) {
+  const std::string chunk = R"({"choices":[{"index":0,"delta":{"reasoning_content":"mail jane.doe@example.com"}}]})";
+  auto read = oa::delta_reasoning_texts(chunk);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 1U);
+  EXPECT_EQ((*read)[0].text, "mail jane.doe@example.com");
+  (*read)[0].text = "mail [REDACTED:EMAIL]";
+  auto written = oa::with_delta_reasoning_texts(chunk, *read);
+  ASSERT_TRUE(written.has_value());
+  EXPECT_EQ(bj::parse(*written).at("choices").at(0).at("delta").at("reasoning_content"), "mail [REDACTED:EMAIL]");
+  EXPECT_TRUE(oa::delta_texts(chunk)->empty());
+}
+
+TEST(OpenAIText, FlushChunksCarryTheirTextWhereTheReadersLook) {
+  const std::string args = oa::tool_arguments_chunk("chatcmpl-x", "m", 1, 2, R"(oe@example.com"})");
+  auto read = oa::delta_tool_arguments(args);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 1U);
+  EXPECT_EQ((*read)[0].choice, 1U);
+  EXPECT_EQ((*read)[0].tool, 2U);
+  EXPECT_EQ((*read)[0].text, R"(oe@example.com"})");
+  const std::string reasoning = oa::reasoning_chunk("chatcmpl-x", "m", 0, "tail");
+  EXPECT_EQ((*oa::delta_reasoning_texts(reasoning))[0].text, "tail");
+  EXPECT_EQ(bj::parse(reasoning).at("object"), "chat.completion.chunk");
+}
+
+// A streamed call's arguments through a JSON-form StreamRedactor: the address split over
+// two fragments is caught, and the fragments relayed add up to the one-shot redaction.
+TEST(OpenAIText, StreamedArgumentsSplitAcrossFragmentsAreRedacted) {
+  const PolicyProfile p = mail_and_card();
+  const std::string whole = R"({"to":"jane.doe@example.com","body":"Hi"})";
+  std::string one_shot = whole;
+  evaluate_output(p, one_shot, TextForm::json);
+  for (std::size_t cut = 1; cut < whole.size(); ++cut) {
+    StreamRedactor r(p, TextForm::json);
+    std::string relayed;
+    ASSERT_EQ(r.feed(std::string_view(whole).substr(0, cut), relayed), StreamStatus::ok);
+    ASSERT_EQ(r.feed(std::string_view(whole).substr(cut), relayed), StreamStatus::ok);
+    ASSERT_EQ(r.finish(relayed), StreamStatus::ok);
+    ASSERT_EQ(relayed, one_shot) << "cut at " << cut;
+  }
+  EXPECT_EQ(bj::parse(one_shot), bj::parse(R"({"to":"[REDACTED:EMAIL]","body":"Hi"})"));
+}
