@@ -235,4 +235,26 @@ describe('policies on tool-call arguments', () => {
     });
     await assert.rejects(client.messages.stream(request).finalMessage(), /blocked by policy 'deny-thoughts'/);
   });
+  // simdjson reads the first of two equal keys, most upstream servers the last: with
+  // both in the body a policy would judge one value and the upstream act on the other.
+  it('refuses a body that names a key twice in one object, so a second "content" cannot slip past the policy', async () => {
+    const key = await keyFor('block-cards');
+    for (const body of [
+      '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"Hello","content":"card 4111 1111 1111 1111"}]}',
+      '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"Hello"}],"messages":[{"role":"user","content":"card 4111 1111 1111 1111"}]}',
+      '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":[{"type":"text","text":"Hi","text":"card 4111 1111 1111 1111"}]}]}',
+    ]) {
+      await h.resetMock(mock.port);
+      const r = await fetch(`${url()}/v1/chat/completions`, {
+        method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body,
+      });
+      const text = await r.text();
+      assert.equal(r.status, 400, text);
+      const err = JSON.parse(text).error;
+      assert.equal(err.type, 'invalid_request_error');
+      assert.match(err.message, /twice in one object/);
+      assert.ok(!text.includes('4111'), text);
+      assert.equal(await lastBody('openai'), undefined, 'nothing reached the upstream');
+    }
+  });
 });

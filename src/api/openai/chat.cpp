@@ -1,7 +1,12 @@
 #include "api/openai/chat.hpp"
 
-#include <boost/json.hpp>
 #include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/json.hpp>
+#include <optional>
+#include <vector>
 
 #include "telemetry/log.hpp"
 
@@ -15,6 +20,44 @@ simdjson::dom::parser& thread_parser() {
 
 Error invalid(std::string msg, std::string param = {}) {
   return Error::client(ErrorKind::bad_request, std::move(msg), std::move(param));
+}
+
+// The first key named twice in one object, anywhere in the document. Parsers disagree on
+// which of the two counts (simdjson's lookup takes the first, most upstream servers the
+// last), so a policy, a model allow-list or a max_tokens check could read one value while
+// the upstream acts on the other: such a body is refused (RFC 8259 leaves duplicate names
+// to the implementation). Keys are compared unescaped, so "cont\u0065nt" repeats "content".
+std::optional<std::string_view> duplicate_key(simdjson::dom::element e) {
+  using namespace simdjson;
+  dom::object obj;
+  if (!e.get_object().get(obj)) {
+    constexpr std::size_t kInline = 16;  // pairwise below; more keys are sorted
+    std::array<std::string_view, kInline> few;
+    std::vector<std::string_view> many;
+    std::size_t n = 0;
+    for (dom::key_value_pair f : obj) {
+      if (n < kInline) {
+        for (std::size_t i = 0; i < n; ++i)
+          if (few[i] == f.key) return f.key;
+        few[n] = f.key;
+      } else {
+        if (n == kInline) many.assign(few.begin(), few.end());
+        many.push_back(f.key);
+      }
+      ++n;
+      if (auto d = duplicate_key(f.value)) return d;
+    }
+    if (!many.empty()) {
+      std::sort(many.begin(), many.end());
+      if (auto it = std::adjacent_find(many.begin(), many.end()); it != many.end()) return *it;
+    }
+    return std::nullopt;
+  }
+  dom::array arr;
+  if (!e.get_array().get(arr))
+    for (dom::element x : arr)
+      if (auto d = duplicate_key(x)) return d;
+  return std::nullopt;
 }
 
 // Byte range [begin, end) of the string value of top-level key `key` in a document that
@@ -63,6 +106,11 @@ Result<ChatRequest> decode_chat_request(std::string body) {
   if (doc.get_object().get(obj))
     return std::unexpected(Error::client(ErrorKind::invalid_json, "The request body must be a JSON object."));
 
+  if (const auto dup = duplicate_key(doc)) {
+    std::string name(dup->substr(0, 64));
+    return std::unexpected(invalid("The request body names the key '" + name +
+                                   "' twice in one object; each key may appear only once."));
+  }
   bool saw_messages = false;
   bool saw_model = false;
   // Unknown fields are the upstream's business and pass through untouched.

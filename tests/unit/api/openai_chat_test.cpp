@@ -43,6 +43,31 @@ TEST(OpenAIChatDecode, RejectsBadInputWithTheRightKindAndParam) {
   }
 }
 
+// A key twice in one object: the gateway's reading and the upstream's could differ (a
+// policy reads the first "content", the upstream acts on the last), so it is refused.
+TEST(OpenAIChatDecode, RefusesAKeyNamedTwiceInOneObjectAnywhere) {
+  std::string many = R"({"model":"m","messages":[{"role":"user","content":"x"}],"metadata":{)";
+  for (int i = 0; i < 40; ++i) many += "\"k" + std::to_string(i) + "\":1,";
+  many += R"("k17":2}})";
+  for (const std::string& body : {
+           std::string(R"({"model":"m","model":"n","messages":[{"role":"user","content":"x"}]})"),
+           std::string(R"({"model":"m","messages":[{"role":"user","content":"hi","content":"card 4111 1111 1111 1111"}]})"),
+           std::string(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"messages":[{"role":"user","content":"x"}]})"),
+           std::string(R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]})"),
+           std::string(R"({"model":"m","messages":[{"role":"user","content":"x","cont\u0065nt":"y"}]})"),
+           std::string(R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"max_tokens":100000})"),
+           many,
+       }) {
+    auto r = oa::decode_chat_request(body);
+    ASSERT_FALSE(r.has_value()) << body;
+    EXPECT_EQ(r.error().kind, ErrorKind::bad_request) << body;
+    EXPECT_NE(r.error().message.find("twice"), std::string::npos) << r.error().message;
+  }
+  // The same names in different objects are not duplicates.
+  EXPECT_TRUE(oa::decode_chat_request(
+      R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}],"metadata":{"model":"x"}})"));
+}
+
 TEST(OpenAIChatUpstreamBody, SplicesTheTargetModelAndKeepsEverythingElse) {
   auto r = oa::decode_chat_request(
       R"({"temperature":0.2,"model":"alias\"x","messages":[{"role":"user","content":"model: \"no\""}],"tools":[{"model":"inner"}]})");
