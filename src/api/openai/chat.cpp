@@ -29,34 +29,38 @@ Error invalid(std::string msg, std::string param = {}) {
 // to the implementation). Keys are compared unescaped, so "cont\u0065nt" repeats "content".
 std::optional<std::string_view> duplicate_key(simdjson::dom::element e) {
   using namespace simdjson;
-  dom::object obj;
-  if (!e.get_object().get(obj)) {
-    constexpr std::size_t kInline = 16;  // pairwise below; more keys are sorted
-    std::array<std::string_view, kInline> few;
-    std::vector<std::string_view> many;
-    std::size_t n = 0;
-    for (dom::key_value_pair f : obj) {
-      if (n < kInline) {
-        for (std::size_t i = 0; i < n; ++i)
-          if (few[i] == f.key) return f.key;
-        few[n] = f.key;
-      } else {
-        if (n == kInline) many.assign(few.begin(), few.end());
-        many.push_back(f.key);
-      }
-      ++n;
-      if (auto d = duplicate_key(f.value)) return d;
-    }
-    if (!many.empty()) {
-      std::sort(many.begin(), many.end());
-      if (auto it = std::adjacent_find(many.begin(), many.end()); it != many.end()) return *it;
-    }
+  const auto nested = [](dom::element x) {
+    const dom::element_type t = x.type();
+    return t == dom::element_type::OBJECT || t == dom::element_type::ARRAY;
+  };
+  if (e.type() == dom::element_type::ARRAY) {
+    for (dom::element x : dom::array(e))
+      if (nested(x))
+        if (auto d = duplicate_key(x)) return d;
     return std::nullopt;
   }
-  dom::array arr;
-  if (!e.get_array().get(arr))
-    for (dom::element x : arr)
-      if (auto d = duplicate_key(x)) return d;
+  if (e.type() != dom::element_type::OBJECT) return std::nullopt;
+  constexpr std::size_t kInline = 16;  // pairwise below; more keys are sorted
+  std::array<std::string_view, kInline> few;
+  std::vector<std::string_view> many;
+  std::size_t n = 0;
+  for (dom::key_value_pair f : dom::object(e)) {
+    if (n < kInline) {
+      for (std::size_t i = 0; i < n; ++i)
+        if (few[i] == f.key) return f.key;
+      few[n] = f.key;
+    } else {
+      if (n == kInline) many.assign(few.begin(), few.end());
+      many.push_back(f.key);
+    }
+    ++n;
+    if (nested(f.value))
+      if (auto d = duplicate_key(f.value)) return d;
+  }
+  if (!many.empty()) {
+    std::sort(many.begin(), many.end());
+    if (auto it = std::adjacent_find(many.begin(), many.end()); it != many.end()) return *it;
+  }
   return std::nullopt;
 }
 
