@@ -15,6 +15,7 @@
 
 #include "api/anthropic/messages.hpp"
 #include "api/openai/translate.hpp"
+#include "guard_steps.hpp"
 #include "policy/evaluate.hpp"
 #include "policy/stream_redactor.hpp"
 
@@ -63,45 +64,9 @@ std::string history(std::string_view args0, std::string_view args1 = R"({"q":"we
                                   {"messages", bj::array{std::move(first), std::move(assistant), std::move(tool)}}});
 }
 
-struct Guarded {
-  PolicyDecision decision;
-  std::string body;
-  bool raw = false;
-};
-
-// What pipeline/chat.cpp's guard_input runs.
-Guarded guard_input(const PolicyProfile& p, const std::string& body) {
-  if (auto quick = evaluate_input_raw(p, body, kFacts)) return {*quick, body, true};
-  auto texts = oa::request_texts(body);
-  EXPECT_TRUE(texts.has_value());
-  if (!texts) return {};
-  Guarded g{evaluate_input(p, texts->texts, kFacts, texts->uninspectable, texts->json), body};
-  if (g.decision.verdict == Verdict::redacted) {
-    auto rewritten = oa::with_request_texts(body, texts->texts);
-    EXPECT_TRUE(rewritten.has_value());
-    if (rewritten) g.body = *rewritten;
-  }
-  return g;
-}
-
-// What guard_answer runs.
-Guarded guard_answer(const PolicyProfile& p, const std::string& body) {
-  if (auto quick = evaluate_output_raw(p, body)) return {*quick, body, true};
-  auto texts = oa::answer_texts(body);
-  EXPECT_TRUE(texts.has_value());
-  if (!texts) return {};
-  Guarded g{{}, body};
-  g.decision.policy_id = p.id();
-  for (std::size_t i = 0; i < texts->texts.size(); ++i) {
-    const bool json = std::ranges::binary_search(texts->json, i);
-    PolicyDecision d = evaluate_output(p, texts->texts[i], json ? TextForm::json : TextForm::plain);
-    if (d.blocked()) return {std::move(d), body};
-    if (d.verdict == Verdict::redacted) g.decision.verdict = Verdict::redacted;
-    g.decision.hits.insert(g.decision.hits.end(), d.hits.begin(), d.hits.end());
-  }
-  if (g.decision.verdict == Verdict::redacted) g.body = *oa::with_answer_texts(body, texts->texts);
-  return g;
-}
+using bulwark::test::Guarded;
+Guarded guard_input(const PolicyProfile& p, const std::string& body) { return bulwark::test::guard_input(p, body, kFacts); }
+using bulwark::test::guard_answer;
 
 // The exact path's verdict alone: does any part hold a finding?
 bool exact_finds_input(const PolicyProfile& p, const std::string& body) {

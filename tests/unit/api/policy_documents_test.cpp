@@ -17,6 +17,7 @@
 #include "api/detail/support.hpp"
 #include "api/openai/text.hpp"
 #include "api/openai/translate.hpp"
+#include "guard_steps.hpp"
 #include "policy/evaluate.hpp"
 
 namespace oa = bulwark::api::openai;
@@ -62,48 +63,9 @@ PolicyProfile email_only(void (*tweak)(PolicySpec&) = nullptr) {
 
 const RequestFacts kFacts{"gpt-4o-mini", 100, 256};
 
-struct Guarded {
-  PolicyDecision decision;
-  std::string body;
-  bool raw = false;  // decided on the raw fast path
-};
-
-// guard_input: the raw path when it can tell, else the exact one (which redacts).
-Guarded guard_input(const PolicyProfile& p, const std::string& body) {
-  if (auto quick = evaluate_input_raw(p, body, kFacts)) return {*quick, body, true};
-  auto texts = oa::request_texts(body);
-  EXPECT_TRUE(texts.has_value());
-  if (!texts) return {};
-  Guarded g{evaluate_input(p, texts->texts, kFacts, texts->uninspectable, texts->json), body};
-  if (g.decision.verdict == Verdict::redacted) {
-    auto rewritten = oa::with_request_texts(body, texts->texts);
-    EXPECT_TRUE(rewritten.has_value());
-    if (rewritten) g.body = *rewritten;
-  }
-  return g;
-}
-
-// guard_answer: the raw path, else every text on its own; the first block wins.
-Guarded guard_answer(const PolicyProfile& p, const std::string& body) {
-  if (auto quick = evaluate_output_raw(p, body)) return {*quick, body, true};
-  auto texts = oa::answer_texts(body);
-  EXPECT_TRUE(texts.has_value());
-  if (!texts) return {};
-  Guarded g{{}, body};
-  g.decision.policy_id = p.id();
-  bool redacted = false;
-  for (std::size_t i = 0; i < texts->texts.size(); ++i) {
-    const bool json = std::ranges::binary_search(texts->json, i);
-    PolicyDecision d = evaluate_output(p, texts->texts[i], json ? TextForm::json : TextForm::plain);
-    if (d.blocked()) return {std::move(d), body};
-    redacted = redacted || d.verdict == Verdict::redacted;
-  }
-  if (redacted) {
-    g.decision.verdict = Verdict::redacted;
-    g.body = *oa::with_answer_texts(body, texts->texts);
-  }
-  return g;
-}
+using bulwark::test::Guarded;
+Guarded guard_input(const PolicyProfile& p, const std::string& body) { return bulwark::test::guard_input(p, body, kFacts); }
+using bulwark::test::guard_answer;
 
 std::string with_document(std::string_view file_json, std::string_view text = "Summarise the attached file.") {
   return R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"text","text":")" + std::string(text) +
