@@ -274,9 +274,17 @@ bj::value* delta_cited_text(bj::object& delta) {
   return citation && citation->is_object() ? citation->as_object().if_contains("cited_text") : nullptr;
 }
 
-// Calls `on(choice index, the field's string)` for each choice whose delta has it.
+// An element's `index` when it is a non-negative integer, else its position in its array
+// (choices and tool calls both number themselves this way).
+std::size_t index_of(const bj::object& o, std::size_t position) {
+  if (const bj::value* i = o.if_contains("index"); i && i->is_int64() && i->as_int64() >= 0)
+    return static_cast<std::size_t>(i->as_int64());
+  return position;
+}
+
+// Calls `on(choice index, its delta object)` for each choice of a chunk that has a delta.
 template <typename On>
-void each_delta(bj::value& doc, DeltaField field, On&& on) {
+void each_choice_delta(bj::value& doc, On&& on) {
   if (!doc.is_object()) return;
   bj::value* choices = doc.as_object().if_contains("choices");
   if (!choices || !choices->is_array()) return;
@@ -284,15 +292,18 @@ void each_delta(bj::value& doc, DeltaField field, On&& on) {
   for (bj::value& c : choices->as_array()) {
     const std::size_t at = position++;
     if (!c.is_object()) continue;
-    bj::object& o = c.as_object();
-    std::size_t index = at;
-    if (const bj::value* i = o.if_contains("index"); i && i->is_int64() && i->as_int64() >= 0)
-      index = static_cast<std::size_t>(i->as_int64());
-    bj::value* delta = o.if_contains("delta");
-    if (!delta || !delta->is_object()) continue;
-    bj::value* v = field(delta->as_object());
-    if (v && v->is_string()) on(index, *v);
+    bj::value* delta = c.as_object().if_contains("delta");
+    if (delta && delta->is_object()) on(index_of(c.as_object(), at), delta->as_object());
   }
+}
+
+// Calls `on(choice index, the field's string)` for each choice whose delta has it.
+template <typename On>
+void each_delta(bj::value& doc, DeltaField field, On&& on) {
+  each_choice_delta(doc, [&](std::size_t choice, bj::object& delta) {
+    bj::value* v = field(delta);
+    if (v && v->is_string()) on(choice, *v);
+  });
 }
 
 Result<std::vector<DeltaText>> read_deltas(std::string_view chunk_json, DeltaField field) {
@@ -318,31 +329,17 @@ Result<std::string> write_deltas(std::string_view chunk_json, std::span<const De
 // position in the array, as a choice without one does.
 template <typename On>
 void each_delta_call(bj::value& doc, On&& on) {
-  if (!doc.is_object()) return;
-  bj::value* choices = doc.as_object().if_contains("choices");
-  if (!choices || !choices->is_array()) return;
-  const auto index_of = [](const bj::object& o, std::size_t position) {
-    if (const bj::value* i = o.if_contains("index"); i && i->is_int64() && i->as_int64() >= 0)
-      return static_cast<std::size_t>(i->as_int64());
-    return position;
-  };
-  std::size_t position = 0;
-  for (bj::value& c : choices->as_array()) {
-    const std::size_t at = position++;
-    if (!c.is_object()) continue;
-    const std::size_t choice = index_of(c.as_object(), at);
-    bj::value* delta = c.as_object().if_contains("delta");
-    if (!delta || !delta->is_object()) continue;
-    bj::value* calls = delta->as_object().if_contains("tool_calls");
-    if (!calls || !calls->is_array()) continue;
-    std::size_t call_position = 0;
+  each_choice_delta(doc, [&](std::size_t choice, bj::object& delta) {
+    bj::value* calls = delta.if_contains("tool_calls");
+    if (!calls || !calls->is_array()) return;
+    std::size_t position = 0;
     for (bj::value& call : calls->as_array()) {
-      const std::size_t call_at = call_position++;
+      const std::size_t at = position++;
       if (!call.is_object()) continue;
       if (bj::string* args = arguments_of(call.as_object().if_contains("function")))
-        on(choice, index_of(call.as_object(), call_at), *args);
+        on(choice, index_of(call.as_object(), at), *args);
     }
-  }
+  });
 }
 
 }  // namespace
@@ -448,24 +445,27 @@ std::string chunk_head(std::string_view id, std::string_view model, std::size_t 
 
 constexpr std::string_view kChunkTail = ",\"finish_reason\":null}]}";
 
-}  // namespace
-
-std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {
+// A chunk whose delta is the one string field `key` (a name without anything to escape).
+std::string string_delta_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view key,
+                               std::string_view text) {
   std::string out = chunk_head(id, model, choice);
-  out += "{\"content\":";
+  out += "{\"";
+  out += key;
+  out += "\":";
   bulwark::json::append_string(out, text);
   out += '}';
   out += kChunkTail;
   return out;
 }
 
+}  // namespace
+
+std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {
+  return string_delta_chunk(id, model, choice, "content", text);
+}
+
 std::string reasoning_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text) {
-  std::string out = chunk_head(id, model, choice);
-  out += "{\"reasoning_content\":";
-  bulwark::json::append_string(out, text);
-  out += '}';
-  out += kChunkTail;
-  return out;
+  return string_delta_chunk(id, model, choice, "reasoning_content", text);
 }
 
 std::string tool_arguments_chunk(std::string_view id, std::string_view model, std::size_t choice, std::size_t tool,
