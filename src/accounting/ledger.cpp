@@ -246,16 +246,7 @@ bool decode_request(std::string_view rest, Ledger::Batch& b) {
   storage::SpendEntry& e = r.billed ? slot(b.spend, b.spend_n) : unbilled;
   if (!decode_spend_fields(rest, e)) return false;
   if (r.billed == e.entry_id.empty()) return false;  // a billed record names its entry, no other does
-  r.request_id = e.request_id;
-  r.time = e.time;
-  r.key_id = e.key_id;
-  r.team_id = e.team_id;
-  r.model = e.model;
-  r.target = e.target;
-  r.tokens = Usage{e.input_tokens, e.output_tokens, e.cached_input_tokens, e.cache_write_tokens};
-  r.cost_nano_usd = e.cost_nano_usd;
-  r.estimated = e.estimated;
-  r.status = e.status;
+  view_spend_fields(e, r);
   std::string_view tail[2];
   if (!next_fields(rest, tail) || !to_i64(tail[0], r.latency_ms)) return false;
   r.error = text(tail[1]);

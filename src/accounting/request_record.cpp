@@ -134,6 +134,19 @@ class JsonOut : detail::RawAppender {
 
 }  // namespace
 
+void view_spend_fields(const storage::SpendEntry& e, RequestRecord& r) {
+  r.request_id = e.request_id;
+  r.time = e.time;
+  r.key_id = e.key_id;
+  r.team_id = e.team_id;
+  r.model = e.model;
+  r.target = e.target;
+  r.tokens = Usage{e.input_tokens, e.output_tokens, e.cached_input_tokens, e.cache_write_tokens};
+  r.cost_nano_usd = e.cost_nano_usd;
+  r.estimated = e.estimated;
+  r.status = e.status;
+}
+
 void start_audit_body(std::string& out, std::int64_t seq) {
   char buf[24];
   const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, seq);

@@ -57,6 +57,11 @@ struct RequestRecord {
   std::string_view entry_id;
 };
 
+// Points the record's spend fields (request_id, time, key_id, team_id, model, target,
+// tokens, cost_nano_usd, estimated, status) at the entry's: views into `e`, which must
+// outlive the record. How a replayed line's entry becomes its record.
+void view_spend_fields(const storage::SpendEntry& e, RequestRecord& r);
+
 // Sets out to the start of a canonical audit body, `{"seq":N`; the tail continues it.
 void start_audit_body(std::string& out, std::int64_t seq);
 

@@ -261,16 +261,7 @@ std::string tail_for(storage::UnixMillis t, const std::string& req) {
 // A request's record, as views into `e` (which must outlive it).
 RequestRecord record_of(const SpendEntry& e, bool billed = true) {
   RequestRecord r;
-  r.time = e.time;
-  r.request_id = e.request_id;
-  r.key_id = e.key_id;
-  r.team_id = e.team_id;
-  r.model = e.model;
-  r.target = e.target;
-  r.tokens = Usage{e.input_tokens, e.output_tokens, e.cached_input_tokens, e.cache_write_tokens};
-  r.cost_nano_usd = e.cost_nano_usd;
-  r.estimated = e.estimated;
-  r.status = e.status;
+  view_spend_fields(e, r);
   r.billed = billed;
   return r;
 }
