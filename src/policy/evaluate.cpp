@@ -2,7 +2,10 @@
 
 #include <emmintrin.h>
 
+#include <array>
+#include <bit>
 #include <cstdint>
+#include <initializer_list>
 #include <cstring>
 #include <vector>
 
@@ -108,8 +111,9 @@ const char* after_ws(const char* q, const char* end) noexcept {
   return q;
 }
 
-// Any JSON: walks its strings one by one, telling keys (a ':' follows) from values.
-bool text_values_clean_escaped(std::string_view json, PiiMask mask, bool documents) {
+// Any JSON (`request`: a request, else an answer): walks its strings one by one, telling
+// keys (a ':' follows) from values.
+bool text_values_clean_escaped(std::string_view json, PiiMask mask, bool request) {
   std::string_view key;
   const char* const end = json.data() + json.size();
   const char* p = json.data();
@@ -132,62 +136,146 @@ bool text_values_clean_escaped(std::string_view json, PiiMask mask, bool documen
     const char* q = after_ws(p, end);
     if (q < end && *q == ':') {  // a key
       if (escaped) return false;
-      if (documents && is_document_key(str)) return false;
+      if (request && is_document_key(str)) return false;
       key = str;
       continue;
     }
     // A type spelled with escapes could be "file" to a parser: the exact path decides.
-    if (documents && key == "type" && (escaped || is_document_type(key, str))) return false;
-    if (is_text_key(key, !documents) && !text_clean(str, escaped, mask)) return false;
+    if (request && key == "type" && (escaped || is_document_type(key, str))) return false;
+    if (is_text_key(key, !request) && !text_clean(str, escaped, mask)) return false;
   }
 }
 
-// No PII finding in any string value of the JSON under a key is_text_key names (`documents`:
-// a request; otherwise an answer), each scanned on its own as the exact path scans each part. False also when it cannot
-// tell: a \u escape in such a value or any escape in a key ("cont\u0065nt" is "content"
-// to a parser), a string that does not end, and with `documents` (a request) a document.
-// Most bodies have no backslash at all: then every quote delimits a string, and one SSE2
-// pass finds and judges them all.
-bool text_values_clean(std::string_view json, PiiMask mask, bool documents) {
+// Which strings the walk below reads: those that may be a key is_text_key names or a
+// document's marker, told by their first two bytes (a 1024-bit set of (first & 31,
+// second & 31)), and every string after a text key until the next key. Bytes that share
+// the low five bits of a listed letter pass too; the string is then read and compared.
+struct Prefixes {
+  std::array<std::uint64_t, 16> bits{};
+  constexpr Prefixes(std::initializer_list<std::string_view> words) {
+    for (std::string_view w : words) {
+      const unsigned i = ((static_cast<unsigned>(w[0]) & 31U) << 5) | (static_cast<unsigned>(w[1]) & 31U);
+      bits[i >> 6] |= std::uint64_t{1} << (i & 63);
+    }
+  }
+  bool has(unsigned char a, unsigned char b) const noexcept {
+    const unsigned i = ((a & 31U) << 5) | (b & 31U);
+    return (bits[i >> 6] >> (i & 63)) & 1U;
+  }
+};
+// content, text, cited_text, arguments; a request's file_data and "file"; an answer's
+// reasoning_content and thinking.
+constexpr Prefixes kRequestPrefixes{"co", "te", "ci", "ar", "fi"};
+constexpr Prefixes kAnswerPrefixes{"co", "te", "ci", "ar", "re", "th"};
+
+// An escape the walk below cannot take: \" and \\ make a quote's role depend on what
+// precedes it, and \u can spell any byte, a detector's or a key's ("cont\u0065nt").
+bool hard_escape(char next) noexcept { return next == '"' || next == '\\' || next == 'u'; }
+
+// Inclusive prefix XOR of a 32-bit mask: bit k is the parity of bits 0..k. Over quote
+// positions that is "inside a string, or on its opening quote".
+std::uint32_t prefix_xor(std::uint32_t x) noexcept {
+  x ^= x << 1;
+  x ^= x << 2;
+  x ^= x << 4;
+  x ^= x << 8;
+  x ^= x << 16;
+  return x;
+}
+
+std::uint32_t bytes_equal(__m128i lo, __m128i hi, char c) noexcept {
+  const __m128i k = _mm_set1_epi8(c);
+  return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(lo, k))) |
+         (static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(hi, k))) << 16);
+}
+
+// No PII finding in any string value of the JSON under a key is_text_key names (`request`:
+// a request; otherwise an answer), each scanned on its own as the exact path scans each
+// part. False also when it cannot tell: a string that does not end, and in a request a
+// document (a key "file_data" or a value "file", whatever its key). A body with an escape
+// other than \n \t \r \b \f \/ goes to the escaped walker above.
+// Without those escapes every quote delimits a string, so which quotes open strings is a
+// prefix parity of the quote mask, 32 bytes at a time with SSE2. Only the strings that
+// open with the first letter of a text key (or of a document marker) are looked at; the
+// walk then reads a text key's strings up to the next key, the escaped walker's rule (a
+// string value is judged when the last key before it is a text key). Most strings are
+// never visited one by one.
+bool text_values_clean(std::string_view json, PiiMask mask, bool request) {
   const std::size_t n = json.size();
   const char* const d = json.data();
   const char* const end = d + n;
-  std::string_view key;
-  const char* open = nullptr;  // the opening quote of the string being read
-  // One quote: opens a string, or closes one and judges it. False: not shown clean.
-  const auto at_quote = [&](const char* q) {
-    if (open == nullptr) {
-      open = q;
-      return true;
+  const Prefixes& prefixes = request ? kRequestPrefixes : kAnswerPrefixes;
+  std::size_t next = 0;  // quotes before this belong to strings already read
+  enum class Read : std::uint8_t { clean, dirty, escaped };
+  // Reads the string opening at o and, when it is a text key, every string after it up
+  // to the next key that is not one.
+  const auto read = [&](std::size_t o) {
+    bool region = false;  // the last key read is a text key
+    for (;;) {
+      const char* const b = d + o + 1;
+      const auto* const close = static_cast<const char*>(std::memchr(b, '"', static_cast<std::size_t>(end - b)));
+      if (close == nullptr) return Read::dirty;
+      // Read ahead of the chunks checked for escapes: a quote after a backslash may be
+      // escaped, and only the walker above can tell.
+      if (close[-1] == '\\') return Read::escaped;
+      next = static_cast<std::size_t>(close - d) + 1;
+      const std::string_view str(b, static_cast<std::size_t>(close - b));
+      const char* const after = after_ws(close + 1, end);
+      if (after < end && *after == ':') {
+        if (request && is_document_key(str)) return Read::dirty;
+        region = is_text_key(str, !request);
+      } else if (request && str == "file") {
+        return Read::dirty;  // a document part's type, or so near one that the exact path decides
+      } else if (region && !text_clean(str, std::memchr(str.data(), '\\', str.size()) != nullptr, mask)) {
+        return Read::dirty;
+      }
+      if (!region) return Read::clean;
+      // After a closing quote, the next quote opens a string.
+      const auto* const open = static_cast<const char*>(std::memchr(d + next, '"', n - next));
+      if (open == nullptr) return Read::clean;
+      o = static_cast<std::size_t>(open - d);
     }
-    const std::string_view str(open + 1, static_cast<std::size_t>(q - open - 1));
-    open = nullptr;
-    const char* after = after_ws(q + 1, end);
-    if (after < end && *after == ':') {
-      if (documents && is_document_key(str)) return false;
-      key = str;
-      return true;
-    }
-    if (documents && is_document_type(key, str)) return false;
-    return !is_text_key(key, !documents) || text_clean(str, false, mask);
   };
-  // Strings are judged as their closing quote is found, block by block. A backslash sends
-  // the whole body to the escaped walker; every quote before it, in blocks without one,
-  // delimited a string, so what was judged on the way stands.
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i slash = _mm_set1_epi8('\\');
-  std::size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, slash)) != 0) return text_values_clean_escaped(json, mask, documents);
-    for (auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote))); m != 0; m &= m - 1)
-      if (!at_quote(d + i + static_cast<std::size_t>(__builtin_ctz(m)))) return false;
+  const char first_a = 'c', first_b = 't', first_c = 'a', first_d = request ? 'f' : 'r';
+  std::uint32_t carry = 0;  // all ones when the chunk starts inside a string
+  alignas(16) char last[48];
+  for (std::size_t i = 0; i < n; i += 32) {
+    const char* chunk = d + i;
+    if (n - i < 33) {  // the last chunk (and the byte after it), padded with zeros
+      std::memset(last, 0, sizeof last);
+      std::memcpy(last, chunk, n - i);
+      chunk = last;
+    }
+    const auto load = [&](std::size_t at) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk + at)); };
+    const __m128i lo = load(0), hi = load(16);
+    // Strings read ahead of this chunk were judged before its escapes were seen: a \u in
+    // one of them made it dirty (as it does in the walker), and an escape here that this
+    // walk cannot take hands the whole body to the walker.
+    for (std::uint32_t s = bytes_equal(lo, hi, '\\'); s != 0; s &= s - 1) {
+      const std::size_t at = i + static_cast<std::size_t>(std::countr_zero(s));
+      if (at + 1 >= n || hard_escape(d[at + 1])) return text_values_clean_escaped(json, mask, request);
+    }
+    const std::uint32_t quotes = bytes_equal(lo, hi, '"');
+    const std::uint32_t inside = prefix_xor(quotes) ^ carry;
+    carry = static_cast<std::uint32_t>(static_cast<std::int32_t>(inside) >> 31);
+    std::uint32_t opens = quotes & inside;
+    if (opens == 0) continue;
+    const __m128i lo1 = load(1), hi1 = load(17);  // the byte after each
+    opens &= bytes_equal(lo1, hi1, first_a) | bytes_equal(lo1, hi1, first_b) | bytes_equal(lo1, hi1, first_c) |
+             bytes_equal(lo1, hi1, first_d);
+    for (; opens != 0; opens &= opens - 1) {
+      const std::size_t at = i + static_cast<std::size_t>(std::countr_zero(opens));
+      if (at < next) continue;
+      if (at + 2 < n && !prefixes.has(static_cast<unsigned char>(d[at + 1]), static_cast<unsigned char>(d[at + 2])))
+        continue;
+      switch (read(at)) {
+        case Read::clean: break;
+        case Read::dirty: return false;
+        case Read::escaped: return text_values_clean_escaped(json, mask, request);
+      }
+    }
   }
-  for (; i < n; ++i) {
-    if (d[i] == '\\') return text_values_clean_escaped(json, mask, documents);
-    if (d[i] == '"' && !at_quote(d + i)) return false;
-  }
-  return open == nullptr;  // else a string that does not end
+  return carry == 0;  // else a string that does not end
 }
 
 }  // namespace
