@@ -1,8 +1,12 @@
 #include "policy/pii.hpp"
 
+#include <emmintrin.h>
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
+#include <limits>
 #include <cmath>
 #include <string>
 
@@ -755,9 +759,108 @@ void detect_pii(std::string_view text, PiiMask enabled, std::vector<Finding>& ou
   }
 }
 
+namespace {
+
+// Per 16 bytes: which are in [a, b] (both below 0x80; bytes from 0x80 compare negative).
+__m128i in_range(__m128i v, char a, char b) noexcept {
+  return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(static_cast<char>(a - 1))), _mm_cmplt_epi8(v, _mm_set1_epi8(static_cast<char>(b + 1))));
+}
+__m128i eq(__m128i v, char c) noexcept { return _mm_cmpeq_epi8(v, _mm_set1_epi8(c)); }
+
+struct ByteMasks {
+  std::uint32_t sep, space, needed, soft_left, soft_right;
+};
+
+// The classes pii_may_match_bytes reads, for 32 bytes. `sep` is a subset of the
+// segmenter's separators (control bytes, DEL, space and the commonest punctuation), so
+// runs of the other bytes are never shorter than the segmenter's segments.
+ByteMasks classify(const char* p) noexcept {
+  ByteMasks m{};
+  std::uint32_t* const out[] = {&m.sep, &m.space, &m.needed, &m.soft_left, &m.soft_right};
+  for (int half = 0; half < 2; ++half) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * half));
+    const __m128i space = eq(v, ' ');
+    const __m128i control = _mm_and_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpgt_epi8(v, _mm_set1_epi8(-1)));
+    const __m128i sep = _mm_or_si128(
+        _mm_or_si128(_mm_or_si128(space, control), _mm_or_si128(eq(v, 0x7f), eq(v, '"'))),
+        _mm_or_si128(_mm_or_si128(eq(v, ','), eq(v, '\'')), _mm_or_si128(_mm_or_si128(eq(v, ';'), eq(v, '!')), eq(v, '?'))));
+    const __m128i digit = in_range(v, '0', '9');
+    const __m128i digit_or_upper = _mm_or_si128(digit, in_range(v, 'A', 'Z'));
+    const __m128i needed = _mm_or_si128(digit, _mm_or_si128(eq(v, '@'), eq(v, ':')));
+    const __m128i left = _mm_or_si128(digit_or_upper, eq(v, ')'));
+    const __m128i right = _mm_or_si128(digit_or_upper, _mm_or_si128(eq(v, '('), eq(v, '+')));
+    const __m128i all[] = {sep, space, needed, left, right};
+    for (int k = 0; k < 5; ++k) *out[k] |= static_cast<std::uint32_t>(_mm_movemask_epi8(all[k])) << (16 * half);
+  }
+  return m;
+}
+
+// True when no segment can hold a finding, judged 32 bytes at a time on the superset of
+// segments `classify` gives (a space joins its neighbours as in the segmenter: a digit,
+// capital or ')' before, a digit, capital, '(' or '+' after). False when one might.
+bool surely_no_segment(std::string_view text, bool secrets) noexcept {
+  const std::size_t n = text.size();
+  const char* const d = text.data();
+  const std::size_t long_run = secrets ? 15 : std::numeric_limits<std::size_t>::max();
+  std::size_t run = 0;       // token bytes at the end of the chunks so far
+  bool run_needed = false;   // and whether one of them is a digit, '@' or ':'
+  std::uint32_t left_carry = 0;  // the previous chunk's last byte may join a space
+  alignas(16) char last[32];
+  const auto too_long = [&](std::size_t len, bool needed) { return len >= long_run || (needed && len >= 5); };
+  for (std::size_t i = 0; i < n; i += 32) {
+    const char* chunk = d + i;
+    std::uint32_t valid = ~std::uint32_t{0};
+    if (n - i < 32) {
+      std::memset(last, 0, sizeof last);
+      std::memcpy(last, chunk, n - i);
+      chunk = last;
+      valid = (std::uint32_t{1} << (n - i)) - 1;
+    }
+    const ByteMasks m = classify(chunk);
+    const std::uint32_t right_next =
+        (i + 32 < n && detail::soft_right(d[i + 32])) ? std::uint32_t{1} << 31 : 0;
+    const std::uint32_t joined = m.space & ((m.soft_left << 1) | left_carry) & ((m.soft_right >> 1) | right_next);
+    left_carry = m.soft_left >> 31;
+    const std::uint32_t token = ((~m.sep) | joined) & valid;
+    const std::uint32_t needed = m.needed & valid;
+    if (token == ~std::uint32_t{0}) {
+      run += 32;
+      run_needed = run_needed || needed != 0;
+      if (too_long(run, run_needed)) return false;
+      continue;
+    }
+    // The run that goes on from the previous chunk.
+    const auto lead = static_cast<unsigned>(std::countr_one(token));
+    if (too_long(run + lead, run_needed || (needed & ((std::uint32_t{1} << lead) - 1)) != 0)) return false;
+    // Runs inside the chunk: 5 token bytes in a row around a needed one, or 15 in a row.
+    std::uint32_t w5 = token & (token >> 1) & (token >> 2) & (token >> 3) & (token >> 4);
+    if ((needed & (w5 | (w5 << 1) | (w5 << 2) | (w5 << 3) | (w5 << 4))) != 0) return false;
+    if (secrets) {
+      std::uint32_t r = token & (token >> 1);
+      r &= r >> 2;
+      r &= r >> 4;
+      r &= r >> 7;
+      if (r != 0) return false;
+    }
+    const auto tail = static_cast<unsigned>(std::countl_one(token));
+    run = tail;
+    run_needed = tail != 0 && (needed >> (32 - tail)) != 0;
+  }
+  return !too_long(run, run_needed);
+}
+
+}  // namespace
+
+// Most text has no segment a detector could take: 32 bytes at a time show that without a
+// byte-by-byte walk; only text where they cannot takes the exact walk.
 bool pii_may_match(std::string_view text, PiiMask enabled) noexcept {
   if (enabled == 0) return false;
   if (text.find("-----") != std::string_view::npos) return true;
+  if (surely_no_segment(text, (enabled & mask_of(PiiKind::secret)) != 0)) return false;
+  return detail::pii_may_match_bytes(text, enabled);
+}
+
+bool detail::pii_may_match_bytes(std::string_view text, PiiMask enabled) noexcept {
   using detail::kByteTable;
   using detail::kSep;
   constexpr std::uint8_t kNeeded = seg_trait::digit | seg_trait::at | seg_trait::colon;

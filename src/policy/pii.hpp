@@ -102,6 +102,11 @@ inline bool segment_may_match(std::uint8_t traits, std::size_t len, bool pem,
 // nothing): one pass over the bytes with the segmenter's classes and soft joins, no
 // detector. True when one might, or when the text holds "-----" (a PEM block's rules).
 bool pii_may_match(std::string_view text, PiiMask enabled) noexcept;
+namespace detail {
+// pii_may_match's answer by a walk over every byte, without the PEM rule and the SSE2
+// pass in front (exposed for the test that the two agree).
+bool pii_may_match_bytes(std::string_view text, PiiMask enabled) noexcept;
+}  // namespace detail
 
 // Appends the findings of one segment [begin, end) of `text` (see segmenter.hpp), sorted
 // and non-overlapping. Only text[begin - kLookbehindBytes, end) is read.
