@@ -96,8 +96,113 @@ void BM_StreamRedactor_20ByteDelta(benchmark::State& state) {
       benchmark::Counter::kIs1000);
 }
 
+// The raw fast paths on bench/run.sh's request and bulwark-mock's answer (what the
+// governed scenario pays per request), and on a 2 KB prompt with newlines (escapes).
+const std::string kBenchRequest =
+    R"({"model":"bench","messages":[{"role":"system","content":"You are terse."},)"
+    R"({"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16,"temperature":0})";
+const std::string kMockAnswer =
+    R"({"id":"chatcmpl-b3f2af6d0fc710c5","object":"chat.completion","created":1795554675,"model":"bench",)"
+    R"("choices":[{"index":0,"message":{"role":"assistant","content":"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 )"
+    R"(w14 w15 w16.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,)"
+    R"("completion_tokens":16,"total_tokens":25},"system_fingerprint":"fp_bulwark_mock"})";
+
+PolicyProfile bench_profile() {  // bench/run.sh's scenario g
+  PolicySpec spec;
+  spec.id = "bench";
+  spec.detectors[PiiKind::email] = Action::redact;
+  spec.detectors[PiiKind::phone] = Action::redact;
+  spec.detectors[PiiKind::card] = Action::block;
+  spec.detectors[PiiKind::secret] = Action::block;
+  return std::move(PolicyProfile::create(std::move(spec)).value());
+}
+
+void BM_EvaluateInputRaw_BenchRequest(benchmark::State& state) {
+  const PolicyProfile profile = bench_profile();
+  const RequestFacts facts{"bench", 12, 16};
+  for (auto _ : state) {
+    auto d = evaluate_input_raw(profile, kBenchRequest, facts);
+    if (!d) state.SkipWithError("the raw path did not decide");
+    benchmark::DoNotOptimize(d);
+  }
+}
+
+void BM_EvaluateOutputRaw_MockAnswer(benchmark::State& state) {
+  const PolicyProfile profile = bench_profile();
+  for (auto _ : state) {
+    auto d = evaluate_output_raw(profile, kMockAnswer);
+    if (!d) state.SkipWithError("the raw path did not decide");
+    benchmark::DoNotOptimize(d);
+  }
+}
+
+void BM_EvaluateInputRaw_2KB_NoPii_Newlines(benchmark::State& state) {
+  const PolicyProfile profile = bench_profile();
+  std::string prompt = clean_prompt();
+  for (std::size_t i = 300; i < prompt.size(); i += 400) prompt[i] = '\n';
+  std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":")";
+  for (char c : prompt) {
+    if (c == '\n') body += "\\n";
+    else body += c;
+  }
+  body += R"("}],"max_tokens":256})";
+  const RequestFacts facts{"gpt-4o-mini", 600, 256};
+  for (auto _ : state) {
+    auto d = evaluate_input_raw(profile, body, facts);
+    if (!d) state.SkipWithError("the raw path did not decide");
+    benchmark::DoNotOptimize(d);
+  }
+}
+
+// The same, over 512 different requests and answers of the same shape (random words,
+// some with digits), so that branch predictors cannot learn one body by heart as they do
+// above; closer to a gateway, where other work runs between two requests.
+void BM_EvaluateRaw_VariedRequestAndAnswer(benchmark::State& state) {
+  const PolicyProfile profile = bench_profile();
+  const RequestFacts facts{"bench", 12, 16};
+  std::uint64_t seed = 0x9e3779b97f4a7c15ULL;
+  const auto next = [&seed] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  const auto words = [&](std::size_t n) {
+    static const char* const kWords[] = {"say", "hello", "in", "one", "short", "sentence", "You", "are", "terse",
+                                         "the", "Report", "w12", "Q3", "a", "of", "summary", "please", "I"};
+    std::string t;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i) t += ' ';
+      t += kWords[next() % std::size(kWords)];
+    }
+    return t + ".";
+  };
+  std::vector<std::string> requests, answers;
+  for (int i = 0; i < 512; ++i) {
+    requests.push_back(R"({"model":"bench","messages":[{"role":"system","content":")" + words(2 + next() % 4) +
+                       R"("},{"role":"user","content":")" + words(4 + next() % 8) + R"("}],"max_tokens":16,"temperature":0})");
+    answers.push_back(R"({"id":"chatcmpl-b3f2af6d0fc710c5","object":"chat.completion","created":1795554675,"model":"bench",)"
+                      R"("choices":[{"index":0,"message":{"role":"assistant","content":")" + words(6 + next() % 12) +
+                      R"(","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,)"
+                      R"("completion_tokens":16,"total_tokens":25},"system_fingerprint":"fp_bulwark_mock"})");
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto in = evaluate_input_raw(profile, requests[i], facts);
+    auto out = evaluate_output_raw(profile, answers[i]);
+    if (!in || !out) state.SkipWithError("the raw path did not decide");
+    benchmark::DoNotOptimize(in);
+    benchmark::DoNotOptimize(out);
+    i = (i + 1) % requests.size();
+  }
+}
+
 }  // namespace
 
+BENCHMARK(BM_EvaluateInputRaw_BenchRequest);
+BENCHMARK(BM_EvaluateRaw_VariedRequestAndAnswer);
+BENCHMARK(BM_EvaluateOutputRaw_MockAnswer);
+BENCHMARK(BM_EvaluateInputRaw_2KB_NoPii_Newlines);
 BENCHMARK(BM_EvaluateInput_2KB_NoPii);
 BENCHMARK(BM_EvaluateInput_2KB_NoPii_DenyAllow);
 BENCHMARK(BM_EvaluateInput_2KB_WithPii);
