@@ -46,6 +46,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 #include <charconv>
 #include <cstdio>
@@ -350,11 +351,16 @@ asio::awaitable<Error> read_error_answer(Request& r, Worker& w, const TargetPlan
 
 // ---- governance phases -------------------------------------------------------------
 
+// The first field named `name` (lower case). A request carries a handful of fields: one
+// pass comparing lengths first beats the fields' ordered index, whose every step is a
+// case-insensitive comparison.
 std::string_view header(const Request& r, std::string_view name) {
   if (!r.in.headers) return {};
-  auto it = r.in.headers->find(name);
-  if (it == r.in.headers->end()) return {};
-  return {it->value().data(), it->value().size()};
+  for (const auto& f : *r.in.headers) {
+    const auto n = f.name_string();
+    if (n.size() == name.size() && boost::beast::iequals(n, name)) return {f.value().data(), f.value().size()};
+  }
+  return {};
 }
 
 // The presented credential: OpenAI's Authorization: Bearer, or Anthropic's x-api-key.
