@@ -1,5 +1,6 @@
 #include "accounting/budget.hpp"
 
+#include <limits>
 #include <utility>
 
 namespace bulwark::accounting {
@@ -8,6 +9,7 @@ struct Reservation::State {
   std::mutex mu;
   storage::BudgetPeriod period = storage::BudgetPeriod::month;
   storage::UnixMillis period_start = 0;
+  storage::UnixMillis period_end = 0;  // exclusive; 0 until the first roll works it out
   std::int64_t budget = 0;
   std::int64_t spent = 0;
   std::int64_t reserved = 0;
@@ -35,6 +37,27 @@ storage::UnixMillis period_start(storage::BudgetPeriod period,
   return 0;
 }
 
+namespace {
+
+// Start of the period after the one starting at `start`.
+storage::UnixMillis next_period_start(storage::BudgetPeriod period, storage::UnixMillis start) noexcept {
+  using namespace std::chrono;
+  constexpr storage::UnixMillis kDay = 86'400'000;
+  switch (period) {
+    case storage::BudgetPeriod::day: return start + kDay;
+    case storage::BudgetPeriod::week: return start + 7 * kDay;
+    case storage::BudgetPeriod::month: {
+      const year_month_day ymd{floor<days>(sys_time<milliseconds>(milliseconds(start)))};
+      const sys_days first{(ymd.year() / ymd.month() / 1) + months{1}};
+      return duration_cast<milliseconds>(first.time_since_epoch()).count();
+    }
+    case storage::BudgetPeriod::total: return std::numeric_limits<storage::UnixMillis>::max();
+  }
+  return 0;
+}
+
+}  // namespace
+
 void Reservation::take(Reservation& o) noexcept {
   tracker_ = std::exchange(o.tracker_, nullptr);
   amount_ = o.amount_;
@@ -56,11 +79,17 @@ Reservation::~Reservation() {
   if (tracker_ != nullptr) tracker_->release(*this, 0, false);
 }
 
-void BudgetTracker::roll(State& st, storage::UnixMillis now_start) noexcept {
-  if (st.period_start != now_start) {
-    st.period_start = now_start;
+// Calendar arithmetic only when `now` has left the period the state holds (or is before
+// it: a wall clock stepped back), not on every reservation and settlement.
+void BudgetTracker::roll(State& st, std::chrono::system_clock::time_point now) noexcept {
+  const storage::UnixMillis ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  if (ms >= st.period_start && ms < st.period_end) return;
+  const storage::UnixMillis start = period_start(st.period, now);
+  if (st.period_start != start) {
+    st.period_start = start;
     st.spent = 0;
   }
+  st.period_end = next_period_start(st.period, start);
 }
 
 Result<std::shared_ptr<BudgetTracker::State>> BudgetTracker::state_for(const BudgetSubject& s) {
@@ -107,7 +136,7 @@ Result<Reservation> BudgetTracker::reserve(std::span<const BudgetSubject> subjec
     }
     State& state = **st;
     std::lock_guard lock(state.mu);
-    roll(state, period_start(s.period, now));
+    roll(state, now);
     state.budget = s.budget_nano_usd;
     if (state.spent + state.reserved + amount > state.budget) {
       r.tracker_ = this;
@@ -128,7 +157,7 @@ void BudgetTracker::release(Reservation& r, std::int64_t actual, bool add_spend)
   for (std::size_t i = 0; i < r.n_states_; ++i) {
     State& st = *r.states_[i];
     std::lock_guard lock(st.mu);
-    roll(st, period_start(st.period, now));
+    roll(st, now);
     st.reserved -= r.amount_;
     if (add_spend) st.spent += actual;
     r.states_[i].reset();
@@ -148,7 +177,7 @@ void BudgetTracker::charge(std::span<const BudgetSubject> subjects, std::int64_t
     auto st = state_for(s);
     if (!st) continue;  // the ledger still records it; recovery will count it
     std::lock_guard lock((*st)->mu);
-    roll(**st, period_start(s.period, now));
+    roll(**st, now);
     (*st)->spent += nano_usd;
   }
 }
@@ -170,7 +199,7 @@ std::optional<BudgetUsage> BudgetTracker::usage(storage::SpendScope scope, std::
     st = it->second;
   }
   std::lock_guard lock(st->mu);
-  roll(*st, period_start(st->period, clock_.wall()));
+  roll(*st, clock_.wall());
   return BudgetUsage{st->spent, st->reserved, st->budget, st->period_start};
 }
 

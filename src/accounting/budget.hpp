@@ -100,7 +100,7 @@ class BudgetTracker {
   friend class Reservation;
   using State = Reservation::State;
   Result<std::shared_ptr<State>> state_for(const BudgetSubject& s);
-  void roll(State& st, storage::UnixMillis now_start) noexcept;
+  void roll(State& st, std::chrono::system_clock::time_point now) noexcept;
   void release(Reservation& r, std::int64_t actual, bool add_spend) noexcept;
   // Ids looked up as string_views, without building a key string per request.
   struct IdHash {

@@ -190,6 +190,34 @@ TEST(BudgetTracker, MonthlyBudgetRollsOverOnTheFirst) {
   EXPECT_TRUE(b.reserve(s, 100));
 }
 
+TEST(BudgetTracker, WeeklyBudgetRollsOverOnMonday) {
+  ManualClock clock(steady_at(kJan15 + 4 * kDay + 23 * 3'600'000));  // Sunday Jan 19, 23:00 UTC
+  BudgetTracker b(clock);
+  const BudgetSubject s[] = {{SpendScope::key, "k", 100, BudgetPeriod::week}};
+  b.charge(s, 100);
+  EXPECT_FALSE(b.reserve(s, 1));
+  clock.advance(59min);
+  EXPECT_FALSE(b.reserve(s, 1));
+  clock.advance(1min);  // Monday Jan 20
+  EXPECT_TRUE(b.reserve(s, 100));
+  EXPECT_EQ(b.usage(SpendScope::key, "k")->period_start, kJan15 + 5 * kDay);
+}
+
+// The period a state holds is remembered with its end, so most calls do no calendar
+// arithmetic; a wall clock stepped back before its start still finds the right period.
+TEST(BudgetTracker, AWallClockSteppedBackFindsItsPeriodAgain) {
+  ManualClock clock(steady_at(kJan15 + kDay - 60'000));  // Jan 15, 23:59
+  BudgetTracker b(clock);
+  const BudgetSubject s[] = {{SpendScope::key, "k", 100, BudgetPeriod::day}};
+  b.charge(s, 70);
+  clock.advance(2min);  // Jan 16
+  EXPECT_EQ(b.usage(SpendScope::key, "k")->period_start, kJan15 + kDay);
+  EXPECT_EQ(b.usage(SpendScope::key, "k")->spent_nano_usd, 0);
+  clock.advance(-2min);  // stepped back to Jan 15
+  EXPECT_EQ(b.usage(SpendScope::key, "k")->period_start, kJan15);
+  EXPECT_TRUE(b.reserve(s, 100));
+}
+
 TEST(BudgetTracker, RecoversThisPeriodsSpendFromTheStore) {
   test::TempDir dir;
   auto store = storage::SqliteStore::open({.path = dir / "gov.db"});
