@@ -117,23 +117,25 @@ PolicyProfile bench_profile() {  // bench/run.sh's scenario g
   return std::move(PolicyProfile::create(std::move(spec)).value());
 }
 
-void BM_EvaluateInputRaw_BenchRequest(benchmark::State& state) {
-  const PolicyProfile profile = bench_profile();
-  const RequestFacts facts{"bench", 12, 16};
+// Times `raw()`, which must decide (a raw path that gave up would time the wrong thing).
+template <class Raw>
+void run_raw(benchmark::State& state, Raw raw) {
   for (auto _ : state) {
-    auto d = evaluate_input_raw(profile, kBenchRequest, facts);
+    auto d = raw();
     if (!d) state.SkipWithError("the raw path did not decide");
     benchmark::DoNotOptimize(d);
   }
 }
 
+void BM_EvaluateInputRaw_BenchRequest(benchmark::State& state) {
+  const PolicyProfile profile = bench_profile();
+  const RequestFacts facts{"bench", 12, 16};
+  run_raw(state, [&] { return evaluate_input_raw(profile, kBenchRequest, facts); });
+}
+
 void BM_EvaluateOutputRaw_MockAnswer(benchmark::State& state) {
   const PolicyProfile profile = bench_profile();
-  for (auto _ : state) {
-    auto d = evaluate_output_raw(profile, kMockAnswer);
-    if (!d) state.SkipWithError("the raw path did not decide");
-    benchmark::DoNotOptimize(d);
-  }
+  run_raw(state, [&] { return evaluate_output_raw(profile, kMockAnswer); });
 }
 
 void BM_EvaluateInputRaw_2KB_NoPii_Newlines(benchmark::State& state) {
@@ -147,11 +149,7 @@ void BM_EvaluateInputRaw_2KB_NoPii_Newlines(benchmark::State& state) {
   }
   body += R"("}],"max_tokens":256})";
   const RequestFacts facts{"gpt-4o-mini", 600, 256};
-  for (auto _ : state) {
-    auto d = evaluate_input_raw(profile, body, facts);
-    if (!d) state.SkipWithError("the raw path did not decide");
-    benchmark::DoNotOptimize(d);
-  }
+  run_raw(state, [&] { return evaluate_input_raw(profile, body, facts); });
 }
 
 // The same, over 512 different requests and answers of the same shape (random words,

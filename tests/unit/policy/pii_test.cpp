@@ -320,17 +320,24 @@ TEST(PiiScan, FastPathMatchesWalkingEverySegment) {
   for (const std::string& t : texts) EXPECT_EQ(detect_pii(t), reference(t)) << t.substr(0, 80);
 }
 
-// pii_may_match is a necessary condition: whenever detect_pii finds something, it says
-// "may". Random texts over the bytes detectors care about, and realistic samples.
-TEST(PiiMayMatch, NeverNoWhereDetectPiiFindsSomething) {
-  const std::string alphabet = "01234567890123456789     ABCDEFabcxyz@:.-+()/_#=\n\"";
-  std::uint64_t seed = 0x9e3779b97f4a7c15ULL;
-  auto next = [&seed] {
+namespace {
+// A small deterministic generator for the randomised tests below.
+struct XorShift {
+  std::uint64_t seed;
+  std::uint64_t operator()() {
     seed ^= seed << 13;
     seed ^= seed >> 7;
     seed ^= seed << 17;
     return seed;
-  };
+  }
+};
+}  // namespace
+
+// pii_may_match is a necessary condition: whenever detect_pii finds something, it says
+// "may". Random texts over the bytes detectors care about, and realistic samples.
+TEST(PiiMayMatch, NeverNoWhereDetectPiiFindsSomething) {
+  const std::string alphabet = "01234567890123456789     ABCDEFabcxyz@:.-+()/_#=\n\"";
+  XorShift next{0x9e3779b97f4a7c15ULL};
   int found = 0;
   for (int round = 0; round < 100000; ++round) {
     std::string text;
@@ -361,13 +368,7 @@ TEST(PiiMayMatch, NeverNoWhereDetectPiiFindsSomething) {
 TEST(PiiMayMatch, AgreesWithTheByteWalk) {
   const std::string alphabet =
       "abcdefghijklmnopqrstuvwxyz      ABCXYZ0189@:.-+()/_#=\n\t\r\"'!?,;&*<>[]{}|~^`\x7f\x01\xc3\xa9";
-  std::uint64_t seed = 0x2545f4914f6cdd1dULL;
-  auto next = [&seed] {
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed;
-  };
+  XorShift next{0x2545f4914f6cdd1dULL};
   int yes = 0, no = 0;
   for (int round = 0; round < 200000; ++round) {
     std::string text;
