@@ -8,6 +8,8 @@
 #include <limits>
 #include <sstream>
 
+#include "core/digits.hpp"
+
 namespace bulwark::accounting {
 namespace {
 
@@ -132,8 +134,7 @@ std::string format_usd(std::int64_t nano) {
   if (neg) *p++ = '-';
   p = std::to_chars(p, buf + sizeof buf, v / 1'000'000'000ULL).ptr;
   *p++ = '.';
-  unsigned long long frac = v % 1'000'000'000ULL;
-  for (int i = 8; i >= 0; --i, frac /= 10) p[i] = static_cast<char>('0' + frac % 10);
+  put_padded_digits(p, v % 1'000'000'000ULL, 9);
   return std::string(buf, p + 9);
 }
 

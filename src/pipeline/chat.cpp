@@ -59,6 +59,7 @@
 #include "api/openai/chat.hpp"
 #include "api/openai/text.hpp"
 #include "auth/virtual_key.hpp"
+#include "core/digits.hpp"
 #include "pipeline/governance.hpp"
 #include "pipeline/health.hpp"
 #include "policy/evaluate.hpp"
@@ -798,11 +799,9 @@ std::string reset_text(Duration d) {
   char* p = buf;
   if (ms < 0) *p++ = '-';
   p = std::to_chars(p, buf + sizeof buf, abs_ms / 1000).ptr;
-  const auto frac = static_cast<unsigned>(abs_ms % 1000);
   *p++ = '.';
-  *p++ = static_cast<char>('0' + frac / 100);
-  *p++ = static_cast<char>('0' + frac / 10 % 10);
-  *p++ = static_cast<char>('0' + frac % 10);
+  put_padded_digits(p, abs_ms % 1000, 3);
+  p += 3;
   *p++ = 's';
   return std::string(buf, p);
 }

@@ -8,6 +8,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "core/digits.hpp"
+
 namespace bulwark::bedrock {
 namespace {
 
@@ -235,9 +237,7 @@ std::string format_amz_date(std::chrono::system_clock::time_point t) {
   const hh_mm_ss hms{secs - days};
   // Digits by hand: snprintf was a visible share of signing a small request.
   std::string out(16, '0');
-  const auto put = [&](std::size_t at, unsigned v, std::size_t width) {
-    for (std::size_t i = width; i-- > 0; v /= 10) out[at + i] = static_cast<char>('0' + v % 10);
-  };
+  const auto put = [&](std::size_t at, unsigned v, std::size_t width) { put_padded_digits(out.data() + at, v, width); };
   put(0, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
   put(4, static_cast<unsigned>(ymd.month()), 2);
   put(6, static_cast<unsigned>(ymd.day()), 2);
