@@ -390,7 +390,7 @@ Status authenticate(Request& r) {
       if (presented.empty())
         return std::unexpected(Error::client(ErrorKind::unauthenticated,
                                              "Missing API key: send your Bulwark key as `Authorization: Bearer <key>` or `x-api-key`."));
-      auto key = r.gov->key_cache().resolve(presented);
+      auto key = r.in.key_memo ? r.gov->key_cache().resolve(presented, *r.in.key_memo) : r.gov->key_cache().resolve(presented);
       if (!key) {
         if (!keyless) return std::unexpected(key.error());
       } else {

@@ -8,6 +8,10 @@
 #include "pipeline/runtime.hpp"
 #include "pipeline/worker.hpp"
 
+namespace bulwark::auth {
+class KeyMemo;
+}
+
 namespace bulwark::pipeline {
 
 struct IncomingRequest {
@@ -16,6 +20,9 @@ struct IncomingRequest {
   std::chrono::steady_clock::time_point received;
   // The caller's headers (credentials, per-request options); they outlive the handler.
   const boost::beast::http::fields* headers = nullptr;
+  // The connection's memo of the key it last authenticated with (auth::KeyMemo); null:
+  // every request is resolved in full.
+  auth::KeyMemo* key_memo = nullptr;
 };
 
 // Runs one OpenAI chat completion request through the pipeline's phases (see chat.cpp)

@@ -25,6 +25,7 @@
 #include <unordered_set>
 
 #include "api/openai/chat.hpp"
+#include "auth/key_cache.hpp"
 #include "core/thread_name.hpp"
 #include "pipeline/admin.hpp"
 #include "pipeline/admin_governance.hpp"
@@ -127,6 +128,7 @@ struct Session {
   Stream& stream;
   providers::http::Deadline deadline;  // one watchdog per connection, not one timer per I/O
   bool idle = true;
+  auth::KeyMemo key_memo;  // the key this connection's requests last authenticated with
 };
 
 // The pipeline's view of the client connection. Response heads are written by hand:
@@ -270,7 +272,7 @@ asio::awaitable<pipeline::AdminReply> admin_call(std::shared_ptr<const pipeline:
 
 // Routes one request. Everything under /v1 speaks OpenAI's error shape.
 asio::awaitable<void> dispatch(WorkerCtx& wc, http::request<http::string_body>& req, pipeline::Downstream& ds,
-                               Clock::time_point received) {
+                               Clock::time_point received, auth::KeyMemo& key_memo) {
   std::string_view target = req.target();
   if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
   const auto& rt = wc.runtime();
@@ -282,7 +284,7 @@ asio::awaitable<void> dispatch(WorkerCtx& wc, http::request<http::string_body>& 
       co_await send_error(ds, Error::client(ErrorKind::method_not_allowed, "Use POST for /v1/chat/completions."), wc.worker.next_request_id());
       co_return;
     }
-    pipeline::IncomingRequest in{std::move(req.body()), wc.worker.next_request_id(), received, &req.base()};
+    pipeline::IncomingRequest in{std::move(req.body()), wc.worker.next_request_id(), received, &req.base(), &key_memo};
     co_await pipeline::handle_chat_completion(rt, wc.worker, std::move(in), ds);
   } else if (auto ingress = pipeline::match_ingress(req.method_string(), target)) {
     // Anthropic Messages and Bedrock Runtime callers: their body becomes the pipeline's
@@ -300,7 +302,7 @@ asio::awaitable<void> dispatch(WorkerCtx& wc, http::request<http::string_body>& 
       const pipeline::Header h[] = {{"x-bulwark-request-id", id}};
       co_await tds->send(static_cast<unsigned>(http_status_of(e.kind)), h, "application/json", api::openai::error_body(e));
     } else {
-      pipeline::IncomingRequest in{std::move(*openai_body), id, received, &req.base()};
+      pipeline::IncomingRequest in{std::move(*openai_body), id, received, &req.base(), &key_memo};
       co_await pipeline::handle_chat_completion(rt, wc.worker, std::move(in), *tds);
     }
   } else if (target == "/v1/models" && only(http::verb::get)) {
@@ -401,7 +403,7 @@ asio::awaitable<void> serve_h1(WorkerCtx& wc, Stream& stream, beast::flat_buffer
     auto req = parser.release();
     const bool keep_alive = req.keep_alive() && !wc.draining;
     ClientDownstream<Stream> rds(session, req.version(), keep_alive);
-    co_await dispatch(wc, req, rds, received);
+    co_await dispatch(wc, req, rds, received, session.key_memo);
     wc.busy.fetch_sub(1, std::memory_order_relaxed);
     if (!rds.ok() || !keep_alive) break;
   }
@@ -410,8 +412,11 @@ asio::awaitable<void> serve_h1(WorkerCtx& wc, Stream& stream, beast::flat_buffer
 
 // One HTTP/2 stream's request through the same routes as HTTP/1.1 (by value: it lives in
 // this frame while the pipeline reads its headers).
-asio::awaitable<void> dispatch_h2(WorkerCtx* wc, Http2Request req, pipeline::Downstream* ds, Clock::time_point received) {
-  co_await dispatch(*wc, req, *ds, received);
+// The connection's key memo is shared by its streams: they run on this worker's thread and
+// a key is resolved without suspending, so they never use it at the same time.
+asio::awaitable<void> dispatch_h2(WorkerCtx* wc, Http2Request req, pipeline::Downstream* ds, Clock::time_point received,
+                                  std::shared_ptr<auth::KeyMemo> key_memo) {
+  co_await dispatch(*wc, req, *ds, received, *key_memo);
 }
 
 asio::awaitable<void> reject_h2(WorkerCtx* wc, Error e, pipeline::Downstream* ds) {
@@ -432,10 +437,11 @@ asio::awaitable<void> serve_h2(WorkerCtx& wc, Transport& transport, std::string 
   options.idle_timeout = limits.keepalive_idle_timeout;
   options.write_timeout = kWriteTimeout;
   WorkerCtx* w = &wc;
+  auto key_memo = std::make_shared<auth::KeyMemo>();
   Http2Handlers handlers;
-  handlers.request = [w](Http2Request req, pipeline::Downstream& ds, Clock::time_point received) {
+  handlers.request = [w, key_memo](Http2Request req, pipeline::Downstream& ds, Clock::time_point received) {
     w->h2_streams.fetch_add(1, std::memory_order_relaxed);
-    return dispatch_h2(w, std::move(req), &ds, received);
+    return dispatch_h2(w, std::move(req), &ds, received, key_memo);
   };
   handlers.reject = [w](Error e, pipeline::Downstream& ds) {
     w->h2_streams.fetch_add(1, std::memory_order_relaxed);

@@ -186,5 +186,151 @@ TEST_F(KeyCacheTest, ReadersNeverSeeATornSnapshotWhileRefreshing) {
   EXPECT_EQ(cache_->size(), 101u);
 }
 
+// The memo may only shortcut the hash: whatever a connection presents, in any order, and
+// whatever changes between its requests, it answers as a full resolve would.
+TEST_F(KeyCacheTest, AMemoAnswersAsAFullResolveDoes) {
+  TeamSpec ts;
+  ts.id = "t1";
+  ts.name = "T";
+  ASSERT_TRUE(service_->create_team(ts));
+  std::vector<std::string> ids;
+  std::vector<std::string> secrets;  // current, rotated-out, and never issued
+  std::vector<std::size_t> current;  // per key, its secret's index in secrets
+  for (int i = 0; i < 4; ++i) {
+    const auto k = make("k" + std::to_string(i), {}, i % 2 ? "t1" : "");
+    ids.push_back(k.record.id);
+    current.push_back(secrets.size());
+    secrets.push_back(k.secret);
+  }
+  secrets.push_back("bwk_" + std::string(40, 'A'));
+  std::string near = secrets[0];  // the same length, one character off
+  near.back() = near.back() == 'z' ? 'y' : 'z';
+  secrets.push_back(near);
+  secrets.push_back("not a key");
+  ASSERT_TRUE(cache_->refresh());
+
+  KeyMemo memo;
+  std::uint64_t rng = 0x9e3779b97f4a7c15ULL;
+  auto next = [&rng](std::uint64_t n) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return rng % n;
+  };
+  int hits = 0;
+  std::size_t last = 0;
+  for (int step = 0; step < 3000; ++step) {
+    switch (next(40)) {
+      case 0: {  // rotate, the old secret kept for a while (or not at all)
+        const std::size_t i = next(ids.size());
+        auto r = service_->rotate(ids[i], std::chrono::milliseconds(next(2) * 5000));
+        if (!r) break;  // a revoked key cannot be rotated
+        if (next(2)) last = current[i];  // the connection keeps the old secret through its grace
+        current[i] = secrets.size();
+        secrets.push_back(r->secret);
+        ASSERT_TRUE(cache_->refresh());
+        break;
+      }
+      case 1: {
+        ASSERT_TRUE(service_->revoke(ids[next(ids.size())]));
+        if (next(2)) ASSERT_TRUE(cache_->refresh());  // a change not yet seen is not seen by either
+        break;
+      }
+      case 2: {
+        KeyUpdate u;
+        u.expires_at = std::optional<storage::UnixMillis>(storage::to_unix_millis(clock_.wall()) + 3000);
+        if (!service_->update(ids[next(ids.size())], u)) break;  // nor a revoked one updated
+        ASSERT_TRUE(cache_->refresh());
+        break;
+      }
+      case 3: {
+        const auto k = make("n" + std::to_string(step));
+        ids.push_back(k.record.id);
+        current.push_back(secrets.size());
+        secrets.push_back(k.secret);
+        ASSERT_TRUE(cache_->refresh());
+        break;
+      }
+      case 4:
+      case 5:
+      case 6:
+        clock_.advance(std::chrono::milliseconds(1000));
+        break;
+      default:
+        break;
+    }
+    // Mostly the secret presented last, as on a keep-alive connection.
+    if (next(8) == 0) last = next(secrets.size());
+    const std::string& presented = secrets[last];
+    auto full = cache_->resolve(presented);
+    auto fast = cache_->resolve(presented, memo);
+    ASSERT_EQ(full.has_value(), fast.has_value()) << "step " << step << ": " << (full ? "" : full.error().message);
+    if (full) {
+      EXPECT_EQ(full->get(), fast->get());
+      ++hits;
+    } else {
+      EXPECT_EQ(full.error().message, fast.error().message) << "step " << step;
+    }
+  }
+  EXPECT_GT(hits, 300);
+}
+
+TEST_F(KeyCacheTest, AMemoRefusesARevokedKeyAsSoonAsTheCacheKnows) {
+  const auto k = make("a");
+  ASSERT_TRUE(cache_->refresh());
+  KeyMemo memo;
+  ASSERT_TRUE(cache_->resolve(k.secret, memo));
+  ASSERT_TRUE(cache_->resolve(k.secret, memo));
+  ASSERT_TRUE(service_->revoke(k.record.id));
+  ASSERT_TRUE(cache_->refresh());
+  auto r = cache_->resolve(k.secret, memo);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "API key revoked");
+}
+
+TEST_F(KeyCacheTest, AMemoChecksExpiryOnEveryRequest) {
+  KeySpec spec;
+  spec.name = "soon";
+  spec.expires_at = storage::to_unix_millis(clock_.wall()) + 1000;
+  auto k = service_->create(spec);
+  ASSERT_TRUE(k);
+  ASSERT_TRUE(cache_->refresh());
+  KeyMemo memo;
+  ASSERT_TRUE(cache_->resolve(k->secret, memo));
+  clock_.advance(std::chrono::milliseconds(1000));
+  auto r = cache_->resolve(k->secret, memo);  // nothing changed but the time
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "API key expired");
+}
+
+TEST_F(KeyCacheTest, AMemoEndsARotatedOutSecretsGraceOnTime) {
+  const auto k = make("a");
+  ASSERT_TRUE(cache_->refresh());
+  auto rotated = service_->rotate(k.record.id, std::chrono::milliseconds(2000));
+  ASSERT_TRUE(rotated);
+  ASSERT_TRUE(cache_->refresh());
+  KeyMemo memo;
+  ASSERT_TRUE(cache_->resolve(k.secret, memo));
+  clock_.advance(std::chrono::milliseconds(2000));
+  auto r = cache_->resolve(k.secret, memo);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "API key was rotated; use the new secret");
+  EXPECT_TRUE(cache_->resolve(rotated->secret, memo));
+}
+
+TEST_F(KeyCacheTest, AMemoHoldsOnlyTheLastSecretAndTellsKeysApart) {
+  const auto a = make("a");
+  const auto b = make("b");
+  ASSERT_TRUE(cache_->refresh());
+  KeyMemo memo;
+  EXPECT_EQ((*cache_->resolve(a.secret, memo))->key.id, a.record.id);
+  EXPECT_EQ((*cache_->resolve(b.secret, memo))->key.id, b.record.id);
+  EXPECT_EQ((*cache_->resolve(a.secret, memo))->key.id, a.record.id);
+  std::string near = a.secret;
+  near[10] = near[10] == 'q' ? 'r' : 'q';
+  EXPECT_FALSE(cache_->resolve(near, memo));
+  EXPECT_EQ((*cache_->resolve(a.secret, memo))->key.id, a.record.id);
+  memo.forget();
+  EXPECT_EQ((*cache_->resolve(a.secret, memo))->key.id, a.record.id);
+}
+
 }  // namespace
 }  // namespace bulwark::auth
