@@ -229,7 +229,7 @@ Action parse_action(const YAML::Node& node, const std::string& path) {
 
 ToolCall parse_tool_call(const YAML::Node& node, const std::string& path) {
   require_map(node, path);
-  check_keys(node, path, {"name", "arguments"});
+  check_keys(node, path, {"name", "arguments", "legacy"});
   ToolCall call;
   if (!node["name"]) fail(path, "missing 'name'");
   call.name = scalar(node["name"], join(path, "name"), "a string", true);
@@ -245,6 +245,7 @@ ToolCall parse_tool_call(const YAML::Node& node, const std::string& path) {
   } else {
     call.arguments.push_back(scalar(args, apath, "a string or a list of strings", true));
   }
+  if (auto n = node["legacy"]) call.legacy = get_bool(n, join(path, "legacy"));
   return call;
 }
 
@@ -510,7 +511,9 @@ void append_json(std::string& out, const Behavior& b) {
       if (i) out += ',';
       json::append_string(out, b.tool_call->arguments[i]);
     }
-    out += "]}";
+    out += "],\"legacy\":";
+    json::append_bool(out, b.tool_call->legacy);
+    out += '}';
   }
   out += '}';
 }

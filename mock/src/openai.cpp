@@ -269,13 +269,27 @@ std::size_t OpenAIFormat::append_completion(std::string& out, const Plan& p,
   json::append_string(out, m.model);
   std::size_t cut_at = 0;
   if (p.tool_call) {
-    // One tool call, its arguments whole; a cut or stall sends the whole body.
-    out += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[";
-    append_tool_call_head(out, m, *p.tool_call);
-    std::string args;
-    for (const std::string& fragment : p.tool_call->arguments) args += fragment;
-    json::append_string(out, args);
-    out += "}}],\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],\"usage\":";
+    // One tool call, its arguments whole; a cut, stall or malformed answer stops after the
+    // first after_tokens fragments of its arguments.
+    const bool legacy = p.tool_call->legacy;
+    out += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,";
+    if (legacy) {
+      out += "\"function_call\":{\"name\":";
+      json::append_string(out, p.tool_call->name);
+      out += ",\"arguments\":";
+    } else {
+      out += "\"tool_calls\":[";
+      append_tool_call_head(out, m, *p.tool_call);
+    }
+    out += '"';
+    cut_at = out.size();
+    for (std::size_t i = 0; i < p.tool_call->arguments.size(); ++i) {
+      json::append_escaped(out, p.tool_call->arguments[i]);  // escaping a whole is escaping its parts
+      if (i < p.after_tokens) cut_at = out.size();
+    }
+    out += '"';
+    out += legacy ? "},\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"function_call\"}],\"usage\":"
+                  : "}}],\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],\"usage\":";
   } else {
     out += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"";
     append_text(out, p, p.completion_tokens, &cut_at, p.after_tokens);
@@ -285,7 +299,7 @@ std::size_t OpenAIFormat::append_completion(std::string& out, const Plan& p,
   out += ",\"system_fingerprint\":\"";
   out += kSystemFingerprint;
   out += "\"}";
-  return p.tool_call ? out.size() : cut_at;
+  return cut_at;
 }
 
 void OpenAIFormat::append_stream_open(std::string&, const Plan&, const AnswerMeta&) const {
@@ -305,22 +319,31 @@ void OpenAIFormat::append_stream_token(std::string& out, const AnswerMeta& m, st
 void OpenAIFormat::append_stream_tool_fragment(std::string& out, const AnswerMeta& m, const ToolCall& call,
                                                std::uint32_t index) const {
   append_chunk_head(out, m);
-  if (index == 0) {
+  if (call.legacy) {
+    out += index == 0 ? "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"function_call\":{\"name\":"
+                      : "{\"index\":0,\"delta\":{\"function_call\":{";
+    if (index == 0) {
+      json::append_string(out, call.name);
+      out += ',';
+    }
+    out += "\"arguments\":";
+  } else if (index == 0) {
     out += "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[";
     append_tool_call_head(out, m, call);
   } else {
     out += "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":";
   }
   json::append_string(out, index < call.arguments.size() ? std::string_view(call.arguments[index]) : std::string_view());
-  out += "}}]},\"logprobs\":null,\"finish_reason\":null}";
+  out += call.legacy ? "}},\"logprobs\":null,\"finish_reason\":null}" : "}}]},\"logprobs\":null,\"finish_reason\":null}";
   append_chunk_tail(out, m);
 }
 
 void OpenAIFormat::append_stream_close(std::string& out, const Plan& p, const AnswerMeta& m,
                                        bool omit_done) const {
   append_chunk_head(out, m);
-  out += p.tool_call ? "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}"
-                     : "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}";
+  out += !p.tool_call        ? "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}"
+         : p.tool_call->legacy ? "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"function_call\"}"
+                               : "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}";
   append_chunk_tail(out, m);
   if (m.include_usage) {
     append_chunk_head(out, m);

@@ -622,8 +622,15 @@ Status guard_answer(Request& r, std::string& body) {
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!guards_output(profile)) return {};
   if (policy::evaluate_output_raw(*profile, body)) return {};  // nothing to act on (see guard_input)
+  // Fails closed: what the rules cannot read, or cannot rewrite once redacted, is withheld.
+  const auto withheld = [&](std::string what) -> Status {
+    const policy::PolicyDecision d = policy::answer_not_inspectable(*profile, std::move(what));
+    r.caller.policy_decisions.push_back(describe(d, "output"));
+    log::warn("policy_answer_withheld", {{"request_id", r.in.request_id}, {"policy", d.policy_id}, {"detector", d.detector}});
+    return std::unexpected(policy::block_error(d, true));
+  };
   auto texts = api::openai::answer_texts(body);
-  if (!texts) return {};  // not JSON we understand: passed through as the upstream sent it
+  if (!texts) return withheld("unreadable");
   bool redacted = false;
   for (std::size_t i = 0; i < texts->texts.size(); ++i) {
     const bool json = std::ranges::binary_search(texts->json, i);
@@ -635,7 +642,8 @@ Status guard_answer(Request& r, std::string& body) {
   }
   if (redacted) {
     auto rewritten = api::openai::with_answer_texts(body, texts->texts);
-    if (rewritten) body = std::move(*rewritten);
+    if (!rewritten) return withheld("rewrite");
+    body = std::move(*rewritten);
   }
   return {};
 }
@@ -995,7 +1003,9 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   // on to another channel (a signature closes reasoning), at finish_reason and at [DONE],
   // so a block is complete before the next starts (what Anthropic and Bedrock callers get).
   const bool guard = guards_output(r.caller.policy);
-  constexpr std::size_t kContent = SIZE_MAX, kReasoning = SIZE_MAX - 1;  // else a tool call's index
+  constexpr std::size_t kContent = SIZE_MAX, kReasoning = SIZE_MAX - 1;  // else a tool call's index (or kFunctionCall)
+  static_assert(api::openai::kFunctionCall != kContent && api::openai::kFunctionCall != kReasoning);
+  constexpr std::size_t kMaxGuardedChoices = 128;  // OpenAI's own cap on n
   struct Channel {
     std::size_t choice, what;
     policy::StreamRedactor redactor;
@@ -1030,10 +1040,21 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   auto flush_redactors = [&] {
     while (!channels.empty() && !blocked) flush_channel(0);
   };
+  // The output rules fail closed: a chunk they cannot read, or cannot rewrite once
+  // redacted, ends the stream instead of passing as the upstream sent it.
+  auto withhold = [&](std::string what) {
+    const policy::PolicyDecision d = policy::answer_not_inspectable(*r.caller.policy, std::move(what));
+    r.caller.policy_decisions.push_back(describe(d, "output"));
+    log::warn("policy_answer_withheld", {{"request_id", r.in.request_id}, {"policy", d.policy_id}, {"detector", d.detector}});
+    blocked = policy::block_error(d, true);
+  };
   // Feeds one channel's text to its redactor and puts what may be relayed in its place;
   // false when the policy blocks.
   auto redact = [&](std::size_t choice, std::size_t what, std::string& text) {
-    if (choice >= 64) return true;  // no real stream has that many choices; leave it alone
+    if (choice >= kMaxGuardedChoices) {  // bounds the redactors one stream can make us keep
+      withhold("choices");
+      return false;
+    }
     auto ch = std::ranges::find_if(channels, [&](const Channel& c) { return c.choice == choice && c.what == what; });
     if (ch == channels.end()) {
       const auto form = what == kContent || what == kReasoning ? policy::TextForm::plain : policy::TextForm::json;
@@ -1052,14 +1073,29 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   auto redact_event = [&](std::string_view event) -> std::string_view {
     const std::string_view payload = data_payload(event);
     auto texts = api::openai::delta_texts(payload);
-    if (!texts) return event;
+    if (!texts) {
+      withhold("unreadable");
+      return {};
+    }
     // Only a chunk that names the key is parsed again for it.
     std::vector<api::openai::DeltaText> reasoning;
     std::vector<api::openai::DeltaArguments> args;
-    if (payload.find("\"reasoning_content\"") != std::string_view::npos)
-      if (auto found = api::openai::delta_reasoning_texts(payload)) reasoning = std::move(*found);
-    if (payload.find("\"tool_calls\"") != std::string_view::npos)
-      if (auto found = api::openai::delta_tool_arguments(payload)) args = std::move(*found);
+    if (payload.find("\"reasoning_content\"") != std::string_view::npos) {
+      auto found = api::openai::delta_reasoning_texts(payload);
+      if (!found) {
+        withhold("unreadable");
+        return {};
+      }
+      reasoning = std::move(*found);
+    }
+    if (payload.find("\"tool_calls\"") != std::string_view::npos || payload.find("\"function_call\"") != std::string_view::npos) {
+      auto found = api::openai::delta_tool_arguments(payload);
+      if (!found) {
+        withhold("unreadable");
+        return {};
+      }
+      args = std::move(*found);
+    }
     const bool signature = payload.find("\"thinking_blocks\"") != std::string_view::npos;
     // Channels this chunk's choices have left are flushed before it.
     const auto carries = [&](std::size_t choice, std::size_t what) {
@@ -1089,12 +1125,14 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
       last_choice = (*texts)[0].choice;
     }
     std::string rewritten(payload);
-    if (!texts->empty())
-      if (auto next = api::openai::with_delta_texts(rewritten, *texts)) rewritten = std::move(*next);
-    if (!reasoning.empty())
-      if (auto next = api::openai::with_delta_reasoning_texts(rewritten, reasoning)) rewritten = std::move(*next);
-    if (!args.empty())
-      if (auto next = api::openai::with_delta_tool_arguments(rewritten, args)) rewritten = std::move(*next);
+    const auto rewrite = [&](Result<std::string> next) {
+      if (next) rewritten = std::move(*next);
+      else withhold("rewrite");
+      return next.has_value();
+    };
+    if (!texts->empty() && !rewrite(api::openai::with_delta_texts(rewritten, *texts))) return {};
+    if (!reasoning.empty() && !rewrite(api::openai::with_delta_reasoning_texts(rewritten, reasoning))) return {};
+    if (!args.empty() && !rewrite(api::openai::with_delta_tool_arguments(rewritten, args))) return {};
     rebuilt = "data: " + rewritten + "\n\n";
     return rebuilt;
   };
@@ -1105,7 +1143,11 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   auto redact_citations = [&](std::string_view event) -> std::string_view {
     const std::string_view payload = data_payload(event);
     auto cited = api::openai::delta_cited_texts(payload);
-    if (!cited || cited->empty()) return event;
+    if (!cited) {
+      withhold("unreadable");
+      return {};
+    }
+    if (cited->empty()) return event;
     bool redacted = false;
     for (api::openai::DeltaText& c : *cited) {
       const policy::PolicyDecision d = policy::evaluate_output(*r.caller.policy, c.text);
@@ -1118,7 +1160,10 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
     }
     if (!redacted) return event;
     auto rewritten = api::openai::with_delta_cited_texts(payload, *cited);
-    if (!rewritten) return event;
+    if (!rewritten) {
+      withhold("rewrite");
+      return {};
+    }
     rebuilt_citation = "data: " + *rewritten + "\n\n";
     return rebuilt_citation;
   };

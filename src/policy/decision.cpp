@@ -30,6 +30,7 @@ std::string_view name_of(Rule rule) noexcept {
     case Rule::input_tokens_exceeded: return "input_tokens_exceeded";
     case Rule::max_tokens_exceeded: return "max_tokens_exceeded";
     case Rule::document_not_inspectable: return "document_not_inspectable";
+    case Rule::answer_not_inspectable: return "answer_not_inspectable";
   }
   return "unknown";
 }

@@ -26,6 +26,7 @@ enum class Rule : std::uint8_t {
   input_tokens_exceeded,
   max_tokens_exceeded,
   document_not_inspectable,  // a document whose text the gateway cannot read (a PDF, say)
+  answer_not_inspectable,    // an answer the output rules must act on that the gateway cannot read or rewrite
 };
 // Also the reason code of a block: "pii", "deny_pattern", "prompt_injection", ...
 std::string_view name_of(Rule rule) noexcept;

@@ -389,6 +389,13 @@ PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text, 
   return d;
 }
 
+PolicyDecision answer_not_inspectable(const PolicyProfile& profile, std::string what) {
+  PolicyDecision d;
+  d.policy_id = profile.compiled().spec.id;
+  block_on(d, Rule::answer_not_inspectable, std::move(what));
+  return d;
+}
+
 Error block_error(const PolicyDecision& d, bool on_output) {
   std::string msg = on_output ? "response blocked by policy '" : "request blocked by policy '";
   msg += d.policy_id;

@@ -45,7 +45,7 @@ PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text, 
 // the verdict is the exact path's: no hits (for a request, after the same model and
 // token-cap checks). nullopt when that cannot be shown (a rule to run, a finding to
 // redact or block, a \u escape in a text value, any escape in a key, malformed JSON, or
-// a request with a document, i.e. a value "file" keyed "type" or a key "file_data": its
+// a request with a document, i.e. a value "file" under any key or a key "file_data": its
 // text is base64 or unreadable): run the exact path.
 std::optional<PolicyDecision> evaluate_input_raw(const PolicyProfile& profile, std::string_view body_json,
                                                  const RequestFacts& facts);
@@ -54,5 +54,11 @@ std::optional<PolicyDecision> evaluate_output_raw(const PolicyProfile& profile, 
 // The error to answer a blocked decision with: policy_blocked for requests,
 // content_filtered for answers. The message names policy, reason and detector only.
 Error block_error(const PolicyDecision& decision, bool on_output);
+
+// The output rules fail closed: an answer they may have to act on that the gateway cannot
+// read (not the JSON it expects) or cannot rewrite after redacting is withheld, not relayed
+// as the upstream sent it. A blocked decision with reason answer_not_inspectable; `what`
+// (e.g. "unreadable", "rewrite") becomes its detector.
+PolicyDecision answer_not_inspectable(const PolicyProfile& profile, std::string what);
 
 }  // namespace bulwark::policy

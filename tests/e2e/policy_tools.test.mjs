@@ -71,6 +71,10 @@ describe('policies on tool-call arguments', () => {
     targets: [{provider: mock, model: tool-split}]
   tools-card:
     targets: [{provider: mock, model: tool-card}]
+  tools-legacy:
+    targets: [{provider: mock, model: tool-legacy}]
+  tools-broken:
+    targets: [{provider: mock, model: tool-broken}]
 `;
     gw = await h.startGateway(h.writeConfig(h.gatewayConfig(mock.port, { providers, models, governance: GOVERNANCE })));
     // The model's answers: one tool call whose arguments hold an e-mail address (whole,
@@ -80,6 +84,15 @@ describe('policies on tool-call arguments', () => {
     });
     await h.setBehavior(mock.port, 'tool-split', {
       tool_call: { name: 'send_email', arguments: ['{"to":"jane.d', 'oe@example.com","subject":"Invoice"}'] },
+    });
+    // OpenAI's deprecated function_call form, the address split as above.
+    await h.setBehavior(mock.port, 'tool-legacy', {
+      tool_call: { name: 'send_email', legacy: true, arguments: ['{"to":"jane.d', 'oe@example.com","subject":"Invoice"}'] },
+    });
+    // An answer cut off inside its arguments, just after the address: not JSON any more.
+    await h.setBehavior(mock.port, 'tool-broken', {
+      tool_call: { name: 'send_email', arguments: ['{"to":"jane.doe@example.com"', ',"subject":"Invoice"}'] },
+      faults: [{ when: { always: true }, action: { malformed_after_tokens: 1 } }],
     });
     // Fragments 30 ms apart: the stream has begun (its head and first chunk sent) when the
     // number completes.
@@ -172,6 +185,55 @@ describe('policies on tool-call arguments', () => {
     const call = final.choices[0].message.tool_calls[0];
     assert.equal(call.function.name, 'send_email');
     assert.deepEqual(JSON.parse(call.function.arguments), { to: '[REDACTED:EMAIL]', subject: 'Invoice' });
+  });
+
+  it('redacts the address in a legacy function_call, whole and streamed in fragments', async () => {
+    const client = await openaiFor('block-cards');
+    const request = { model: 'tools-legacy', max_tokens: 16, messages: [{ role: 'user', content: 'Mail the invoice to Jane.' }] };
+    const r = await client.chat.completions.create(request);
+    assert.equal(r.choices[0].finish_reason, 'function_call');
+    assert.equal(r.choices[0].message.function_call.name, 'send_email');
+    assert.deepEqual(JSON.parse(r.choices[0].message.function_call.arguments), { to: '[REDACTED:EMAIL]', subject: 'Invoice' });
+    const stream = await client.chat.completions.create({ ...request, stream: true });
+    const fragments = [];
+    let finish;
+    for await (const chunk of stream) {
+      fragments.push(chunk.choices[0]?.delta?.function_call?.arguments ?? '');
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(finish, 'function_call');
+    const joined = fragments.join('');
+    assert.ok(!joined.includes('jane') && !joined.includes('example.com'), joined);
+    assert.deepEqual(JSON.parse(joined), { to: '[REDACTED:EMAIL]', subject: 'Invoice' });
+  });
+
+  it('withholds an answer it cannot read when it may hold what the policy acts on, naming the policy', async () => {
+    const key = await keyFor('block-cards');
+    const r = await fetch(`${url()}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tools-broken', max_tokens: 16, messages: [{ role: 'user', content: 'Mail it.' }] }),
+    });
+    const text = await r.text();
+    assert.equal(r.status, 400, text);
+    assert.ok(!text.includes('jane') && !text.includes('example.com'), text);
+    const error = JSON.parse(text).error;
+    assert.equal(error.code, 'content_filter');
+    assert.match(error.message, /response blocked by policy 'block-cards': answer_not_inspectable \(unreadable\)/);
+    // Without a profile that reads answers, the same bytes pass as the upstream sent them.
+    const made = await fetch(url() + '/admin/keys', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MASTER}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'tools-no-profile' }),
+    });
+    assert.equal(made.status, 201);
+    const plain = await fetch(`${url()}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${(await made.json()).secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tools-broken', max_tokens: 16, messages: [{ role: 'user', content: 'Mail it.' }] }),
+    });
+    assert.equal(plain.status, 200);
+    assert.ok((await plain.text()).includes('jane.doe@example.com'));
   });
 
   it('ends a stream whose tool-call arguments hold a card number under a blocking profile, without its digits', async () => {

@@ -102,6 +102,7 @@ struct Fault {
 struct ToolCall {
   std::string name;
   std::vector<std::string> arguments;
+  bool legacy = false;  // the deprecated function_call form instead of tool_calls
   friend bool operator==(const ToolCall&, const ToolCall&) = default;
 };
 

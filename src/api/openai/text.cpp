@@ -326,19 +326,21 @@ Result<std::string> write_deltas(std::string_view chunk_json, std::span<const De
 
 // Calls `on(choice index, tool call index, the arguments string)` for each tool call in a
 // chunk's deltas that carries an arguments fragment. A tool call without `index` takes its
-// position in the array, as a choice without one does.
+// position in the array, as a choice without one does. A legacy function_call's arguments
+// come after the choice's tool calls, as tool kFunctionCall.
 template <typename On>
 void each_delta_call(bj::value& doc, On&& on) {
   each_choice_delta(doc, [&](std::size_t choice, bj::object& delta) {
-    bj::value* calls = delta.if_contains("tool_calls");
-    if (!calls || !calls->is_array()) return;
-    std::size_t position = 0;
-    for (bj::value& call : calls->as_array()) {
-      const std::size_t at = position++;
-      if (!call.is_object()) continue;
-      if (bj::string* args = arguments_of(call.as_object().if_contains("function")))
-        on(choice, index_of(call.as_object(), at), *args);
+    if (bj::value* calls = delta.if_contains("tool_calls"); calls && calls->is_array()) {
+      std::size_t position = 0;
+      for (bj::value& call : calls->as_array()) {
+        const std::size_t at = position++;
+        if (!call.is_object()) continue;
+        if (bj::string* args = arguments_of(call.as_object().if_contains("function")))
+          on(choice, index_of(call.as_object(), at), *args);
+      }
     }
+    if (bj::string* args = arguments_of(delta.if_contains("function_call"))) on(choice, kFunctionCall, *args);
   });
 }
 
@@ -471,11 +473,17 @@ std::string reasoning_chunk(std::string_view id, std::string_view model, std::si
 std::string tool_arguments_chunk(std::string_view id, std::string_view model, std::size_t choice, std::size_t tool,
                                  std::string_view arguments) {
   std::string out = chunk_head(id, model, choice);
-  out += "{\"tool_calls\":[{\"index\":";
-  bulwark::json::append_int(out, static_cast<std::int64_t>(tool));
-  out += ",\"function\":{\"arguments\":";
-  bulwark::json::append_string(out, arguments);
-  out += "}}]}";
+  if (tool == kFunctionCall) {
+    out += "{\"function_call\":{\"arguments\":";
+    bulwark::json::append_string(out, arguments);
+    out += "}}";
+  } else {
+    out += "{\"tool_calls\":[{\"index\":";
+    bulwark::json::append_int(out, static_cast<std::int64_t>(tool));
+    out += ",\"function\":{\"arguments\":";
+    bulwark::json::append_string(out, arguments);
+    out += "}}]}";
+  }
   out += kChunkTail;
   return out;
 }

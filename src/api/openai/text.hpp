@@ -60,15 +60,18 @@ Result<std::string> with_delta_reasoning_texts(std::string_view chunk_json, std:
 // A chunk's tool-call argument fragments: choices[].delta.tool_calls[] {index, function:
 // {arguments}}, in order; `tool` is the call's `index` (its position when absent). The
 // writer takes the list the reader returned (same count and order), texts replaced.
+// A legacy delta.function_call's arguments are listed too, with `tool` kFunctionCall.
 struct DeltaArguments {
   std::size_t choice = 0;
   std::size_t tool = 0;
   std::string text;
 };
+inline constexpr std::size_t kFunctionCall = static_cast<std::size_t>(-1) - 2;
 Result<std::vector<DeltaArguments>> delta_tool_arguments(std::string_view chunk_json);
 Result<std::string> with_delta_tool_arguments(std::string_view chunk_json, std::span<const DeltaArguments> arguments);
 // A chunk carrying only `text` as choice `choice`'s content (to flush held-back text);
-// the same for its reasoning, and for tool call `tool`'s arguments.
+// the same for its reasoning, and for tool call `tool`'s arguments (kFunctionCall: the
+// legacy function_call's).
 std::string text_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text);
 std::string reasoning_chunk(std::string_view id, std::string_view model, std::size_t choice, std::string_view text);
 std::string tool_arguments_chunk(std::string_view id, std::string_view model, std::size_t choice, std::size_t tool,

@@ -193,7 +193,11 @@ StreamEvent inspect_event(std::string_view event) {
       if (calls)
         for (simdjson::dom::element call : tc)
           if (std::string_view args; !call.at_pointer("/function/arguments").get(args)) ev.text_bytes += args.size();
-      if (text || calls) ++ev.content_deltas;
+      // The legacy function_call (before tool_calls) streams its arguments the same way.
+      std::string_view legacy_args;
+      const bool legacy = !c.at_pointer("/delta/function_call/arguments").get(legacy_args);
+      if (legacy) ev.text_bytes += legacy_args.size();
+      if (text || calls || legacy) ++ev.content_deltas;
       // Reasoning (thinking) is the model's first output too: it counts as a token.
       else if (!c.at_pointer("/delta/reasoning_content").get(content) && !content.empty()) ++ev.content_deltas;
       else if (simdjson::dom::array tb; !c.at_pointer("/delta/thinking_blocks").get(tb) && tb.size() > 0) ++ev.content_deltas;

@@ -78,7 +78,7 @@ struct StreamEvent {
   enum class Kind : std::uint8_t { data, done, comment, error, malformed } kind = Kind::data;
   bool usage_only = false;      // the include_usage chunk: no choices, just usage
   bool has_finish = false;      // some choice carries a finish_reason
-  int content_deltas = 0;       // choices with non-empty content, tool-call or reasoning deltas
+  int content_deltas = 0;       // choices with non-empty content, tool-call (or legacy function_call) or reasoning deltas
   std::size_t text_bytes = 0;   // of the content and tool-call argument strings, decoded
   Usage usage;                  // set when the event carries usage
   std::string error_message;    // for Kind::error

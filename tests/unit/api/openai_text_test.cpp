@@ -304,6 +304,34 @@ TEST(OpenAIText, DeltaToolArgumentsReadAndWriteBack) {
   EXPECT_TRUE(oa::delta_tool_arguments(R"({"choices":[{"index":0,"delta":{"content":"x"}}]})")->empty());
 }
 
+// The deprecated delta.function_call streams arguments too: read as tool kFunctionCall,
+// after the choice's tool calls, written back in place, and flushed in its own form.
+TEST(OpenAIText, DeltaLegacyFunctionCallArgumentsReadAndWriteBack) {
+  const std::string chunk =
+      R"({"choices":[{"index":0,"delta":{"role":"assistant","content":null,"function_call":{"name":"send","arguments":"{\"to\":\"jane."}}},)"
+      R"({"index":1,"delta":{"function_call":{"name":"only a name"}}}]})";
+  auto read = oa::delta_tool_arguments(chunk);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 1U);
+  EXPECT_EQ((*read)[0].choice, 0U);
+  EXPECT_EQ((*read)[0].tool, oa::kFunctionCall);
+  EXPECT_EQ((*read)[0].text, R"({"to":"jane.)");
+  (*read)[0].text = R"({"to":")";
+  auto written = oa::with_delta_tool_arguments(chunk, *read);
+  ASSERT_TRUE(written.has_value());
+  const bj::value doc = bj::parse(*written);
+  EXPECT_EQ(doc.at("choices").at(0).at("delta").at("function_call").at("arguments"), R"({"to":")");
+  EXPECT_EQ(doc.at("choices").at(0).at("delta").at("function_call").at("name"), "send");
+  const std::string flushed = oa::tool_arguments_chunk("chatcmpl-x", "m", 0, oa::kFunctionCall, R"(doe"})");
+  const bj::value f = bj::parse(flushed);
+  EXPECT_EQ(f.at("choices").at(0).at("delta").at("function_call").at("arguments"), R"(doe"})");
+  EXPECT_FALSE(f.at("choices").at(0).at("delta").as_object().contains("tool_calls"));
+  auto again = oa::delta_tool_arguments(flushed);
+  ASSERT_TRUE(again.has_value());
+  ASSERT_EQ(again->size(), 1U);
+  EXPECT_EQ((*again)[0].tool, oa::kFunctionCall);
+}
+
 TEST(OpenAIText, DeltaReasoningReadAndWriteBack) {
   const std::string chunk = R"({"choices":[{"index":0,"delta":{"reasoning_content":"mail jane.doe@example.com"}}]})";
   auto read = oa::delta_reasoning_texts(chunk);

@@ -236,6 +236,7 @@ default: {tool_call: {name: lookup}}
 models:
   tool: {tool_call: {name: send_email, arguments: ['{"to":"jane.d', 'oe@example.com"}']}}
   whole: {tool_call: {name: f, arguments: '{"a":1}'}}
+  legacy: {tool_call: {name: f, legacy: true}}
 )");
   ASSERT_TRUE(c.default_behavior.tool_call);
   EXPECT_EQ(c.default_behavior.tool_call->arguments, std::vector<std::string>{"{}"});
@@ -244,6 +245,8 @@ models:
   EXPECT_EQ(tool->name, "send_email");
   EXPECT_EQ(tool->arguments, (std::vector<std::string>{R"({"to":"jane.d)", R"(oe@example.com"})"}));
   EXPECT_EQ(c.models.at("whole").tool_call->arguments, std::vector<std::string>{R"({"a":1})"});
+  EXPECT_FALSE(c.models.at("whole").tool_call->legacy);
+  EXPECT_TRUE(c.models.at("legacy").tool_call->legacy);
   const auto again = parse_config(to_json(c));
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(*again, c);

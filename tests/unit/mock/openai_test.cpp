@@ -130,8 +130,17 @@ TEST(OpenAIEncode, ToolCallAnswerWholeAndStreamed) {
   Plan p = healthy(3, 1);
   p.tool_call = ToolCall{"send_email", {R"({"to":"jane.d)", R"(oe@example.com"})"}};
   std::string body;
-  const std::size_t cut_at = kFormat.append_completion(body, p, meta);
-  EXPECT_EQ(cut_at, body.size());  // a cut or stall sends the whole body
+  std::size_t cut_at = kFormat.append_completion(body, p, meta);
+  // A cut, stall or malformed answer stops after after_tokens fragments of the arguments.
+  EXPECT_TRUE(body.substr(0, cut_at).ends_with(R"("arguments":")")) << body.substr(0, cut_at);
+  p.after_tokens = 1;
+  body.clear();
+  cut_at = kFormat.append_completion(body, p, meta);
+  EXPECT_TRUE(body.substr(0, cut_at).ends_with(R"("arguments":"{\"to\":\"jane.d)")) << body.substr(0, cut_at);
+  p.after_tokens = 9;
+  body.clear();
+  cut_at = kFormat.append_completion(body, p, meta);
+  EXPECT_TRUE(body.substr(0, cut_at).ends_with(R"(jane.doe@example.com\"})")) << body.substr(0, cut_at);
   EXPECT_NE(body.find(R"("message":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_0000000000000001",)"
                       R"("type":"function","function":{"name":"send_email","arguments":"{\"to\":\"jane.doe@example.com\"}"}}])"),
             std::string::npos)
@@ -150,6 +159,30 @@ TEST(OpenAIEncode, ToolCallAnswerWholeAndStreamed) {
       << second;
   EXPECT_NE(close.find(R"("finish_reason":"tool_calls")"), std::string::npos);
   EXPECT_TRUE(kFormat.answers_tool_calls());
+}
+
+TEST(OpenAIEncode, LegacyFunctionCallAnswerWholeAndStreamed) {
+  const AnswerMeta meta{1, 1700000000, "m", false};
+  Plan p = healthy(3, 1);
+  p.tool_call = ToolCall{"send_email", {R"({"to":"jane.d)", R"(oe@example.com"})"}, true};
+  std::string body;
+  kFormat.append_completion(body, p, meta);
+  EXPECT_NE(body.find(R"("message":{"role":"assistant","content":null,"function_call":{"name":"send_email",)"
+                      R"("arguments":"{\"to\":\"jane.doe@example.com\"}"},"refusal":null})"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find(R"("finish_reason":"function_call")"), std::string::npos);
+  EXPECT_EQ(body.find("tool_calls"), std::string::npos);
+
+  std::string first, second, close;
+  kFormat.append_stream_tool_fragment(first, meta, *p.tool_call, 0);
+  kFormat.append_stream_tool_fragment(second, meta, *p.tool_call, 1);
+  kFormat.append_stream_close(close, p, meta, false);
+  EXPECT_NE(first.find(R"("delta":{"role":"assistant","content":null,"function_call":{"name":"send_email","arguments":"{\"to\":\"jane.d"}},)"),
+            std::string::npos)
+      << first;
+  EXPECT_NE(second.find(R"("delta":{"function_call":{"arguments":"oe@example.com\"}"}},)"), std::string::npos) << second;
+  EXPECT_NE(close.find(R"("finish_reason":"function_call")"), std::string::npos);
 }
 
 TEST(OpenAIEncode, UsageChunkHasEmptyChoices) {

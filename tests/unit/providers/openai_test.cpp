@@ -64,6 +64,10 @@ TEST(InspectEvent, ClassifiesEveryKindOfEvent) {
   EXPECT_EQ(err.kind, oa::StreamEvent::Kind::error);
   EXPECT_EQ(err.error_message, "overloaded");
   EXPECT_EQ(oa::inspect_event("data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n").content_deltas, 1);
+  // The deprecated function_call's arguments are the answer too (and what a policy reads).
+  const auto legacy = oa::inspect_event("data: {\"choices\":[{\"delta\":{\"function_call\":{\"arguments\":\"{\\\"a\\\"\"}}}]}\n\n");
+  EXPECT_EQ(legacy.content_deltas, 1);
+  EXPECT_EQ(legacy.text_bytes, 4u);
 }
 
 // The answer text an event carries, for what a cut attempt is charged: content and tool
