@@ -92,12 +92,12 @@ bool text_clean(std::string_view raw, bool escaped, PiiMask mask) {
 }
 
 // The keys of the strings the exact path reads: message and part text, citations'
-// cited_text, tool calls' arguments and, in answers, reasoning. An arguments string holds
+// cited_text, tool calls' arguments and reasoning (an answer's, or a prompt's history's). An arguments string holds
 // JSON text: both paths scan it as written once the outer string is decoded (the JSON's
 // own escapes inside it are not decoded again by either).
-bool is_text_key(std::string_view key, bool answer) noexcept {
-  return key == "content" || key == "text" || key == "cited_text" || key == "arguments" ||
-         (answer && (key == "reasoning_content" || key == "thinking"));
+bool is_text_key(std::string_view key) noexcept {
+  return key == "content" || key == "text" || key == "cited_text" || key == "arguments" || key == "reasoning_content" ||
+         key == "thinking";
 }
 
 // A request's document (a part of type "file", what request_texts reads as one): its text
@@ -142,7 +142,7 @@ bool text_values_clean_escaped(std::string_view json, PiiMask mask, bool request
     }
     // A type spelled with escapes could be "file" to a parser: the exact path decides.
     if (request && key == "type" && (escaped || is_document_type(key, str))) return false;
-    if (is_text_key(key, !request) && !text_clean(str, escaped, mask)) return false;
+    if (is_text_key(key) && !text_clean(str, escaped, mask)) return false;
   }
 }
 
@@ -163,9 +163,9 @@ struct Prefixes {
     return (bits[i >> 6] >> (i & 63)) & 1U;
   }
 };
-// content, text, cited_text, arguments; a request's file_data and "file"; an answer's
-// reasoning_content and thinking.
-constexpr Prefixes kRequestPrefixes{"co", "te", "ci", "ar", "fi"};
+// content, text, cited_text, arguments, reasoning_content, thinking; a request's
+// file_data and "file".
+constexpr Prefixes kRequestPrefixes{"co", "te", "ci", "ar", "re", "th", "fi"};
 constexpr Prefixes kAnswerPrefixes{"co", "te", "ci", "ar", "re", "th"};
 
 // An escape the walk below cannot take: \" and \\ make a quote's role depend on what
@@ -236,7 +236,7 @@ bool text_values_clean(std::string_view json, PiiMask mask, bool request) {
       const char* const after = after_ws(close + 1, end);
       if (after < end && *after == ':') {
         if (request && is_document_key(str)) return Read::dirty;
-        region = is_text_key(str, !request);
+        region = is_text_key(str);
       } else if (request && str == "file") {
         return Read::dirty;  // a document part's type, or so near one that the exact path decides
       } else if (region && !text_clean(str, std::memchr(str.data(), '\\', str.size()) != nullptr, mask)) {
@@ -249,7 +249,8 @@ bool text_values_clean(std::string_view json, PiiMask mask, bool request) {
       o = static_cast<std::size_t>(open - d);
     }
   };
-  const char first_a = 'c', first_b = 't', first_c = 'a', first_d = request ? 'f' : 'r';
+  // First letters of the prefixes (a request's 'f' too).
+  const char first_a = 'c', first_b = 't', first_c = 'a', first_d = 'r', first_e = request ? 'f' : 'r';
   std::uint32_t carry = 0;  // all ones when the chunk starts inside a string
   alignas(16) char last[48];
   for (std::size_t i = 0; i < n; i += 32) {
@@ -275,7 +276,7 @@ bool text_values_clean(std::string_view json, PiiMask mask, bool request) {
     if (opens == 0) continue;
     const __m128i lo1 = load(1), hi1 = load(17);  // the byte after each
     opens &= bytes_equal(lo1, hi1, first_a) | bytes_equal(lo1, hi1, first_b) | bytes_equal(lo1, hi1, first_c) |
-             bytes_equal(lo1, hi1, first_d);
+             bytes_equal(lo1, hi1, first_d) | bytes_equal(lo1, hi1, first_e);
     for (; opens != 0; opens &= opens - 1) {
       const std::size_t at = i + static_cast<std::size_t>(std::countr_zero(opens));
       if (at < next) continue;

@@ -39,8 +39,8 @@ PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text, 
 
 // Fast paths on the raw JSON, without parsing it into a document: when the profile has
 // no deny patterns and no injection heuristics, and no PII detector finds anything in any
-// string value keyed "content", "text", "cited_text" or "arguments" (answers: also
-// "reasoning_content" and "thinking") (a superset of what request_texts / answer_texts
+// string value keyed "content", "text", "cited_text", "arguments", "reasoning_content"
+// or "thinking" (a superset of what request_texts / answer_texts
 // extract; each decoded and scanned on its own, as the exact path does),
 // the verdict is the exact path's: no hits (for a request, after the same model and
 // token-cap checks). nullopt when that cannot be shown (a rule to run, a finding to

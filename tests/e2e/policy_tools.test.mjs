@@ -140,6 +140,30 @@ describe('policies on tool-call arguments', () => {
     assert.equal(await lastBody('openai'), undefined, 'nothing reached the upstream');
   });
 
+  it('reads the reasoning of an assistant turn in the history: refused under a blocking profile, redacted under another', async () => {
+    const messages = [
+      { role: 'user', content: 'Which card did I use?' },
+      { role: 'assistant', content: 'The Visa.', reasoning_content: `The user paid with ${CARD}.` },
+      {
+        role: 'assistant',
+        content: 'Anything else?',
+        thinking_blocks: [{ type: 'thinking', thinking: `Mail ${EMAIL} the receipt.`, signature: 'c2ln' }],
+      },
+      { role: 'user', content: 'No, thanks.' },
+    ];
+    await h.resetMock(mock.port);
+    await assert.rejects(
+      (await openaiFor('block-cards')).chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 16, messages }),
+      (e) => e.status === 403 && /request blocked by policy 'block-cards': pii \(card\)/.test(e.message) && !e.message.includes('4111'),
+    );
+    assert.equal(await lastBody('openai'), undefined, 'nothing reached the upstream');
+    await (await openaiFor('redact-all')).chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 16, messages });
+    const sent = await lastBody('openai');
+    assert.equal(sent.messages[1].reasoning_content, 'The user paid with [REDACTED:CARD].');
+    assert.equal(sent.messages[2].thinking_blocks[0].thinking, 'Mail [REDACTED:EMAIL] the receipt.');
+    assert.equal(sent.messages[2].thinking_blocks[0].signature, 'c2ln');
+  });
+
   it('redacts the card number in the history\'s tool-call arguments before the upstream, keeping them JSON', async () => {
     const client = await openaiFor('redact-all');
     await h.resetMock(mock.port);

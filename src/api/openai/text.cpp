@@ -91,6 +91,18 @@ void visit_tool_calls(bj::object& message, const Visit& visit) {
   if (bj::string* args = arguments_of(message.if_contains("function_call"))) visit(*args, nullptr);
 }
 
+// A message's reasoning (an answer's, or an assistant turn's in a prompt's history):
+// reasoning_content, then the text of each of its thinking_blocks (a redacted block's
+// data is opaque, not text).
+void visit_reasoning(bj::object& message, const Visit& visit) {
+  if (bj::value* rc = message.if_contains("reasoning_content"); rc && rc->is_string()) visit(rc->as_string(), nullptr);
+  bj::value* blocks = message.if_contains("thinking_blocks");
+  if (!blocks || !blocks->is_array()) return;
+  for (bj::value& b : blocks->as_array())
+    if (b.is_object())
+      if (bj::value* t = b.as_object().if_contains("thinking"); t && t->is_string()) visit(t->as_string(), nullptr);
+}
+
 void visit_request(bj::value& doc, const Visit& visit) {
   if (!doc.is_object()) return;
   bj::value* messages = doc.as_object().if_contains("messages");
@@ -98,6 +110,7 @@ void visit_request(bj::value& doc, const Visit& visit) {
   for (bj::value& m : messages->as_array()) {
     if (!m.is_object()) continue;
     if (bj::value* c = m.as_object().if_contains("content")) visit_content(*c, visit);
+    visit_reasoning(m.as_object(), visit);
     visit_tool_calls(m.as_object(), visit);
   }
 }
@@ -117,17 +130,6 @@ void visit_text_blocks(bj::object& message, const Visit& visit) {
         if (bj::value* cited = c.as_object().if_contains("cited_text"); cited && cited->is_string())
           visit(cited->as_string(), nullptr);
   }
-}
-
-// An answer's reasoning: reasoning_content, then the text of each of its thinking_blocks
-// (a redacted block's data is opaque, not text).
-void visit_reasoning(bj::object& message, const Visit& visit) {
-  if (bj::value* rc = message.if_contains("reasoning_content"); rc && rc->is_string()) visit(rc->as_string(), nullptr);
-  bj::value* blocks = message.if_contains("thinking_blocks");
-  if (!blocks || !blocks->is_array()) return;
-  for (bj::value& b : blocks->as_array())
-    if (b.is_object())
-      if (bj::value* t = b.as_object().if_contains("thinking"); t && t->is_string()) visit(t->as_string(), nullptr);
 }
 
 void visit_answer(bj::value& doc, const Visit& visit) {
@@ -355,6 +357,7 @@ Result<RequestTexts> request_texts(std::string_view body) {
   for (sj::element m : messages) {
     sj::element content;
     if (!m["content"].get(content)) read_content(content, out);
+    read_reasoning(m, out.texts);
     read_tool_calls(m, out.texts, out.json);
   }
   return out;

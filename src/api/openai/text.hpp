@@ -15,8 +15,9 @@ namespace bulwark::api::openai {
 // Request: what a policy reads, in document order. Each message's content (a string or
 // its `text` parts) and, for each document (a `file` part, the form every ingress format
 // decodes documents to), the decoded text of a plain-text (`text/*`) document, then its
-// `context` and its `filename`; then the message's tool calls' `function.arguments` and
-// a legacy `function_call.arguments`. A document whose text cannot be read is listed in
+// `context` and its `filename`; then the message's reasoning (an assistant turn's
+// `reasoning_content`, then each `thinking_blocks[].thinking`); then its tool calls'
+// `function.arguments` and a legacy `function_call.arguments`. A document whose text cannot be read is listed in
 // `uninspectable` by what it is: "pdf" (or another binary media type: "binary"),
 // "file_id" (an uploaded file), "invalid_base64" (text that does not decode), "file" (a
 // file part without data). `json` lists (ascending) the texts that are JSON text, the

@@ -164,6 +164,9 @@ struct Gen {
       const std::string_view role = kRoles[pick(std::size(kRoles))];
       bj::object m{{"role", role}, {"content", content()}};
       if (role == "assistant" && coin(2)) m["tool_calls"] = tool_calls();
+      if (role == "assistant" && coin(4)) m["reasoning_content"] = text();
+      if (role == "assistant" && coin(6))
+        m["thinking_blocks"] = bj::array{bj::object{{"type", "thinking"}, {"thinking", text()}, {"signature", "c2ln"}}};
       if (role == "tool") m["tool_call_id"] = "call_0";
       if (coin(5)) m["name"] = text();  // read by no rule
       messages.push_back(std::move(m));
