@@ -23,9 +23,13 @@ class RawAppender {
   RawAppender& operator=(const RawAppender&) = delete;
   ~RawAppender() = default;
 
-  // At least n bytes of room at p_.
+  // At least n bytes of room at p_. The check is inlined at each of a record's fields;
+  // growing, which almost never happens (the buffer is reused), is not.
   void room(std::size_t n) {
-    if (static_cast<std::size_t>(end_ - p_) >= n) return;
+    if (static_cast<std::size_t>(end_ - p_) < n) [[unlikely]]
+      grow(n);
+  }
+  [[gnu::noinline]] void grow(std::size_t n) {
     const auto used = written();
     s_.resize(std::max(2 * s_.size(), used + n + 256));
     p_ = s_.data() + used;
