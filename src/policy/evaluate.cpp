@@ -142,7 +142,11 @@ bool text_values_clean_escaped(std::string_view json, PiiMask mask, bool request
     }
     // A type spelled with escapes could be "file" to a parser: the exact path decides.
     if (request && key == "type" && (escaped || is_document_type(key, str))) return false;
-    if (is_text_key(key) && !text_clean(str, escaped, mask)) return false;
+    if (!is_text_key(key)) continue;
+    // Arguments are JSON text: an escape in it (\\u in the body) may spell what the
+    // detectors look for; the exact path decodes it (decode_printable_escapes).
+    if (key == "arguments" && str.find("\\\\u") != std::string_view::npos) return false;
+    if (!text_clean(str, escaped, mask)) return false;
   }
 }
 
@@ -350,7 +354,11 @@ PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::strin
   thread_local std::vector<std::size_t> bounds;
   redact.clear();
   bounds.clear();
-  for (const std::string& part : parts) {
+  std::size_t next_json = 0;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    std::string& part = parts[i];
+    while (next_json < json_parts.size() && json_parts[next_json] < i) ++next_json;
+    if (next_json < json_parts.size() && json_parts[next_json] == i) detail::decode_printable_escapes(part);
     bounds.push_back(redact.size());
     if (!detail::apply_deny(c, part, 0, 0, d)) return d;
     if (c.spec.injection != Action::off && !apply_injection(c, part, d)) return d;
@@ -363,7 +371,7 @@ PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::strin
   }
   bounds.push_back(redact.size());
   if (redact.empty()) return d;
-  std::size_t next_json = 0;
+  next_json = 0;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     while (next_json < json_parts.size() && json_parts[next_json] < i) ++next_json;
     const bool json = next_json < json_parts.size() && json_parts[next_json] == i;
@@ -377,6 +385,7 @@ PolicyDecision evaluate_output(const PolicyProfile& profile, std::string& text, 
   const detail::CompiledPolicy& c = profile.compiled();
   PolicyDecision d;
   d.policy_id = c.spec.id;
+  if (form == TextForm::json) detail::decode_printable_escapes(text);
   if (!detail::apply_deny(c, text, 0, 0, d)) return d;
   if (c.pii_mask == 0) return d;
   thread_local std::vector<Finding> scratch;

@@ -96,4 +96,67 @@ void append_redacted_json(std::string_view text, std::size_t from, std::size_t t
   out.append(text.substr(pos, to - pos));
 }
 
+namespace {
+int hex_digit(char h) noexcept {
+  if (h >= '0' && h <= '9') return h - '0';
+  if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+  if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+void EscapeDecoder::feed(std::string_view bytes, std::string& out) {
+  std::string joined;
+  if (!held_.empty()) {
+    joined = std::move(held_) + std::string(bytes);
+    held_.clear();
+    bytes = joined;
+  }
+  out.reserve(out.size() + bytes.size());
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const char ch = bytes[i];
+    if (!in_string_ || ch == '"') {
+      in_string_ = in_string_ ? false : ch == '"';
+      out += ch;
+      continue;
+    }
+    if (ch != '\\') {
+      out += ch;
+      continue;
+    }
+    // An escape: \uXXXX needs six bytes, any other two; a piece may end before them.
+    if (i + 1 >= bytes.size() || (bytes[i + 1] == 'u' && i + 6 > bytes.size())) {
+      held_.assign(bytes.substr(i));
+      return;
+    }
+    if (bytes[i + 1] == 'u') {
+      int v = 0;
+      for (std::size_t k = i + 2; k < i + 6 && v >= 0; ++k) v = hex_digit(bytes[k]) < 0 ? -1 : v * 16 + hex_digit(bytes[k]);
+      if (v >= 0x20 && v <= 0x7e && v != '"' && v != '\\') {
+        out += static_cast<char>(v);
+        i += 5;
+        continue;
+      }
+    }
+    out += ch;  // any other escape: copied with the byte it escapes
+    out += bytes[++i];
+  }
+}
+
+void EscapeDecoder::finish(std::string& out) {
+  out += held_;
+  held_.clear();
+}
+
+bool decode_printable_escapes(std::string& text) {
+  if (text.find("\\u") == std::string::npos) return false;
+  EscapeDecoder decoder;
+  std::string out;
+  decoder.feed(text, out);
+  decoder.finish(out);
+  if (out == text) return false;
+  text = std::move(out);
+  return true;
+}
+
 }  // namespace bulwark::policy::detail

@@ -28,4 +28,26 @@ struct JsonCursor {
 void append_redacted_json(std::string_view text, std::size_t from, std::size_t to,
                           std::span<const Finding> findings, JsonCursor& cursor, std::string& out);
 
+// Writes each \u escape inside a string of JSON text that stands for a printable ASCII
+// character (U+0020 to U+007E, but for '"' and '\\') as that character: the same JSON
+// value, spelled so that the detectors and deny patterns, which read text as written, see
+// what it says (`jane\u0040example.com` is an e-mail address to the tool that receives it).
+// Other escapes, and bytes outside strings, are kept; text that is not valid JSON is
+// handled byte by byte all the same. Returns whether anything changed.
+bool decode_printable_escapes(std::string& json_text);
+
+// The same for JSON text arriving in pieces (a stream's argument fragments): an escape cut
+// by the end of a piece is held back until the next one completes it.
+class EscapeDecoder {
+ public:
+  // Appends what `bytes` decode to (after what was held back) to out.
+  void feed(std::string_view bytes, std::string& out);
+  // The end of the text: what is still held back, as it is.
+  void finish(std::string& out);
+
+ private:
+  bool in_string_ = false;
+  std::string held_;  // the start of an escape sequence the last piece cut short
+};
+
 }  // namespace bulwark::policy::detail

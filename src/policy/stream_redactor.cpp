@@ -16,12 +16,19 @@ StreamRedactor::StreamRedactor(PolicyProfile profile, TextForm form) : profile_(
 
 StreamStatus StreamRedactor::feed(std::string_view delta, std::string& out) {
   if (decision_.blocked()) return StreamStatus::blocked;
-  buf_.append(delta);
+  if (form_ == TextForm::json) {
+    decoded_.clear();
+    decoder_.feed(delta, decoded_);
+    buf_.append(decoded_);
+  } else {
+    buf_.append(delta);
+  }
   return process(false, out);
 }
 
 StreamStatus StreamRedactor::finish(std::string& out) {
   if (decision_.blocked()) return StreamStatus::blocked;
+  if (form_ == TextForm::json) decoder_.finish(buf_);
   return process(true, out);
 }
 

@@ -31,6 +31,7 @@ class StreamRedactor {
   static constexpr std::size_t kDenyWindowBytes = 256;
 
   // `form` json: the deltas are pieces of JSON text (a tool call's streamed arguments),
+  // their printable \u escapes spelled out (decode_printable_escapes, across pieces) and
   // redacted as evaluate_output redacts TextForm::json, so what is forwarded stays JSON.
   explicit StreamRedactor(PolicyProfile profile, TextForm form = TextForm::plain);
 
@@ -49,6 +50,8 @@ class StreamRedactor {
   PolicyProfile profile_;
   TextForm form_;
   detail::JsonCursor json_;  // form_ json: where the text forwarded so far leaves the JSON
+  detail::EscapeDecoder decoder_;  // form_ json: escapes spelled out before the scan
+  std::string decoded_;
   std::string buf_;      // [0, ctx_) already forwarded (kept as lookbehind), then pending
   std::size_t ctx_ = 0;
   PolicyDecision decision_;

@@ -75,6 +75,8 @@ describe('policies on tool-call arguments', () => {
     targets: [{provider: mock, model: tool-legacy}]
   tools-broken:
     targets: [{provider: mock, model: tool-broken}]
+  tools-escaped:
+    targets: [{provider: mock, model: tool-escaped}]
 `;
     gw = await h.startGateway(h.writeConfig(h.gatewayConfig(mock.port, { providers, models, governance: GOVERNANCE })));
     // The model's answers: one tool call whose arguments hold an e-mail address (whole,
@@ -88,6 +90,10 @@ describe('policies on tool-call arguments', () => {
     // OpenAI's deprecated function_call form, the address split as above.
     await h.setBehavior(mock.port, 'tool-legacy', {
       tool_call: { name: 'send_email', legacy: true, arguments: ['{"to":"jane.d', 'oe@example.com","subject":"Invoice"}'] },
+    });
+    // The '@' written as a JSON escape inside the arguments, the escape cut by the fragments.
+    await h.setBehavior(mock.port, 'tool-escaped', {
+      tool_call: { name: 'send_email', arguments: ['{"to":"jane.doe\\u00', '40example.com","subject":"Invoice"}'] },
     });
     // An answer cut off inside its arguments, just after the address: not JSON any more.
     await h.setBehavior(mock.port, 'tool-broken', {
@@ -228,6 +234,19 @@ describe('policies on tool-call arguments', () => {
     assert.equal(finish, 'function_call');
     const joined = fragments.join('');
     assert.ok(!joined.includes('jane') && !joined.includes('example.com'), joined);
+    assert.deepEqual(JSON.parse(joined), { to: '[REDACTED:EMAIL]', subject: 'Invoice' });
+  });
+
+  it('finds an address spelled with a \\u escape inside the arguments, whole and streamed with the escape cut', async () => {
+    const client = await openaiFor('block-cards');
+    const request = { model: 'tools-escaped', max_tokens: 16, tools: [SEND_EMAIL], messages: [{ role: 'user', content: 'Mail Jane.' }] };
+    const r = await client.chat.completions.create(request);
+    assert.deepEqual(JSON.parse(r.choices[0].message.tool_calls[0].function.arguments), { to: '[REDACTED:EMAIL]', subject: 'Invoice' });
+    const stream = await client.chat.completions.create({ ...request, stream: true });
+    const fragments = [];
+    for await (const chunk of stream) for (const call of chunk.choices[0]?.delta?.tool_calls ?? []) fragments.push(call.function?.arguments ?? '');
+    const joined = fragments.join('');
+    assert.ok(!joined.includes('example.com'), joined);
     assert.deepEqual(JSON.parse(joined), { to: '[REDACTED:EMAIL]', subject: 'Invoice' });
   });
 

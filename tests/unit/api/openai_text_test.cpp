@@ -78,8 +78,10 @@ bool exact_finds_input(const PolicyProfile& p, const std::string& body) {
 bool exact_finds_output(const PolicyProfile& p, const std::string& body) {
   auto texts = oa::answer_texts(body);
   EXPECT_TRUE(texts.has_value());
-  for (std::string t : texts->texts)
-    if (!evaluate_output(p, t).hits.empty()) return true;
+  for (std::size_t i = 0; i < texts->texts.size(); ++i) {
+    const bool json = std::ranges::binary_search(texts->json, i);
+    if (!evaluate_output(p, texts->texts[i], json ? TextForm::json : TextForm::plain).hits.empty()) return true;
+  }
   return false;
 }
 
@@ -205,7 +207,7 @@ TEST(OpenAIText, RawPathAndExactPathAgreeOnToolCallArguments) {
       R"({"ip":"10.0.0.7","q":"\"quoted\""})",      // PII next to escaped quotes
       R"({"q":"weather in Paris","days":3})",       // clean
       R"({"path":"C:\\temp\\x","q":"\"hi\""})",     // clean, inner escapes
-      R"({"mail":"jane.doe\u0040example.com"})",    // escaped '@': text as written, both clean
+      R"({"mail":"jane.doe\u0040example.com"})",    // an escaped '@': the exact path decodes it
       R"({"v":"1.2.3.4"})",                         // an address
   };
   for (const char* a : args) {
@@ -214,6 +216,13 @@ TEST(OpenAIText, RawPathAndExactPathAgreeOnToolCallArguments) {
     EXPECT_EQ(raw_clean, !exact_finds_input(p, body)) << a;
     const std::string ans = answer(a);
     EXPECT_EQ(evaluate_output_raw(p, ans).has_value(), !exact_finds_output(p, ans)) << a;
+  }
+  // What the escape spells is found, and redacted in the arguments' own JSON.
+  {
+    std::string spelled = R"({"mail":"jane.doe\u0040example.com","n":"\u00e9\u0022"})";
+    const PolicyDecision d = evaluate_output(p, spelled, TextForm::json);
+    EXPECT_EQ(d.verdict, Verdict::redacted);
+    EXPECT_EQ(spelled, R"({"mail":"[REDACTED:EMAIL]","n":"\u00e9\u0022"})");
   }
   // The raw path used to say "clean" on arguments: now it cannot.
   EXPECT_FALSE(evaluate_input_raw(p, history(R"({"to":"jane.doe@example.com"})"), kFacts).has_value());

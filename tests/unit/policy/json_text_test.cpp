@@ -131,3 +131,44 @@ TEST(JsonText, CursorFollowsStringsAndEscapesAcrossPieces) {
   EXPECT_FALSE(c.in_string);
   EXPECT_EQ(c.escape, 0);
 }
+
+TEST(JsonText, DecodePrintableEscapesSpellsOutWhatTheTextSays) {
+  const auto decoded = [](std::string text) {
+    detail::decode_printable_escapes(text);
+    return text;
+  };
+  EXPECT_EQ(decoded(R"({"to":"jane.doe\u0040example.com"})"), R"({"to":"jane.doe@example.com"})");
+  EXPECT_EQ(decoded(R"({"k":"\u004A\u006fe"})"), R"({"k":"Joe"})");  // either case of hex digit
+  // A quote, a backslash, a control character and anything beyond ASCII stay escaped: the
+  // text stays the same JSON value.
+  EXPECT_EQ(decoded(R"({"k":"\u0022\u005c\u000a\u00e9\ud83d\ude00"})"), R"({"k":"\u0022\u005c\u000a\u00e9\ud83d\ude00"})");
+  // An escaped backslash before "u0040" is a backslash and the letters u0040.
+  EXPECT_EQ(decoded(R"({"k":"a\\u0040b"})"), R"({"k":"a\\u0040b"})");
+  EXPECT_EQ(decoded(R"({"k":"a\\\u0040b"})"), R"({"k":"a\\@b"})");
+  // Outside strings nothing is touched; a cut-off escape is kept as it is.
+  EXPECT_EQ(decoded(R"(\u0040 {"k":"x\u00)"), R"(\u0040 {"k":"x\u00)");
+  EXPECT_EQ(decoded(R"({"k":"x\u00zz"})"), R"({"k":"x\u00zz"})");
+  std::string same = R"({"k":"plain","n":1})";
+  EXPECT_FALSE(detail::decode_printable_escapes(same));
+  // Every decoded text of valid JSON parses to the same value.
+  for (const char* t : {R"({"a":"\u0041\u0020\u007e","b":["\u0040",{"c":"\u0031\u0032"}]})", R"(["x\ty\u0021"])"}) {
+    const std::string d = decoded(t);
+    EXPECT_TRUE(valid_json(d)) << d;
+    EXPECT_EQ(boost::json::parse(d), boost::json::parse(t)) << t;
+  }
+}
+
+// Streamed, an escape may be cut anywhere by a fragment's end: the address it spells is
+// found all the same, and what is forwarded is what the one-shot redaction gives.
+TEST(JsonText, StreamedEscapesAreSpelledOutAcrossFragments) {
+  const std::string text = R"({"to":"jane.doe\u0040example.com","note":"\u00e9\\u0040 \u0022x\u0022"})";
+  const std::string once = redacted(text);
+  EXPECT_EQ(once, R"({"to":"[REDACTED:EMAIL]","note":"\u00e9\\u0040 \u0022x\u0022"})");
+  for (std::size_t chunk = 1; chunk <= text.size(); ++chunk) ASSERT_EQ(streamed(text, chunk), once) << "chunks of " << chunk;
+  detail::EscapeDecoder d;
+  std::string out;
+  d.feed(R"({"a":"x\u00)", out);
+  EXPECT_EQ(out, R"({"a":"x)");
+  d.finish(out);  // the text ended inside the escape: kept as it came
+  EXPECT_EQ(out, R"({"a":"x\u00)");
+}
