@@ -1816,10 +1816,10 @@ void account(const Request& r, Worker& w, Clock::time_point done) {
 }  // namespace
 
 std::string Worker::next_request_id() {
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(random.next()),
-                static_cast<unsigned long long>(++requests));
-  return std::string(buf, 32);
+  std::string id(32, '\0');
+  put_hex16(id.data(), random.next());
+  put_hex16(id.data() + 16, ++requests);
+  return id;
 }
 
 asio::awaitable<void> handle_chat_completion(std::shared_ptr<const Runtime> runtime, Worker& worker, IncomingRequest in,
