@@ -6,6 +6,7 @@
 #include <string>
 
 #include "api/openai/chat.hpp"
+#include "api/openai/text.hpp"
 #include "providers/openai/openai.hpp"
 
 namespace {
@@ -47,5 +48,32 @@ void BM_StreamEventSplitAndInspect(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_StreamEventSplitAndInspect);
+
+// A guarded stream's content chunk, read and written back as the output policy does: one
+// parse for all channels (DeltaChunk), against a reader and a writer each parsing the
+// chunk (what the relay did before for a chunk with content only; reasoning and tool
+// calls each took one parse more).
+const std::string kContentChunk =
+    R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,)"
+    R"("delta":{"content":" the capital of France is Paris"},"logprobs":null,"finish_reason":null}]})";
+
+void BM_GuardedChunkDeltaChunk(benchmark::State& state) {
+  for (auto _ : state) {
+    auto c = bulwark::api::openai::DeltaChunk::read(kContentChunk);
+    c->content[0].text += ".";
+    benchmark::DoNotOptimize(c->write());
+  }
+}
+BENCHMARK(BM_GuardedChunkDeltaChunk);
+
+void BM_GuardedChunkSeparateParses(benchmark::State& state) {
+  namespace oa = bulwark::api::openai;
+  for (auto _ : state) {
+    auto texts = oa::delta_texts(kContentChunk);
+    (*texts)[0].text += ".";
+    benchmark::DoNotOptimize(oa::with_delta_texts(kContentChunk, *texts));
+  }
+}
+BENCHMARK(BM_GuardedChunkSeparateParses);
 
 }  // namespace

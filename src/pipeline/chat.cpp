@@ -1072,34 +1072,19 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   // Runs the redactors over one data event; returns the event to relay.
   auto redact_event = [&](std::string_view event) -> std::string_view {
     const std::string_view payload = data_payload(event);
-    auto texts = api::openai::delta_texts(payload);
-    if (!texts) {
+    // One parse for every channel the chunk carries; its document takes the redacted texts.
+    auto chunk = api::openai::DeltaChunk::read(payload);
+    if (!chunk) {
       withhold("unreadable");
       return {};
     }
-    // Only a chunk that names the key is parsed again for it.
-    std::vector<api::openai::DeltaText> reasoning;
-    std::vector<api::openai::DeltaArguments> args;
-    if (payload.find("\"reasoning_content\"") != std::string_view::npos) {
-      auto found = api::openai::delta_reasoning_texts(payload);
-      if (!found) {
-        withhold("unreadable");
-        return {};
-      }
-      reasoning = std::move(*found);
-    }
-    if (payload.find("\"tool_calls\"") != std::string_view::npos || payload.find("\"function_call\"") != std::string_view::npos) {
-      auto found = api::openai::delta_tool_arguments(payload);
-      if (!found) {
-        withhold("unreadable");
-        return {};
-      }
-      args = std::move(*found);
-    }
+    std::vector<api::openai::DeltaText>& texts = chunk->content;
+    std::vector<api::openai::DeltaText>& reasoning = chunk->reasoning;
+    std::vector<api::openai::DeltaArguments>& args = chunk->arguments;
     const bool signature = payload.find("\"thinking_blocks\"") != std::string_view::npos;
     // Channels this chunk's choices have left are flushed before it.
     const auto carries = [&](std::size_t choice, std::size_t what) {
-      if (what == kContent) return std::ranges::any_of(*texts, [&](const auto& d) { return d.choice == choice; });
+      if (what == kContent) return std::ranges::any_of(texts, [&](const auto& d) { return d.choice == choice; });
       if (what == kReasoning) return std::ranges::any_of(reasoning, [&](const auto& d) { return d.choice == choice; });
       return std::ranges::any_of(args, [&](const auto& a) { return a.choice == choice && a.tool == what; });
     };
@@ -1113,27 +1098,20 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
       else ++i;
     }
     if (blocked) return {};
-    if (texts->empty() && reasoning.empty() && args.empty()) return event;
-    for (api::openai::DeltaText& d : *texts)
+    if (texts.empty() && reasoning.empty() && args.empty()) return event;
+    for (api::openai::DeltaText& d : texts)
       if (!redact(d.choice, kContent, d.text)) return {};
     for (api::openai::DeltaText& d : reasoning)
       if (!redact(d.choice, kReasoning, d.text)) return {};
     for (api::openai::DeltaArguments& a : args)
       if (!redact(a.choice, a.tool, a.text)) return {};
-    if (texts->size() == 1 && reasoning.empty() && args.empty()) {  // template for a flushed tail
+    if (texts.size() == 1 && reasoning.empty() && args.empty()) {  // template for a flushed tail
       last_payload.assign(payload);
-      last_choice = (*texts)[0].choice;
+      last_choice = texts[0].choice;
     }
-    std::string rewritten(payload);
-    const auto rewrite = [&](Result<std::string> next) {
-      if (next) rewritten = std::move(*next);
-      else withhold("rewrite");
-      return next.has_value();
-    };
-    if (!texts->empty() && !rewrite(api::openai::with_delta_texts(rewritten, *texts))) return {};
-    if (!reasoning.empty() && !rewrite(api::openai::with_delta_reasoning_texts(rewritten, reasoning))) return {};
-    if (!args.empty() && !rewrite(api::openai::with_delta_tool_arguments(rewritten, args))) return {};
-    rebuilt = "data: " + rewritten + "\n\n";
+    rebuilt = "data: ";
+    rebuilt += chunk->write();
+    rebuilt += "\n\n";
     return rebuilt;
   };
   // A citation (the gateway's delta `citation`) quotes a document: the output rules on its

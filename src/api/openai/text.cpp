@@ -413,6 +413,43 @@ Result<std::string> with_delta_reasoning_texts(std::string_view chunk_json, std:
   return write_deltas(chunk_json, texts, delta_reasoning);
 }
 
+DeltaChunk::DeltaChunk() = default;
+DeltaChunk::DeltaChunk(DeltaChunk&&) noexcept = default;
+DeltaChunk& DeltaChunk::operator=(DeltaChunk&&) noexcept = default;
+DeltaChunk::~DeltaChunk() = default;
+
+Result<DeltaChunk> DeltaChunk::read(std::string_view chunk_json) {
+  auto doc = parse(chunk_json);
+  if (!doc) return std::unexpected(doc.error());
+  DeltaChunk c;
+  c.doc_ = std::make_unique<bj::value>(std::move(*doc));
+  each_delta(*c.doc_, delta_content, [&](std::size_t index, bj::value& v) { c.content.push_back({index, std::string(v.as_string())}); });
+  each_delta(*c.doc_, delta_reasoning,
+             [&](std::size_t index, bj::value& v) { c.reasoning.push_back({index, std::string(v.as_string())}); });
+  each_delta_call(*c.doc_, [&](std::size_t choice, std::size_t tool, bj::string& args) {
+    c.arguments.push_back({choice, tool, std::string(args)});
+  });
+  return c;
+}
+
+std::string DeltaChunk::write() {
+  bj::value& doc = *doc_;
+  const auto put = [&doc](DeltaField field, std::span<const DeltaText> texts) {
+    std::size_t next = 0;
+    each_delta(doc, field, [&](std::size_t index, bj::value& v) {
+      if (next < texts.size() && texts[next].choice == index) v = bj::string(texts[next++].text);
+    });
+  };
+  put(delta_content, content);
+  put(delta_reasoning, reasoning);
+  std::size_t next = 0;
+  each_delta_call(doc, [&](std::size_t choice, std::size_t tool, bj::string& args) {
+    if (next < arguments.size() && arguments[next].choice == choice && arguments[next].tool == tool)
+      args = arguments[next++].text;
+  });
+  return bj::serialize(doc);
+}
+
 Result<std::vector<DeltaArguments>> delta_tool_arguments(std::string_view chunk_json) {
   auto doc = parse(chunk_json);
   if (!doc) return std::unexpected(doc.error());

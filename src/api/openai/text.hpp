@@ -2,6 +2,7 @@
 // The human-written text inside OpenAI chat bodies, for policy checks: read it out, and
 // write a redacted version back. Only the text changes; every other field of the
 // document is kept (re-serialised, so whitespace and key order may differ).
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -9,6 +10,10 @@
 #include <vector>
 
 #include "core/error.hpp"
+
+namespace boost::json {
+class value;
+}
 
 namespace bulwark::api::openai {
 
@@ -70,6 +75,28 @@ struct DeltaArguments {
 inline constexpr std::size_t kFunctionCall = static_cast<std::size_t>(-1) - 2;
 Result<std::vector<DeltaArguments>> delta_tool_arguments(std::string_view chunk_json);
 Result<std::string> with_delta_tool_arguments(std::string_view chunk_json, std::span<const DeltaArguments> arguments);
+// What the output rules read in one stream chunk, from one parse: its content, its
+// reasoning and its tool calls' arguments (as delta_texts, delta_reasoning_texts and
+// delta_tool_arguments read them). write() puts the texts, changed in place (same count
+// and order), back into the same document and serializes it.
+class DeltaChunk {
+ public:
+  static Result<DeltaChunk> read(std::string_view chunk_json);
+  DeltaChunk(DeltaChunk&&) noexcept;
+  DeltaChunk& operator=(DeltaChunk&&) noexcept;
+  ~DeltaChunk();
+
+  std::vector<DeltaText> content;
+  std::vector<DeltaText> reasoning;
+  std::vector<DeltaArguments> arguments;
+
+  std::string write();
+
+ private:
+  DeltaChunk();
+  std::unique_ptr<boost::json::value> doc_;
+};
+
 // A chunk carrying only `text` as choice `choice`'s content (to flush held-back text);
 // the same for its reasoning, and for tool call `tool`'s arguments (kFunctionCall: the
 // legacy function_call's).

@@ -341,6 +341,36 @@ TEST(OpenAIText, DeltaLegacyFunctionCallArgumentsReadAndWriteBack) {
   EXPECT_EQ((*again)[0].tool, oa::kFunctionCall);
 }
 
+// One parse reads what the three readers read, and writes all three back in one document.
+TEST(OpenAIText, DeltaChunkReadsAndWritesEveryChannelAtOnce) {
+  const std::string chunk =
+      R"({"id":"chatcmpl-7","choices":[{"index":0,"delta":{"content":"mail jane","reasoning_content":"think of jane",)"
+      R"("tool_calls":[{"index":0,"function":{"arguments":"{\"to\":\"jane"}}]}},)"
+      R"({"index":1,"delta":{"function_call":{"arguments":"{}"}}}],"usage":null})";
+  auto c = oa::DeltaChunk::read(chunk);
+  ASSERT_TRUE(c.has_value());
+  const auto same = [](const auto& a, const auto& b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].text, b[i].text);
+  };
+  same(c->content, *oa::delta_texts(chunk));
+  same(c->reasoning, *oa::delta_reasoning_texts(chunk));
+  same(c->arguments, *oa::delta_tool_arguments(chunk));
+  ASSERT_EQ(c->arguments.size(), 2U);
+  EXPECT_EQ(c->arguments[1].tool, oa::kFunctionCall);
+  c->content[0].text = "mail [X]";
+  c->reasoning[0].text = "think of [X]";
+  c->arguments[0].text = R"({"to":"[X])";
+  const bj::value doc = bj::parse(c->write());
+  const bj::value& delta = doc.at("choices").at(0).at("delta");
+  EXPECT_EQ(delta.at("content"), "mail [X]");
+  EXPECT_EQ(delta.at("reasoning_content"), "think of [X]");
+  EXPECT_EQ(delta.at("tool_calls").at(0).at("function").at("arguments"), R"({"to":"[X])");
+  EXPECT_EQ(doc.at("choices").at(1).at("delta").at("function_call").at("arguments"), "{}");
+  EXPECT_EQ(doc.at("id"), "chatcmpl-7");
+  EXPECT_FALSE(oa::DeltaChunk::read(R"({"choices":[)").has_value());
+}
+
 TEST(OpenAIText, DeltaReasoningReadAndWriteBack) {
   const std::string chunk = R"({"choices":[{"index":0,"delta":{"reasoning_content":"mail jane.doe@example.com"}}]})";
   auto read = oa::delta_reasoning_texts(chunk);
