@@ -95,9 +95,17 @@ bool text_clean(std::string_view raw, bool escaped, PiiMask mask) {
 // cited_text, tool calls' arguments and reasoning (an answer's, or a prompt's history's). An arguments string holds
 // JSON text: both paths scan it as written once the outer string is decoded (the JSON's
 // own escapes inside it are not decoded again by either).
-bool is_text_key(std::string_view key) noexcept {
-  return key == "content" || key == "text" || key == "cited_text" || key == "arguments" || key == "reasoning_content" ||
-         key == "thinking";
+// The six names differ in length, so the length picks the one name to compare with.
+inline bool is_text_key(std::string_view key) noexcept {
+  switch (key.size()) {
+    case 4: return key == "text";
+    case 7: return key == "content";
+    case 8: return key == "thinking";
+    case 9: return key == "arguments";
+    case 10: return key == "cited_text";
+    case 17: return key == "reasoning_content";
+    default: return false;
+  }
 }
 
 // A request's document (a part of type "file", what request_texts reads as one): its text
