@@ -55,11 +55,14 @@ void rewrite(std::string& text, const std::vector<Finding>& findings, std::size_
 // parser's result for them); false for \u, which the exact path decodes instead.
 bool unescape_simple(std::string_view raw, std::string& out) {
   out.clear();
+  out.reserve(raw.size());
   for (std::size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] != '\\') {
-      out.push_back(raw[i]);
-      continue;
-    }
+    // The run up to the next escape in one append (a prompt's escapes are far apart).
+    const void* const at = std::memchr(raw.data() + i, '\\', raw.size() - i);
+    const std::size_t esc = at ? static_cast<std::size_t>(static_cast<const char*>(at) - raw.data()) : raw.size();
+    out.append(raw.data() + i, esc - i);
+    i = esc;
+    if (i == raw.size()) break;
     if (++i >= raw.size()) return false;
     switch (raw[i]) {
       case 'n': out.push_back('\n'); break;
