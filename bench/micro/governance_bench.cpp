@@ -15,23 +15,14 @@
 #include "accounting/rate_limiter.hpp"
 #include "auth/key_cache.hpp"
 #include "auth/key_service.hpp"
+#include "ledger_fixture.hpp"
 #include "storage/sqlite_store.hpp"
 
 namespace {
 
 using namespace bulwark;
 
-struct ScratchDir {
-  std::filesystem::path path;
-  ScratchDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "bulwark-bench-XXXXXX").string();
-    if (::mkdtemp(t.data()) != nullptr) path = t;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using bench::ScratchDir;
 
 // arg 0: every request resolved in full (hash and probe); 1: through a connection's memo,
 // as keep-alive requests presenting the same secret are.
@@ -123,10 +114,7 @@ void BM_LedgerRecord(benchmark::State& state) {
   ScratchDir dir;
   auto store = storage::SqliteStore::open({.path = dir.path / "gov.db"});
   if (!store) return state.SkipWithError("store");
-  accounting::LedgerOptions o;
-  o.journal_dir = dir.path / "journal";
-  o.queue_capacity = 1 << 22;
-  o.journal_segment_bytes = 256u << 20;  // a tight loop outruns the writer far more than traffic would
+  const accounting::LedgerOptions o = bench::loop_ledger_options(dir.path);
   auto ledger = accounting::Ledger::open(**store, o);
   if (!ledger) return state.SkipWithError("ledger");
   int i = 0;
@@ -166,10 +154,7 @@ void BM_AuditAppend(benchmark::State& state) {
   ScratchDir dir;
   auto store = storage::SqliteStore::open({.path = dir.path / "gov.db"});
   if (!store) return state.SkipWithError("store");
-  accounting::LedgerOptions o;
-  o.journal_dir = dir.path / "journal";
-  o.queue_capacity = 1 << 22;
-  o.journal_segment_bytes = 256u << 20;  // a tight loop outruns the writer far more than traffic would
+  const accounting::LedgerOptions o = bench::loop_ledger_options(dir.path);
   auto ledger = accounting::Ledger::open(**store, o);
   if (!ledger) return state.SkipWithError("ledger");
   auto trail = accounting::AuditTrail::open(**ledger, SteadyClock::instance());
@@ -215,10 +200,7 @@ void BM_AuditAppendWithSpend(benchmark::State& state) {
   ScratchDir dir;
   auto store = storage::SqliteStore::open({.path = dir.path / "gov.db"});
   if (!store) return state.SkipWithError("store");
-  accounting::LedgerOptions o;
-  o.journal_dir = dir.path / "journal";
-  o.queue_capacity = 1 << 22;
-  o.journal_segment_bytes = 256u << 20;
+  const accounting::LedgerOptions o = bench::loop_ledger_options(dir.path);
   auto ledger = accounting::Ledger::open(**store, o);
   if (!ledger) return state.SkipWithError("ledger");
   auto trail = accounting::AuditTrail::open(**ledger, SteadyClock::instance());

@@ -21,45 +21,21 @@
 #include "accounting/rate_limiter.hpp"
 #include "auth/key_cache.hpp"
 #include "auth/key_service.hpp"
+#include "bench_bodies.hpp"
 #include "cold.hpp"
 #include "policy/evaluate.hpp"
 #include "policy/profile.hpp"
+#include "ledger_fixture.hpp"
 #include "storage/sqlite_store.hpp"
 
 namespace {
 
 using namespace bulwark;
 
-struct ScratchDir {
-  std::filesystem::path path;
-  ScratchDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "bulwark-bench-XXXXXX").string();
-    if (::mkdtemp(t.data()) != nullptr) path = t;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
-const std::string kRequest =
-    R"({"model":"bench","messages":[{"role":"system","content":"You are terse."},)"
-    R"({"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16,"temperature":0})";
-const std::string kAnswer =
-    R"({"id":"chatcmpl-b3f2af6d0fc710c5","object":"chat.completion","created":1795554675,"model":"bench",)"
-    R"("choices":[{"index":0,"message":{"role":"assistant","content":"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 )"
-    R"(w14 w15 w16.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,)"
-    R"("completion_tokens":16,"total_tokens":25},"system_fingerprint":"fp_bulwark_mock"})";
-
-policy::PolicyProfile bench_profile() {  // bench/run.sh's scenario g
-  policy::PolicySpec spec;
-  spec.id = "bench";
-  spec.detectors[policy::PiiKind::email] = policy::Action::redact;
-  spec.detectors[policy::PiiKind::phone] = policy::Action::redact;
-  spec.detectors[policy::PiiKind::card] = policy::Action::block;
-  spec.detectors[policy::PiiKind::secret] = policy::Action::block;
-  return std::move(policy::PolicyProfile::create(std::move(spec)).value());
-}
+using bench::ScratchDir;
+using bench::bench_profile;
+const std::string& kRequest = bench::kBenchRequest;
+const std::string& kAnswer = bench::kMockAnswer;
 
 void BM_GovernedRequest(benchmark::State& state) {
   const bool cold = state.range(0) != 0;
@@ -82,10 +58,7 @@ void BM_GovernedRequest(benchmark::State& state) {
   if (!created) return state.SkipWithError("key");
   auth::KeyCache cache(**store, clock);
   if (!cache.refresh()) return state.SkipWithError("refresh");
-  accounting::LedgerOptions o;
-  o.journal_dir = dir.path / "journal";
-  o.queue_capacity = 1 << 22;
-  o.journal_segment_bytes = 256u << 20;
+  const accounting::LedgerOptions o = bench::loop_ledger_options(dir.path);
   auto ledger = accounting::Ledger::open(**store, o);
   if (!ledger) return state.SkipWithError("ledger");
   auto trail = accounting::AuditTrail::open(**ledger, clock);

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_bodies.hpp"
 #include "policy/evaluate.hpp"
 #include "policy/profile.hpp"
 #include "policy/stream_redactor.hpp"
@@ -11,6 +12,9 @@
 namespace {
 
 using namespace bulwark::policy;
+using bulwark::bench::bench_profile;
+using bulwark::bench::kBenchRequest;
+using bulwark::bench::kMockAnswer;
 
 // ~2 KB of ordinary prompt text: prose, a few numbers, dates and versions, no PII.
 std::string clean_prompt() {
@@ -98,25 +102,6 @@ void BM_StreamRedactor_20ByteDelta(benchmark::State& state) {
 
 // The raw fast paths on bench/run.sh's request and bulwark-mock's answer (what the
 // governed scenario pays per request), and on a 2 KB prompt with newlines (escapes).
-const std::string kBenchRequest =
-    R"({"model":"bench","messages":[{"role":"system","content":"You are terse."},)"
-    R"({"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16,"temperature":0})";
-const std::string kMockAnswer =
-    R"({"id":"chatcmpl-b3f2af6d0fc710c5","object":"chat.completion","created":1795554675,"model":"bench",)"
-    R"("choices":[{"index":0,"message":{"role":"assistant","content":"w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 )"
-    R"(w14 w15 w16.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,)"
-    R"("completion_tokens":16,"total_tokens":25},"system_fingerprint":"fp_bulwark_mock"})";
-
-PolicyProfile bench_profile() {  // bench/run.sh's scenario g
-  PolicySpec spec;
-  spec.id = "bench";
-  spec.detectors[PiiKind::email] = Action::redact;
-  spec.detectors[PiiKind::phone] = Action::redact;
-  spec.detectors[PiiKind::card] = Action::block;
-  spec.detectors[PiiKind::secret] = Action::block;
-  return std::move(PolicyProfile::create(std::move(spec)).value());
-}
-
 // Times `raw()`, which must decide (a raw path that gave up would time the wrong thing).
 template <class Raw>
 void run_raw(benchmark::State& state, Raw raw) {
