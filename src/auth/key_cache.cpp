@@ -136,26 +136,22 @@ Status KeyCache::usable(const ResolvedKey& key, bool previous) const {
 }
 
 Result<std::shared_ptr<const ResolvedKey>> KeyCache::resolve(std::string_view presented) const {
-  return resolve(presented, nullptr);
+  return resolve_in(current(), presented, nullptr);
 }
 
 Result<std::shared_ptr<const ResolvedKey>> KeyCache::resolve(std::string_view presented, KeyMemo& memo) const {
   const Current& cur = current();
-  if (memo.generation_ == cur.generation && presented.size() == memo.size_) {
-    // Every byte compared, without an early exit: how much of a guess matches stays hidden.
-    unsigned char diff = 0;
-    for (std::size_t i = 0; i < memo.size_; ++i) diff |= static_cast<unsigned char>(presented[i] ^ memo.presented_[i]);
-    if (diff == 0) {
-      if (auto ok = usable(*memo.key_, memo.previous_); !ok) return std::unexpected(ok.error());
-      return memo.key_;
-    }
+  if (memo.generation_ == cur.generation &&
+      constant_time_equal(presented, std::string_view(memo.presented_.data(), memo.size_))) {
+    if (auto ok = usable(*memo.key_, memo.previous_); !ok) return std::unexpected(ok.error());
+    return memo.key_;
   }
   if (memo.generation_ != 0) memo.forget();
-  return resolve(presented, &memo);
+  return resolve_in(cur, presented, &memo);
 }
 
-Result<std::shared_ptr<const ResolvedKey>> KeyCache::resolve(std::string_view presented, KeyMemo* memo) const {
-  const Current& cur = current();
+Result<std::shared_ptr<const ResolvedKey>> KeyCache::resolve_in(const Current& cur, std::string_view presented,
+                                                                KeyMemo* memo) const {
   if (!looks_like_key(presented)) return std::unexpected(unauthenticated("invalid API key"));
   Digest d;
   sha256_into(presented, d);

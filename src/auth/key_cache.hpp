@@ -95,7 +95,9 @@ class KeyCache {
     std::shared_ptr<const Snapshot> snapshot;
   };
   const Current& current() const;
-  Result<std::shared_ptr<const ResolvedKey>> resolve(std::string_view presented, KeyMemo* memo) const;
+  // The full resolve against `cur`; on success remembered in `memo` when there is one.
+  Result<std::shared_ptr<const ResolvedKey>> resolve_in(const Current& cur, std::string_view presented,
+                                                        KeyMemo* memo) const;
   // Revocation, expiry and a rotated-out secret's grace, against the wall clock now.
   Status usable(const ResolvedKey& key, bool previous) const;
 

@@ -12,6 +12,14 @@ inline void put_padded_digits(char* out, std::uint64_t v, std::size_t width) noe
   for (std::size_t i = width; i-- > 0; v /= 10) out[i] = static_cast<char>('0' + v % 10);
 }
 
+// The value of a hex digit (either case); -1 for any other byte.
+inline int hex_digit_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // v as 16 lower-case hex digits at out[0, 16).
 inline void put_hex16(char* out, std::uint64_t v) noexcept {
   static constexpr char kHex[] = "0123456789abcdef";

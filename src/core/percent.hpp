@@ -5,17 +5,13 @@
 #include <string>
 #include <string_view>
 
+#include "core/digits.hpp"
+
 namespace bulwark {
 
 // nullopt for a malformed escape ("%2", "%zz") or an encoded NUL. `plus_is_space` for
 // query values in form encoding.
 inline std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space = false) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -24,7 +20,7 @@ inline std::optional<std::string> percent_decode(std::string_view s, bool plus_i
       continue;
     }
     if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+    const int hi = hex_digit_value(s[i + 1]), lo = hex_digit_value(s[i + 2]);
     if (hi < 0 || lo < 0) return std::nullopt;
     const char c = static_cast<char>(hi * 16 + lo);
     if (c == '\0') return std::nullopt;

@@ -615,6 +615,16 @@ Status guard_input(Request& r) {
   return {};
 }
 
+// The output rules fail closed: an answer they may have to act on that they cannot read,
+// or cannot rewrite once redacted, is withheld. Records and logs the decision; returns the
+// error to answer with.
+Error withhold_answer(Request& r, const policy::PolicyProfile& profile, std::string what) {
+  const policy::PolicyDecision d = policy::answer_not_inspectable(profile, std::move(what));
+  r.caller.policy_decisions.push_back(describe(d, "output"));
+  log::warn("policy_answer_withheld", {{"request_id", r.in.request_id}, {"policy", d.policy_id}, {"detector", d.detector}});
+  return policy::block_error(d, true);
+}
+
 // The policy on a complete answer (its content, the text blocks with their citations'
 // cited_text when it has them, its reasoning and its tool calls' arguments); rewrites it
 // when redacting.
@@ -622,15 +632,8 @@ Status guard_answer(Request& r, std::string& body) {
   const policy::PolicyProfile* profile = r.caller.policy;
   if (!guards_output(profile)) return {};
   if (policy::evaluate_output_raw(*profile, body)) return {};  // nothing to act on (see guard_input)
-  // Fails closed: what the rules cannot read, or cannot rewrite once redacted, is withheld.
-  const auto withheld = [&](std::string what) -> Status {
-    const policy::PolicyDecision d = policy::answer_not_inspectable(*profile, std::move(what));
-    r.caller.policy_decisions.push_back(describe(d, "output"));
-    log::warn("policy_answer_withheld", {{"request_id", r.in.request_id}, {"policy", d.policy_id}, {"detector", d.detector}});
-    return std::unexpected(policy::block_error(d, true));
-  };
   auto texts = api::openai::answer_texts(body);
-  if (!texts) return withheld("unreadable");
+  if (!texts) return std::unexpected(withhold_answer(r, *profile, "unreadable"));
   bool redacted = false;
   for (std::size_t i = 0; i < texts->texts.size(); ++i) {
     const bool json = std::ranges::binary_search(texts->json, i);
@@ -642,7 +645,7 @@ Status guard_answer(Request& r, std::string& body) {
   }
   if (redacted) {
     auto rewritten = api::openai::with_answer_texts(body, texts->texts);
-    if (!rewritten) return withheld("rewrite");
+    if (!rewritten) return std::unexpected(withhold_answer(r, *profile, "rewrite"));
     body = std::move(*rewritten);
   }
   return {};
@@ -1040,14 +1043,8 @@ asio::awaitable<AttemptResult> attempt_stream(Request& r, Worker& w, const Model
   auto flush_redactors = [&] {
     while (!channels.empty() && !blocked) flush_channel(0);
   };
-  // The output rules fail closed: a chunk they cannot read, or cannot rewrite once
-  // redacted, ends the stream instead of passing as the upstream sent it.
-  auto withhold = [&](std::string what) {
-    const policy::PolicyDecision d = policy::answer_not_inspectable(*r.caller.policy, std::move(what));
-    r.caller.policy_decisions.push_back(describe(d, "output"));
-    log::warn("policy_answer_withheld", {{"request_id", r.in.request_id}, {"policy", d.policy_id}, {"detector", d.detector}});
-    blocked = policy::block_error(d, true);
-  };
+  // A chunk the rules cannot read, or cannot rewrite once redacted, ends the stream.
+  auto withhold = [&](std::string what) { blocked = withhold_answer(r, *r.caller.policy, std::move(what)); };
   // Feeds one channel's text to its redactor and puts what may be relayed in its place;
   // false when the policy blocks.
   auto redact = [&](std::size_t choice, std::size_t what, std::string& text) {

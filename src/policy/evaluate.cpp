@@ -2,6 +2,7 @@
 
 #include <emmintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
@@ -365,11 +366,10 @@ PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::strin
   thread_local std::vector<std::size_t> bounds;
   redact.clear();
   bounds.clear();
-  std::size_t next_json = 0;
+  const auto is_json = [&](std::size_t i) { return std::ranges::binary_search(json_parts, i); };  // ascending
   for (std::size_t i = 0; i < parts.size(); ++i) {
     std::string& part = parts[i];
-    while (next_json < json_parts.size() && json_parts[next_json] < i) ++next_json;
-    if (next_json < json_parts.size() && json_parts[next_json] == i) detail::decode_printable_escapes(part);
+    if (is_json(i)) detail::decode_printable_escapes(part);
     bounds.push_back(redact.size());
     if (!detail::apply_deny(c, part, 0, 0, d)) return d;
     if (c.spec.injection != Action::off && !apply_injection(c, part, d)) return d;
@@ -382,12 +382,8 @@ PolicyDecision evaluate_input(const PolicyProfile& profile, std::span<std::strin
   }
   bounds.push_back(redact.size());
   if (redact.empty()) return d;
-  next_json = 0;
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    while (next_json < json_parts.size() && json_parts[next_json] < i) ++next_json;
-    const bool json = next_json < json_parts.size() && json_parts[next_json] == i;
-    rewrite(parts[i], redact, bounds[i], bounds[i + 1], json ? TextForm::json : TextForm::plain);
-  }
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    rewrite(parts[i], redact, bounds[i], bounds[i + 1], is_json(i) ? TextForm::json : TextForm::plain);
   d.verdict = Verdict::redacted;
   return d;
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/digits.hpp"
+
 namespace bulwark::policy::detail {
 namespace {
 
@@ -96,15 +98,6 @@ void append_redacted_json(std::string_view text, std::size_t from, std::size_t t
   out.append(text.substr(pos, to - pos));
 }
 
-namespace {
-int hex_digit(char h) noexcept {
-  if (h >= '0' && h <= '9') return h - '0';
-  if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-  if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-  return -1;
-}
-}  // namespace
-
 void EscapeDecoder::feed(std::string_view bytes, std::string& out) {
   std::string joined;
   if (!held_.empty()) {
@@ -131,7 +124,10 @@ void EscapeDecoder::feed(std::string_view bytes, std::string& out) {
     }
     if (bytes[i + 1] == 'u') {
       int v = 0;
-      for (std::size_t k = i + 2; k < i + 6 && v >= 0; ++k) v = hex_digit(bytes[k]) < 0 ? -1 : v * 16 + hex_digit(bytes[k]);
+      for (std::size_t k = i + 2; k < i + 6 && v >= 0; ++k) {
+        const int digit = hex_digit_value(bytes[k]);
+        v = digit < 0 ? -1 : v * 16 + digit;
+      }
       if (v >= 0x20 && v <= 0x7e && v != '"' && v != '\\') {
         out += static_cast<char>(v);
         i += 5;

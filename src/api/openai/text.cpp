@@ -308,21 +308,31 @@ void each_delta(bj::value& doc, DeltaField field, On&& on) {
   });
 }
 
+// A field's texts read out of a parsed chunk, and written back (the list the reader gave,
+// texts replaced).
+std::vector<DeltaText> read_deltas(bj::value& doc, DeltaField field) {
+  std::vector<DeltaText> out;
+  each_delta(doc, field, [&](std::size_t index, bj::value& v) { out.push_back({index, std::string(v.as_string())}); });
+  return out;
+}
+
+void write_deltas(bj::value& doc, std::span<const DeltaText> texts, DeltaField field) {
+  std::size_t next = 0;
+  each_delta(doc, field, [&](std::size_t index, bj::value& v) {
+    if (next < texts.size() && texts[next].choice == index) v = bj::string(texts[next++].text);
+  });
+}
+
 Result<std::vector<DeltaText>> read_deltas(std::string_view chunk_json, DeltaField field) {
   auto doc = parse(chunk_json);
   if (!doc) return std::unexpected(doc.error());
-  std::vector<DeltaText> out;
-  each_delta(*doc, field, [&](std::size_t index, bj::value& v) { out.push_back({index, std::string(v.as_string())}); });
-  return out;
+  return read_deltas(*doc, field);
 }
 
 Result<std::string> write_deltas(std::string_view chunk_json, std::span<const DeltaText> texts, DeltaField field) {
   auto doc = parse(chunk_json);
   if (!doc) return std::unexpected(doc.error());
-  std::size_t next = 0;
-  each_delta(*doc, field, [&](std::size_t index, bj::value& v) {
-    if (next < texts.size() && texts[next].choice == index) v = bj::string(texts[next++].text);
-  });
+  write_deltas(*doc, texts, field);
   return bj::serialize(*doc);
 }
 
@@ -405,14 +415,6 @@ Result<std::string> with_delta_cited_texts(std::string_view chunk_json, std::spa
   return write_deltas(chunk_json, texts, delta_cited_text);
 }
 
-Result<std::vector<DeltaText>> delta_reasoning_texts(std::string_view chunk_json) {
-  return read_deltas(chunk_json, delta_reasoning);
-}
-
-Result<std::string> with_delta_reasoning_texts(std::string_view chunk_json, std::span<const DeltaText> texts) {
-  return write_deltas(chunk_json, texts, delta_reasoning);
-}
-
 DeltaChunk::DeltaChunk() = default;
 DeltaChunk::DeltaChunk(DeltaChunk&&) noexcept = default;
 DeltaChunk& DeltaChunk::operator=(DeltaChunk&&) noexcept = default;
@@ -423,9 +425,8 @@ Result<DeltaChunk> DeltaChunk::read(std::string_view chunk_json) {
   if (!doc) return std::unexpected(doc.error());
   DeltaChunk c;
   c.doc_ = std::make_unique<bj::value>(std::move(*doc));
-  each_delta(*c.doc_, delta_content, [&](std::size_t index, bj::value& v) { c.content.push_back({index, std::string(v.as_string())}); });
-  each_delta(*c.doc_, delta_reasoning,
-             [&](std::size_t index, bj::value& v) { c.reasoning.push_back({index, std::string(v.as_string())}); });
+  c.content = read_deltas(*c.doc_, delta_content);
+  c.reasoning = read_deltas(*c.doc_, delta_reasoning);
   each_delta_call(*c.doc_, [&](std::size_t choice, std::size_t tool, bj::string& args) {
     c.arguments.push_back({choice, tool, std::string(args)});
   });
@@ -433,42 +434,14 @@ Result<DeltaChunk> DeltaChunk::read(std::string_view chunk_json) {
 }
 
 std::string DeltaChunk::write() {
-  bj::value& doc = *doc_;
-  const auto put = [&doc](DeltaField field, std::span<const DeltaText> texts) {
-    std::size_t next = 0;
-    each_delta(doc, field, [&](std::size_t index, bj::value& v) {
-      if (next < texts.size() && texts[next].choice == index) v = bj::string(texts[next++].text);
-    });
-  };
-  put(delta_content, content);
-  put(delta_reasoning, reasoning);
+  write_deltas(*doc_, content, delta_content);
+  write_deltas(*doc_, reasoning, delta_reasoning);
   std::size_t next = 0;
-  each_delta_call(doc, [&](std::size_t choice, std::size_t tool, bj::string& args) {
+  each_delta_call(*doc_, [&](std::size_t choice, std::size_t tool, bj::string& args) {
     if (next < arguments.size() && arguments[next].choice == choice && arguments[next].tool == tool)
       args = arguments[next++].text;
   });
-  return bj::serialize(doc);
-}
-
-Result<std::vector<DeltaArguments>> delta_tool_arguments(std::string_view chunk_json) {
-  auto doc = parse(chunk_json);
-  if (!doc) return std::unexpected(doc.error());
-  std::vector<DeltaArguments> out;
-  each_delta_call(*doc, [&](std::size_t choice, std::size_t tool, bj::string& args) {
-    out.push_back({choice, tool, std::string(args)});
-  });
-  return out;
-}
-
-Result<std::string> with_delta_tool_arguments(std::string_view chunk_json, std::span<const DeltaArguments> arguments) {
-  auto doc = parse(chunk_json);
-  if (!doc) return std::unexpected(doc.error());
-  std::size_t next = 0;
-  each_delta_call(*doc, [&](std::size_t choice, std::size_t tool, bj::string& args) {
-    if (next < arguments.size() && arguments[next].choice == choice && arguments[next].tool == tool)
-      args = arguments[next++].text;
-  });
-  return bj::serialize(*doc);
+  return bj::serialize(*doc_);
 }
 
 namespace {

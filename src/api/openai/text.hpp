@@ -60,25 +60,20 @@ Result<std::string> with_delta_texts(std::string_view chunk_json, std::span<cons
 // citation object): its cited_text, per choice.
 Result<std::vector<DeltaText>> delta_cited_texts(std::string_view chunk_json);
 Result<std::string> with_delta_cited_texts(std::string_view chunk_json, std::span<const DeltaText> texts);
-// The same for a chunk's reasoning text (delta.reasoning_content), per choice.
-Result<std::vector<DeltaText>> delta_reasoning_texts(std::string_view chunk_json);
-Result<std::string> with_delta_reasoning_texts(std::string_view chunk_json, std::span<const DeltaText> texts);
-// A chunk's tool-call argument fragments: choices[].delta.tool_calls[] {index, function:
-// {arguments}}, in order; `tool` is the call's `index` (its position when absent). The
-// writer takes the list the reader returned (same count and order), texts replaced.
-// A legacy delta.function_call's arguments are listed too, with `tool` kFunctionCall.
+// A tool-call argument fragment of a chunk: choices[].delta.tool_calls[] {index, function:
+// {arguments}}; `tool` is the call's `index` (its position when absent), or kFunctionCall
+// for a legacy delta.function_call's arguments.
 struct DeltaArguments {
   std::size_t choice = 0;
   std::size_t tool = 0;
   std::string text;
 };
 inline constexpr std::size_t kFunctionCall = static_cast<std::size_t>(-1) - 2;
-Result<std::vector<DeltaArguments>> delta_tool_arguments(std::string_view chunk_json);
-Result<std::string> with_delta_tool_arguments(std::string_view chunk_json, std::span<const DeltaArguments> arguments);
-// What the output rules read in one stream chunk, from one parse: its content, its
-// reasoning and its tool calls' arguments (as delta_texts, delta_reasoning_texts and
-// delta_tool_arguments read them). write() puts the texts, changed in place (same count
-// and order), back into the same document and serializes it.
+// What the output rules read in one stream chunk, from one parse, in document order: its
+// choices' delta.content (as delta_texts reads it), their delta.reasoning_content, and
+// their tool calls' argument fragments (a choice's tool calls, then its legacy
+// function_call). write() puts the texts, changed in place (same count and order), back
+// into the same document and serializes it.
 class DeltaChunk {
  public:
   static Result<DeltaChunk> read(std::string_view chunk_json);

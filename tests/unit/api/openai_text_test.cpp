@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -282,8 +283,9 @@ TEST(OpenAIText, DeltaToolArgumentsReadAndWriteBack) {
       R"({"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"send","arguments":"{\"to\":\"jane."}},)"
       R"({"index":1,"function":{"arguments":"{}"}}]},"finish_reason":null},)"
       R"({"index":2,"delta":{"content":"hi","tool_calls":[{"function":{"arguments":"x"}},{"function":{"name":"no args"}}]}}]})";
-  auto read = oa::delta_tool_arguments(chunk);
-  ASSERT_TRUE(read.has_value());
+  auto c = oa::DeltaChunk::read(chunk);
+  ASSERT_TRUE(c.has_value());
+  const std::vector<oa::DeltaArguments>* read = &c->arguments;
   ASSERT_EQ(read->size(), 3U);
   EXPECT_EQ((*read)[0].choice, 0U);
   EXPECT_EQ((*read)[0].tool, 0U);
@@ -294,10 +296,11 @@ TEST(OpenAIText, DeltaToolArgumentsReadAndWriteBack) {
   std::vector<oa::DeltaArguments> changed = *read;
   changed[0].text = R"({"to":")";
   changed[2].text = "y";
-  auto written = oa::with_delta_tool_arguments(chunk, changed);
-  ASSERT_TRUE(written.has_value());
-  auto again = oa::delta_tool_arguments(*written);
-  ASSERT_TRUE(again.has_value());
+  c->arguments = changed;
+  const std::optional<std::string> written = c->write();
+  auto reread = oa::DeltaChunk::read(*written);
+  ASSERT_TRUE(reread.has_value());
+  const std::vector<oa::DeltaArguments>* again = &reread->arguments;
   ASSERT_EQ(again->size(), 3U);
   EXPECT_EQ((*again)[0].text, R"({"to":")");
   EXPECT_EQ((*again)[1].text, "{}");
@@ -310,7 +313,7 @@ TEST(OpenAIText, DeltaToolArgumentsReadAndWriteBack) {
   EXPECT_EQ(doc.at("id"), "chatcmpl-7");
   // Content and reasoning readers do not see arguments, nor the other way round.
   EXPECT_THAT(*oa::delta_texts(chunk), ElementsAre(::testing::Field(&oa::DeltaText::text, "hi")));
-  EXPECT_TRUE(oa::delta_tool_arguments(R"({"choices":[{"index":0,"delta":{"content":"x"}}]})")->empty());
+  EXPECT_TRUE(oa::DeltaChunk::read(R"({"choices":[{"index":0,"delta":{"content":"x"}}]})")->arguments.empty());
 }
 
 // The deprecated delta.function_call streams arguments too: read as tool kFunctionCall,
@@ -319,15 +322,15 @@ TEST(OpenAIText, DeltaLegacyFunctionCallArgumentsReadAndWriteBack) {
   const std::string chunk =
       R"({"choices":[{"index":0,"delta":{"role":"assistant","content":null,"function_call":{"name":"send","arguments":"{\"to\":\"jane."}}},)"
       R"({"index":1,"delta":{"function_call":{"name":"only a name"}}}]})";
-  auto read = oa::delta_tool_arguments(chunk);
-  ASSERT_TRUE(read.has_value());
+  auto c = oa::DeltaChunk::read(chunk);
+  ASSERT_TRUE(c.has_value());
+  std::vector<oa::DeltaArguments>* read = &c->arguments;
   ASSERT_EQ(read->size(), 1U);
   EXPECT_EQ((*read)[0].choice, 0U);
   EXPECT_EQ((*read)[0].tool, oa::kFunctionCall);
   EXPECT_EQ((*read)[0].text, R"({"to":"jane.)");
   (*read)[0].text = R"({"to":")";
-  auto written = oa::with_delta_tool_arguments(chunk, *read);
-  ASSERT_TRUE(written.has_value());
+  const std::optional<std::string> written = c->write();
   const bj::value doc = bj::parse(*written);
   EXPECT_EQ(doc.at("choices").at(0).at("delta").at("function_call").at("arguments"), R"({"to":")");
   EXPECT_EQ(doc.at("choices").at(0).at("delta").at("function_call").at("name"), "send");
@@ -335,13 +338,13 @@ TEST(OpenAIText, DeltaLegacyFunctionCallArgumentsReadAndWriteBack) {
   const bj::value f = bj::parse(flushed);
   EXPECT_EQ(f.at("choices").at(0).at("delta").at("function_call").at("arguments"), R"(doe"})");
   EXPECT_FALSE(f.at("choices").at(0).at("delta").as_object().contains("tool_calls"));
-  auto again = oa::delta_tool_arguments(flushed);
+  auto again = oa::DeltaChunk::read(flushed);
   ASSERT_TRUE(again.has_value());
-  ASSERT_EQ(again->size(), 1U);
-  EXPECT_EQ((*again)[0].tool, oa::kFunctionCall);
+  ASSERT_EQ(again->arguments.size(), 1U);
+  EXPECT_EQ(again->arguments[0].tool, oa::kFunctionCall);
 }
 
-// One parse reads what the three readers read, and writes all three back in one document.
+// One parse reads every channel, and writes all three back in one document.
 TEST(OpenAIText, DeltaChunkReadsAndWritesEveryChannelAtOnce) {
   const std::string chunk =
       R"({"id":"chatcmpl-7","choices":[{"index":0,"delta":{"content":"mail jane","reasoning_content":"think of jane",)"
@@ -354,9 +357,11 @@ TEST(OpenAIText, DeltaChunkReadsAndWritesEveryChannelAtOnce) {
     for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].text, b[i].text);
   };
   same(c->content, *oa::delta_texts(chunk));
-  same(c->reasoning, *oa::delta_reasoning_texts(chunk));
-  same(c->arguments, *oa::delta_tool_arguments(chunk));
+  ASSERT_EQ(c->reasoning.size(), 1U);
+  EXPECT_EQ(c->reasoning[0].text, "think of jane");
   ASSERT_EQ(c->arguments.size(), 2U);
+  EXPECT_EQ(c->arguments[0].text, R"({"to":"jane)");
+  EXPECT_EQ(c->arguments[1].text, "{}");
   EXPECT_EQ(c->arguments[1].tool, oa::kFunctionCall);
   c->content[0].text = "mail [X]";
   c->reasoning[0].text = "think of [X]";
@@ -373,27 +378,28 @@ TEST(OpenAIText, DeltaChunkReadsAndWritesEveryChannelAtOnce) {
 
 TEST(OpenAIText, DeltaReasoningReadAndWriteBack) {
   const std::string chunk = R"({"choices":[{"index":0,"delta":{"reasoning_content":"mail jane.doe@example.com"}}]})";
-  auto read = oa::delta_reasoning_texts(chunk);
-  ASSERT_TRUE(read.has_value());
+  auto c = oa::DeltaChunk::read(chunk);
+  ASSERT_TRUE(c.has_value());
+  std::vector<oa::DeltaText>* read = &c->reasoning;
   ASSERT_EQ(read->size(), 1U);
   EXPECT_EQ((*read)[0].text, "mail jane.doe@example.com");
   (*read)[0].text = "mail [REDACTED:EMAIL]";
-  auto written = oa::with_delta_reasoning_texts(chunk, *read);
-  ASSERT_TRUE(written.has_value());
+  const std::optional<std::string> written = c->write();
   EXPECT_EQ(bj::parse(*written).at("choices").at(0).at("delta").at("reasoning_content"), "mail [REDACTED:EMAIL]");
   EXPECT_TRUE(oa::delta_texts(chunk)->empty());
 }
 
 TEST(OpenAIText, FlushChunksCarryTheirTextWhereTheReadersLook) {
   const std::string args = oa::tool_arguments_chunk("chatcmpl-x", "m", 1, 2, R"(oe@example.com"})");
-  auto read = oa::delta_tool_arguments(args);
-  ASSERT_TRUE(read.has_value());
+  auto c = oa::DeltaChunk::read(args);
+  ASSERT_TRUE(c.has_value());
+  const std::vector<oa::DeltaArguments>* read = &c->arguments;
   ASSERT_EQ(read->size(), 1U);
   EXPECT_EQ((*read)[0].choice, 1U);
   EXPECT_EQ((*read)[0].tool, 2U);
   EXPECT_EQ((*read)[0].text, R"(oe@example.com"})");
   const std::string reasoning = oa::reasoning_chunk("chatcmpl-x", "m", 0, "tail");
-  EXPECT_EQ((*oa::delta_reasoning_texts(reasoning))[0].text, "tail");
+  EXPECT_EQ(oa::DeltaChunk::read(reasoning)->reasoning.at(0).text, "tail");
   EXPECT_EQ(bj::parse(reasoning).at("object"), "chat.completion.chunk");
 }
 

@@ -231,7 +231,9 @@ TEST_F(KeyCacheTest, AMemoAnswersAsAFullResolveDoes) {
       }
       case 1: {
         ASSERT_TRUE(service_->revoke(ids[next(ids.size())]));
-        if (next(2)) ASSERT_TRUE(cache_->refresh());  // a change not yet seen is not seen by either
+        if (next(2)) {  // a change not yet seen is not seen by either
+          ASSERT_TRUE(cache_->refresh());
+        }
         break;
       }
       case 2: {

@@ -32,5 +32,13 @@ TEST(Digits, Hex16MatchesPrintf) {
   }
 }
 
+TEST(Digits, HexDigitValueOfEveryByte) {
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    const int want = b >= '0' && b <= '9' ? b - '0' : b >= 'a' && b <= 'f' ? b - 'a' + 10 : b >= 'A' && b <= 'F' ? b - 'A' + 10 : -1;
+    ASSERT_EQ(hex_digit_value(c), want) << b;
+  }
+}
+
 }  // namespace
 }  // namespace bulwark
