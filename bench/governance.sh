@@ -2,7 +2,7 @@
 # What governance adds to a request's latency, measured A/B in one run.
 #
 #   bench/governance.sh [--rounds 8] [--duration 3s] [--workers 1] [--build-dir DIR] [--out FILE] [--aa]
-#                       [--no-pin] [--no-restart]
+#                       [--no-pin] [--no-restart] [--access-log]
 #
 # Starts bulwark-mock and two gateways in front of it, the same but for governance:
 #   f  plain     governance off
@@ -26,10 +26,16 @@
 # showed round after round (A/A medians of -9.5 µs with one pair of processes for the whole
 # run). New processes each round turn that bias into noise the median can average out.
 # --no-restart keeps one pair of processes for the whole run.
+# --access-log turns on both gateways' access log and reads each request's own time from it
+# (the line's us - upstream_us): a further row, the p50 of the gateway's overhead, which is
+# the issue's p50 without wrk's and the kernel's client-side noise. Each line is written
+# after the request's clock stops, so it is not in what it measures; it costs both
+# gateways the same few µs between requests.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS=8
+ACCESS_LOG=0
 DURATION=3
 WORKERS=1
 BUILD_DIR=""
@@ -42,12 +48,13 @@ while (($#)); do
     --aa) AA=1; shift ;;
     --no-pin) PIN=0; shift ;;
     --no-restart) RESTART=0; shift ;;
+    --access-log) ACCESS_LOG=1; export BENCH_LOG_LEVEL=info BENCH_ACCESS_LOG=true; shift ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --duration) DURATION="${2%s}"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
     --build-dir) BUILD_DIR="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -140,33 +147,55 @@ thread_cpu() {
   done
   echo "$w $l $k"
 }
-# measure ADDR PID [HEADER] -> "p50_us mean_us overhead_mean_us requests worker_ns_per_req ledger_ns_per_req
-#   worker_sys_ns_per_req"
+# log_size NAME -> bytes in the gateway's stderr so far
+log_size() { stat -c %s "$BENCH_TMP/$1.err" 2>/dev/null || echo 0; }
+# overhead_p50 NAME FROM -> the median of the gateway's own time (us - upstream_us) over the
+# access-log lines from byte FROM on, -1 without them. The fields are whole µs: the median
+# is interpolated within its 1 µs class (the grouped median), so that differences of a
+# fraction of a µs between two gateways still show.
+overhead_p50() {
+  tail -c +"$(($2 + 1))" "$BENCH_TMP/$1.err" | awk '
+    /"event":"request"/ && /"status":200,/ && /"upstream_us":/ {
+      us = $0; sub(/.*"us":/, "", us); sub(/[,}].*/, "", us)
+      up = $0; sub(/.*"upstream_us":/, "", up); sub(/[,}].*/, "", up)
+      c[us - up]++; n++ }
+    END {
+      if (n == 0) { print -1; exit }
+      m = 0; for (v in c) if (m == 0 || v + 0 < lo) { lo = v + 0; m = 1 }
+      below = 0
+      for (v = lo; ; v++) if (below + c[v] >= n / 2) break; else below += c[v]
+      printf "%.2f\n", v - 0.5 + (n / 2 - below) / c[v] }'
+}
+# measure NAME ADDR PID [HEADER] -> "p50_us mean_us overhead_mean_us requests worker_ns_per_req ledger_ns_per_req
+#   worker_sys_ns_per_req overhead_p50_us" (the last -1 without --access-log)
 measure() {
-  local addr="$1" pid="$2" hdr=() before after line cpu0 cpu1
-  [[ -n "${3:-}" ]] && hdr=(-H "$3")
+  local name="$1" addr="$2" pid="$3" hdr=() before after line cpu0 cpu1 from
+  [[ -n "${4:-}" ]] && hdr=(-H "$4")
+  from="$(log_size "$name")"
   cpu0="$(thread_cpu "$pid")"
   before="$(overhead_stats "$addr")"
   line="$("${WRK[@]}" -t1 -c1 -d"${DURATION}s" --timeout 5s --latency "${hdr[@]}" -s "$LUA" "http://$addr/v1/chat/completions" |
           grep '^BENCH_RESULT')" || die "wrk failed against $addr"
   after="$(overhead_stats "$addr")"
   cpu1="$(thread_cpu "$pid")"
+  local p50_inproc=-1
+  [[ -n "${BENCH_ACCESS_LOG:-}" ]] && p50_inproc="$(overhead_p50 "$name" "$from")"
   declare -A kv=()
   for f in $line; do [[ "$f" == *=* ]] && kv[${f%%=*}]="${f#*=}"; done
   local errs=$((kv[err_connect] + kv[err_read] + kv[err_write] + kv[err_status] + kv[err_timeout]))
   ((errs == 0)) || die "wrk saw $errs errors against $addr"
   awk -v b="$before" -v a="$after" -v p="${kv[p50_us]}" -v m="${kv[mean_us]}" -v r="${kv[requests]}" \
-      -v c0="$cpu0" -v c1="$cpu1" -v tck="$(getconf CLK_TCK)" 'BEGIN {
+      -v c0="$cpu0" -v c1="$cpu1" -v tck="$(getconf CLK_TCK)" -v q="$p50_inproc" 'BEGIN {
     split(b, x, " "); split(a, y, " "); n = y[2] - x[2]; split(c0, u, " "); split(c1, v, " ")
-    printf "%d %.1f %.1f %d %.0f %.0f %.0f\n", p, m, (n > 0 ? (y[1] - x[1]) / n * 1e6 : -1), r,
-           (v[1] - u[1]) / r, (v[2] - u[2]) / r, (v[3] - u[3]) * 1e9 / tck / r }'
+    printf "%d %.1f %.1f %d %.0f %.0f %.0f %s\n", p, m, (n > 0 ? (y[1] - x[1]) / n * 1e6 : -1), r,
+           (v[1] - u[1]) / r, (v[2] - u[2]) / r, (v[3] - u[3]) * 1e9 / tck / r, q }'
 }
 
 # warm-up: connections, caches, the ledger's first batches
 warm_up() {
   local DURATION=1
-  measure "$F_ADDR" "$F_PID" >/dev/null
-  measure "$G_ADDR" "$G_PID" "authorization: Bearer $KEY" >/dev/null
+  measure plain "$F_ADDR" "$F_PID" >/dev/null
+  measure governed "$G_ADDR" "$G_PID" "authorization: Bearer $KEY" >/dev/null
 }
 warm_up
 
@@ -178,9 +207,9 @@ for r in $(seq 1 "$ROUNDS"); do
     warm_up
   fi
   if ((r % 2)); then
-    f="$(measure "$F_ADDR" "$F_PID")"; g="$(measure "$G_ADDR" "$G_PID" "authorization: Bearer $KEY")"
+    f="$(measure plain "$F_ADDR" "$F_PID")"; g="$(measure governed "$G_ADDR" "$G_PID" "authorization: Bearer $KEY")"
   else
-    g="$(measure "$G_ADDR" "$G_PID" "authorization: Bearer $KEY")"; f="$(measure "$F_ADDR" "$F_PID")"
+    g="$(measure governed "$G_ADDR" "$G_PID" "authorization: Bearer $KEY")"; f="$(measure plain "$F_ADDR" "$F_PID")"
   fi
   ROWS+=("$f $g")
   log "round $r: plain p50 $(cut -d' ' -f1 <<<"$f") us, governed p50 $(cut -d' ' -f1 <<<"$g") us"
@@ -192,18 +221,21 @@ stats() {
     { v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
                          printf "%.1f %.1f %.1f\n", m, v[1], v[NR] }'
 }
-# columns: 1 f.p50 2 f.mean 3 f.overhead 4 f.requests 5 f.worker_ns 6 f.ledger_ns 7 f.worker_sys_ns
-#          8 g.p50 9 g.mean 10 g.overhead 11 g.requests 12 g.worker_ns 13 g.ledger_ns 14 g.worker_sys_ns
-read -r p50_m p50_lo p50_hi < <(stats '$8 - $1')
-read -r mean_m mean_lo mean_hi < <(stats '$9 - $2')
-read -r ovh_m ovh_lo ovh_hi < <(stats '$10 - $3')
-read -r wrk_m wrk_lo wrk_hi < <(stats '($12 - $5) / 1000')
-read -r sys_m sys_lo sys_hi < <(stats '($14 - $7) / 1000')
-read -r led_m led_lo led_hi < <(stats '$13 / 1000')
+# columns: 1 f.p50 2 f.mean 3 f.overhead 4 f.requests 5 f.worker_ns 6 f.ledger_ns 7 f.worker_sys_ns 8 f.overhead_p50
+#          9 g.p50 10 g.mean 11 g.overhead 12 g.requests 13 g.worker_ns 14 g.ledger_ns 15 g.worker_sys_ns 16 g.overhead_p50
+read -r p50_m p50_lo p50_hi < <(stats '$9 - $1')
+read -r mean_m mean_lo mean_hi < <(stats '$10 - $2')
+read -r ovh_m ovh_lo ovh_hi < <(stats '$11 - $3')
+read -r wrk_m wrk_lo wrk_hi < <(stats '($13 - $5) / 1000')
+read -r sys_m sys_lo sys_hi < <(stats '($15 - $7) / 1000')
+read -r led_m led_lo led_hi < <(stats '$14 / 1000')
+read -r inp_m inp_lo inp_hi < <(stats '$16 - $8')
 read -r fp50 _ _ < <(stats '$1')
-read -r gp50 _ _ < <(stats '$8')
+read -r gp50 _ _ < <(stats '$9')
 read -r fw _ _ < <(stats '$5 / 1000')
-read -r gw _ _ < <(stats '$12 / 1000')
+read -r gw _ _ < <(stats '$13 / 1000')
+read -r fi _ _ < <(stats '$8')
+read -r gi _ _ < <(stats '$16')
 verdict() { awk -v v="$1" 'BEGIN { print (v <= 5 ? "PASS" : "MISS") }'; }
 
 mkdir -p "$(dirname "$OUT")"
@@ -220,13 +252,14 @@ mkdir -p "$(dirname "$OUT")"
   echo "($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), load average at the end $(cut -d' ' -f1-3 /proc/loadavg);"
   echo "gateway $("$BULWARK_BIN" --version 2>/dev/null)."
   echo
-  echo "| round | f p50 µs | g p50 µs | f mean µs | g mean µs | f overhead µs | g overhead µs | f worker CPU µs/req | g worker CPU µs/req | g ledger writer CPU µs/req |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| round | f p50 µs | g p50 µs | f mean µs | g mean µs | f overhead µs | g overhead µs | f worker CPU µs/req | g worker CPU µs/req | g ledger writer CPU µs/req | f overhead p50 µs | g overhead p50 µs |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   i=0
   for row in "${ROWS[@]}"; do
     i=$((i + 1))
-    read -r a b c _ d _ _ e f2 g2 _ h k _ <<<"$row"
-    echo "| $i | $a | $e | $b | $f2 | $c | $g2 | $(awk -v x="$d" 'BEGIN { printf "%.2f", x / 1000 }') | $(awk -v x="$h" 'BEGIN { printf "%.2f", x / 1000 }') | $(awk -v x="$k" 'BEGIN { printf "%.2f", x / 1000 }') |"
+    read -r a b c _ d _ _ fi2 e f2 g2 _ h k _ gi2 <<<"$row"
+    ((ACCESS_LOG)) || { fi2=-; gi2=-; }
+    echo "| $i | $a | $e | $b | $f2 | $c | $g2 | $(awk -v x="$d" 'BEGIN { printf "%.2f", x / 1000 }') | $(awk -v x="$h" 'BEGIN { printf "%.2f", x / 1000 }') | $(awk -v x="$k" 'BEGIN { printf "%.2f", x / 1000 }') | $fi2 | $gi2 |"
   done
   echo
   echo "| governance adds (median of the rounds' g - f, [min, max]) | µs |"
@@ -234,11 +267,13 @@ mkdir -p "$(dirname "$OUT")"
   echo "| wrk p50 | **$p50_m** [$p50_lo, $p50_hi] |"
   echo "| wrk mean | $mean_m [$mean_lo, $mean_hi] |"
   echo "| gateway overhead histogram mean | $ovh_m [$ovh_lo, $ovh_hi] |"
+  ((ACCESS_LOG)) && echo "| gateway overhead p50, per request from the access log | **$inp_m** [$inp_lo, $inp_hi] |"
   echo "| CPU of the worker threads per request | $wrk_m [$wrk_lo, $wrk_hi] |"
   echo "| of which in the kernel (stat's stime, 10 ms ticks) | $sys_m [$sys_lo, $sys_hi] |"
   echo "| CPU of the ledger's writer thread per request (off the request's path) | $led_m [$led_lo, $led_hi] |"
   echo
   echo "Median p50: plain $fp50 µs, governed $gp50 µs. Worker CPU per request: plain $fw µs, governed $gw µs."
+  ((ACCESS_LOG)) && echo "Median overhead p50 (access log): plain $fi µs, governed $gi µs."
   if ((AA)); then
     echo "A/A: both gateways are plain; the differences above are what two identical processes show here."
   else
