@@ -36,10 +36,18 @@ std::shared_ptr<asio::ssl::context> make_client_tls_context(bool verify, const s
   return ctx;
 }
 
+// Beast reads from the socket as much as the buffer's spare capacity, but at least 512
+// bytes: an empty buffer reads 512 at a time, so an ordinary answer (head and JSON) took
+// two reads, each with its reactor poll, and a burst of stream events several. Reserved
+// once, one read takes what the socket holds.
 Connection::Connection(asio::any_io_executor ex, std::string key)
-    : deadline(ex, [this] { close(); }), stream_(std::in_place_type<Plain>, ex), key_(std::move(key)) {}
+    : deadline(ex, [this] { close(); }), stream_(std::in_place_type<Plain>, ex), key_(std::move(key)) {
+  buffer.reserve(kReadBytes);
+}
 Connection::Connection(asio::any_io_executor ex, asio::ssl::context& tls, std::string key)
-    : deadline(ex, [this] { close(); }), stream_(std::in_place_type<Tls>, ex, tls), key_(std::move(key)) {}
+    : deadline(ex, [this] { close(); }), stream_(std::in_place_type<Tls>, ex, tls), key_(std::move(key)) {
+  buffer.reserve(kReadBytes);
+}
 
 tcp::socket& Connection::lowest() noexcept {
   if (auto* t = std::get_if<Tls>(&stream_)) return t->next_layer();

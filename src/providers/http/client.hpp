@@ -67,6 +67,7 @@ class Connection {
   bool looks_alive() noexcept;
   void close() noexcept;
 
+  static constexpr std::size_t kReadBytes = 16 * 1024;  // a socket read's size (see the constructors)
   beast::flat_buffer buffer;
   std::array<char, 16 * 1024> chunk;  // body bytes land here; deliberately not zero-filled
   Deadline deadline;                  // closes the socket when it passes

@@ -126,3 +126,46 @@ TEST(UpstreamPool, ConnectionRefusedIsARetryableConnectFailure) {
   EXPECT_EQ(r.error().kind, bulwark::ErrorKind::connect_failed);
   EXPECT_TRUE(r.error().retryable);
 }
+
+// Beast reads at least 512 bytes and otherwise the buffer's spare room: a connection's
+// buffer is reserved so that the head's read takes the whole answer the socket holds (one
+// system call and one reactor poll, not one per 512 bytes).
+TEST(UpstreamPool, TheHeadsReadTakesAllTheSocketHolds) {
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::string body(3000, 'x');
+  const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + body;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        tcp::socket s = co_await acc.async_accept(asio::use_awaitable);
+        char data[4096];
+        std::string got;
+        while (got.find("\r\n\r\n") == std::string::npos) got.append(data, co_await s.async_read_some(asio::buffer(data), asio::use_awaitable));
+        co_await asio::async_write(s, asio::buffer(answer), asio::use_awaitable);
+        asio::steady_timer hold(s.get_executor(), std::chrono::seconds(2));  // keep the connection open
+        co_await hold.async_wait(asio::use_awaitable);
+      },
+      asio::detached);
+  http::Pool pool(io.get_executor(), 4, std::chrono::seconds(30));
+  const http::Destination dest{false, "127.0.0.1", acc.local_endpoint().port(), nullptr};
+  const std::string outcome = run(
+      io,
+      [&]() -> asio::awaitable<std::string> {
+        const auto deadline = http::Clock::now() + std::chrono::seconds(5);
+        auto conn = co_await pool.acquire(dest, deadline);
+        if (!conn) co_return "acquire failed";
+        boost::beast::http::request<boost::beast::http::string_body> req{boost::beast::http::verb::get, "/", 11};
+        req.set(boost::beast::http::field::host, "x");
+        http::Exchange ex(**conn);
+        if (auto w = co_await ex.write(req, deadline); !w) co_return "write failed";
+        asio::steady_timer settle(io, std::chrono::milliseconds(100));  // the whole answer is in the socket
+        co_await settle.async_wait(asio::use_awaitable);
+        if (auto h = co_await ex.read_head(deadline, 1 << 20); !h) co_return "head failed";
+        const std::size_t buffered = (*conn)->buffer.size();
+        auto all = co_await ex.read_all(deadline, 1 << 20);
+        if (!all) co_return "body failed";
+        co_return std::to_string(buffered) + " " + std::to_string(all->size());
+      }());
+  EXPECT_EQ(outcome, "3000 3000");
+}
