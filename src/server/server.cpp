@@ -35,6 +35,7 @@
 #include "pipeline/health.hpp"
 #include "pipeline/worker.hpp"
 #include "providers/http/deadline.hpp"
+#include "providers/http/write_now.hpp"
 #include "server/http2_session.hpp"
 #include "server/tls.hpp"
 #include "server/transport.hpp"
@@ -238,6 +239,18 @@ class ClientDownstream final : public pipeline::Downstream {
   template <class Buffers>
   asio::awaitable<bool> write_buffers(const Buffers& bufs) {
     if (!ok_) co_return false;
+    if constexpr (!kTls) {
+      // What the socket takes at once skips the reactor (providers/http/write_now.hpp).
+      const auto now = providers::http::write_now(session_.stream, bufs);
+      if (now.error) co_return ok_ = false;
+      if (now.bytes == asio::buffer_size(bufs)) co_return true;
+      co_return co_await write_async(providers::http::rest_of(bufs, now.bytes));
+    } else {
+      co_return co_await write_async(bufs);
+    }
+  }
+  template <class Buffers>
+  asio::awaitable<bool> write_async(const Buffers& bufs) {
     session_.deadline.arm_after(kWriteTimeout);  // a client that stops reading is cut off
     auto [ec, n] = co_await asio::async_write(session_.stream, bufs, use_tuple);
     ok_ = !ec;
@@ -383,7 +396,15 @@ asio::awaitable<void> serve_h1(WorkerCtx& wc, Stream& stream, beast::flat_buffer
     }
     wc.busy.fetch_add(1, std::memory_order_relaxed);
     boost::system::error_code bec;
-    if (!parser.is_done()) {
+    // The body usually came in with the head: parsed here, since Beast's read of bytes
+    // already buffered posts its completion (a reactor poll, a system call).
+    while (!parser.is_done() && buffer.size() > 0) {
+      const std::size_t used = parser.put(buffer.data(), bec);
+      buffer.consume(used);
+      if (bec == http::error::need_more) bec = {};
+      if (bec || used == 0) break;
+    }
+    if (!bec && !parser.is_done()) {
       session.deadline.arm_after(limits.read_timeout);
       auto [ec2, n2] = co_await http::async_read(session.stream, buffer, parser, use_tuple);
       bec = session.deadline.expired() ? beast::error::timeout : ec2;

@@ -362,12 +362,20 @@ function piiUpstream() {
       const chunk = (delta, finish = null) =>
         `data: ${JSON.stringify({ id: 'chatcmpl-pii', object: 'chat.completion.chunk', created: 1, model: request.model,
           choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
-      let out = chunk({ role: 'assistant', content: '' });
-      for (let i = 0; i < text.length; i += 3) out += chunk({ content: text.slice(i, i + 3) });
-      out += chunk({}, 'stop');
-      out += `data: ${JSON.stringify({ id: 'chatcmpl-pii', object: 'chat.completion.chunk', created: 1, model: request.model, choices: [],
-        usage: { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 } })}\n\n`;
-      res.end(out + 'data: [DONE]\n\n');
+      const events = [chunk({ role: 'assistant', content: '' })];
+      for (let i = 0; i < text.length; i += 3) events.push(chunk({ content: text.slice(i, i + 3) }));
+      events.push(chunk({}, 'stop'));
+      events.push(`data: ${JSON.stringify({ id: 'chatcmpl-pii', object: 'chat.completion.chunk', created: 1, model: request.model, choices: [],
+        usage: { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 } })}\n\n`);
+      events.push('data: [DONE]\n\n');
+      // One event at a time, as a model streams: the gateway reads what the socket holds,
+      // so an answer written whole would be judged before its first token went out.
+      const next = () => {
+        res.write(events.shift());
+        if (events.length === 0) res.end();
+        else setTimeout(next, 2);
+      };
+      next();
     });
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));

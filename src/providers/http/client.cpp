@@ -1,5 +1,7 @@
 #include "providers/http/client.hpp"
 
+#include "providers/http/write_now.hpp"
+
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -194,8 +196,17 @@ asio::awaitable<Status> Exchange::write(const bhttp::request<bhttp::string_body>
   }
   head_ += "\r\n";
   const std::array<asio::const_buffer, 2> bufs{asio::buffer(head_), asio::buffer(req.body())};
+  std::size_t written = 0;
+  if (conn_.tls() == nullptr) {
+    // What the socket takes at once skips the reactor (write_now.hpp).
+    const WrittenNow now = write_now(conn_.lowest(), bufs);
+    if (now.error) co_return std::unexpected(fail(now.error, "write"));
+    written = now.bytes;
+    if (written == asio::buffer_size(bufs)) co_return Status{};
+  }
   conn_.deadline.arm(deadline);
-  auto [ec, n] = co_await conn_.visit([&](auto& s) { return asio::async_write(s, bufs, use_tuple); });
+  const auto rest = rest_of(bufs, written);
+  auto [ec, n] = co_await conn_.visit([&](auto& s) { return asio::async_write(s, rest, use_tuple); });
   if (ec) co_return std::unexpected(fail(ec, "write"));
   co_return Status{};
 }
@@ -218,6 +229,18 @@ asio::awaitable<Result<std::string_view>> Exchange::read_some(Clock::time_point 
   while (!parser_->is_done()) {
     body.data = chunk;
     body.size = cap;
+    // Bytes the last socket read brought in (usually the whole body, with the head) are
+    // parsed here: Beast's read of them would post its completion, a reactor poll.
+    if (conn_.buffer.size() > 0) {
+      boost::system::error_code pec;
+      const std::size_t used = parser_->put(conn_.buffer.data(), pec);
+      conn_.buffer.consume(used);
+      if (pec && pec != bhttp::error::need_more && pec != bhttp::error::need_buffer)
+        co_return std::unexpected(fail(pec, "response body"));
+      if (const std::size_t got = cap - body.size; got > 0) co_return std::string_view(chunk, got);
+      if (parser_->is_done()) break;
+      if (used > 0 && conn_.buffer.size() > 0) continue;
+    }
     conn_.deadline.arm(deadline);
     auto [ec, n] = co_await conn_.visit([&](auto& s) { return bhttp::async_read_some(s, conn_.buffer, *parser_, use_tuple); });
     if (ec == bhttp::error::need_buffer) ec = {};
