@@ -277,6 +277,6 @@ mkdir -p "$(dirname "$OUT")"
   if ((AA)); then
     echo "A/A: both gateways are plain; the differences above are what two identical processes show here."
   else
-    echo "Target: governance adds <= 5 µs at p50: $(verdict "$p50_m")."
+    echo "Target: governance adds <= 5 µs at p50: $(verdict "$p50_m") by wrk's p50$( ((ACCESS_LOG)) && echo ", $(verdict "$inp_m") by the gateway's own p50")."
   fi
 } | tee "$OUT"
