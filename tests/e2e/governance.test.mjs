@@ -241,15 +241,22 @@ describe('governance', () => {
     const { json } = await admin(gw, 'POST', '/admin/keys', { name: 'deny', policy_profile: 'no-w7' });
     const client = sdk(gw, json.secret);
     await assert.rejects(ask(client), (e) => e.status === 400 && e.code === 'content_filter');
-    const stream = await ask(client, { stream: true });
-    let text = '';
-    await assert.rejects(
-      (async () => {
-        for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
-      })(),
-      /blocked by policy 'no-w7'/,
-    );
-    assert.ok(!text.includes('w7'), `nothing of the blocked part reached the caller: ${text}`);
+    // Tokens paced as a model sends them: the gateway reads what the socket holds, so a
+    // stream sent whole would be judged before its first token went out.
+    await h.setBehavior(mock.port, 'mock-fast', { token_delay_ms: 5 });
+    try {
+      const stream = await ask(client, { stream: true });
+      let text = '';
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+        })(),
+        /blocked by policy 'no-w7'/,
+      );
+      assert.ok(!text.includes('w7'), `nothing of the blocked part reached the caller: ${text}`);
+    } finally {
+      await fetch(`http://127.0.0.1:${mock.port}/_mock/behaviors/mock-fast`, { method: 'DELETE' });
+    }
   });
 
   it('reports spend by key and model, from the admin API and the CLI', async () => {

@@ -226,33 +226,29 @@ asio::awaitable<Result<std::string_view>> Exchange::read_some(Clock::time_point 
   auto& body = parser_->get().body();
   char* const chunk = conn_.chunk.data();
   const std::size_t cap = conn_.chunk.size();
+  // Bytes already buffered (the head's read usually brought the whole body) are parsed
+  // before the socket is read: Beast's read of buffered bytes posts its completion, which
+  // costs a reactor poll.
+  bool read_socket = conn_.buffer.size() == 0;
   while (!parser_->is_done()) {
     body.data = chunk;
     body.size = cap;
-    // Bytes the last socket read brought in (usually the whole body, with the head) are
-    // parsed here: Beast's read of them would post its completion, a reactor poll.
-    if (conn_.buffer.size() > 0) {
+    if (read_socket) {
+      conn_.deadline.arm(deadline);
+      auto [ec, n] = co_await conn_.visit([&](auto& s) { return bhttp::async_read_some(s, conn_.buffer, *parser_, use_tuple); });
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) co_return std::unexpected(fail(ec, "response body"));
+    }
+    read_socket = true;  // what the parse below leaves is at most a partial token
+    // Everything the buffer holds, so a burst of stream events goes out to the caller in
+    // one write instead of one write per event.
+    while (!parser_->is_done() && body.size > 0 && conn_.buffer.size() > 0) {
       boost::system::error_code pec;
       const std::size_t used = parser_->put(conn_.buffer.data(), pec);
       conn_.buffer.consume(used);
       if (pec && pec != bhttp::error::need_more && pec != bhttp::error::need_buffer)
         co_return std::unexpected(fail(pec, "response body"));
-      if (const std::size_t got = cap - body.size; got > 0) co_return std::string_view(chunk, got);
-      if (parser_->is_done()) break;
-      if (used > 0 && conn_.buffer.size() > 0) continue;
-    }
-    conn_.deadline.arm(deadline);
-    auto [ec, n] = co_await conn_.visit([&](auto& s) { return bhttp::async_read_some(s, conn_.buffer, *parser_, use_tuple); });
-    if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) co_return std::unexpected(fail(ec, "response body"));
-    // Parse whatever else one socket read brought in, so a burst of stream events goes
-    // out to the caller in one write instead of one write per event.
-    while (!parser_->is_done() && body.size > 0 && conn_.buffer.size() > 0) {
-      boost::system::error_code pec;
-      const std::size_t used = parser_->put(conn_.buffer.data(), pec);
-      conn_.buffer.consume(used);
-      if (pec == bhttp::error::need_more || pec == bhttp::error::need_buffer || used == 0) break;
-      if (pec) co_return std::unexpected(fail(pec, "response body"));
+      if (pec || used == 0) break;
     }
     const std::size_t got = cap - body.size;
     if (got > 0) co_return std::string_view(chunk, got);

@@ -169,3 +169,50 @@ TEST(UpstreamPool, TheHeadsReadTakesAllTheSocketHolds) {
       }());
   EXPECT_EQ(outcome, "3000 3000");
 }
+
+// A burst of chunked stream events that came in with the head goes to the caller as one
+// piece, as a burst read from the socket later does: one write downstream, not one per event.
+TEST(UpstreamPool, EventsBufferedWithTheHeadComeOutInOnePiece) {
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::string answer =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "8\r\ndata: a\n\r\n8\r\ndata: b\n\r\n8\r\ndata: c\n\r\n0\r\n\r\n";
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        tcp::socket s = co_await acc.async_accept(asio::use_awaitable);
+        char data[4096];
+        std::string got;
+        while (got.find("\r\n\r\n") == std::string::npos) got.append(data, co_await s.async_read_some(asio::buffer(data), asio::use_awaitable));
+        co_await asio::async_write(s, asio::buffer(answer), asio::use_awaitable);
+        asio::steady_timer hold(s.get_executor(), std::chrono::seconds(2));
+        co_await hold.async_wait(asio::use_awaitable);
+      },
+      asio::detached);
+  http::Pool pool(io.get_executor(), 4, std::chrono::seconds(30));
+  const http::Destination dest{false, "127.0.0.1", acc.local_endpoint().port(), nullptr};
+  const std::string pieces = run(
+      io,
+      [&]() -> asio::awaitable<std::string> {
+        const auto deadline = http::Clock::now() + std::chrono::seconds(5);
+        auto conn = co_await pool.acquire(dest, deadline);
+        if (!conn) co_return "acquire failed";
+        boost::beast::http::request<boost::beast::http::string_body> req{boost::beast::http::verb::get, "/", 11};
+        req.set(boost::beast::http::field::host, "x");
+        http::Exchange ex(**conn);
+        if (auto w = co_await ex.write(req, deadline); !w) co_return "write failed";
+        asio::steady_timer settle(io, std::chrono::milliseconds(100));  // the whole answer is in the socket
+        co_await settle.async_wait(asio::use_awaitable);
+        if (auto h = co_await ex.read_head(deadline, 1 << 20); !h) co_return "head failed";
+        std::string out;
+        for (;;) {
+          auto piece = co_await ex.read_some(deadline);
+          if (!piece) co_return "read failed";
+          if (piece->empty()) break;
+          out += "[" + std::string(*piece) + "]";
+        }
+        co_return out;
+      }());
+  EXPECT_EQ(pieces, "[data: a\ndata: b\ndata: c\n]");
+}
